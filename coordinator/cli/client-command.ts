@@ -1,0 +1,93 @@
+/* eslint-disable no-console -- the CLI's job is to print */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { loadDataFolder } from '../../client-node/data/load-data-folder';
+import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
+import { defaultIdentityPath, loadOrCreateIdentity } from '../../client-node/identity-store';
+import { connectNodeClient } from '../../client-node/node-client';
+import { limitExamples } from '../../shared/data/dataset';
+import { CohortError } from '../../shared/errors';
+import { integerFlag } from './parse';
+import { addBackendOption, chooseBackend, runCommand } from './run-context';
+import { TASK_CHOICES } from './shared-options';
+
+interface ClientFlags {
+  server: string;
+  task: (typeof TASK_CHOICES)[number];
+  shard?: string;
+  data?: string;
+  limit?: number;
+  identity: string;
+  name?: string;
+  cacheDir: string;
+  backend: string;
+}
+
+/** `cohort client`: join a coordinator and train on a private dataset that never leaves. */
+export function clientCommand(): Command {
+  const command = new Command('client')
+    .description('join a coordinator as a Node client and train on local data')
+    .requiredOption('--server <url>', 'coordinator URL, e.g. http://HOST:8080')
+    .addOption(new Option('--task <task>', 'learning task; must match the coordinator').choices(TASK_CHOICES).default('mnist'))
+    .option('--shard <i/n>', "train on shard i of n of the task's bundled or downloaded dataset")
+    .option('--data <dir>', 'private dataset: class folders of PNG/JPEG, CIFAR-10 binary or IDX files (.gz ok)')
+    .option('--limit <n>', 'train on at most N examples (quick runs)', integerFlag(1))
+    .option('--identity <file>', 'long-term identity key file (created on first run, mode 0600)', defaultIdentityPath())
+    .option('--name <name>', 'display name shown by the coordinator')
+    .option('--cache-dir <dir>', 'where downloaded datasets are cached', join(homedir(), '.cache', 'cohort'));
+  addBackendOption(command);
+  return command.action((flags: ClientFlags) =>
+    runCommand(async () => {
+      if (flags.shard !== undefined && flags.data !== undefined) {
+        throw new CohortError('CONFIG_INVALID', '--shard and --data conflict: a private --data folder is used whole');
+      }
+      const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
+      const backend = await chooseBackend(flags.backend);
+      const { identity, created } = await loadOrCreateIdentity(flags.identity);
+      console.log(`${created ? 'created' : 'loaded'} identity ${flags.identity}`);
+      console.log('loading data...');
+      const data =
+        flags.data !== undefined
+          ? await loadDataFolder(flags.data)
+          : await loadTaskData(flags.task, { ...(shard ? { shard } : {}), cacheDir: flags.cacheDir });
+      const train = limitExamples(data.train, flags.limit);
+      console.log(`data: ${train.count} training and ${data.test.count} test examples`);
+      let lastStep = -1;
+      const client = await connectNodeClient({
+        server: flags.server,
+        task: flags.task,
+        train,
+        test: data.test,
+        identity,
+        backend,
+        ...(flags.name !== undefined ? { displayName: flags.name } : {}),
+        events: {
+          onLog: (line) => console.log(line),
+          onState: (state) => {
+            if (state === 'connecting') console.log(`connecting to ${flags.server}...`);
+            if (state === 'training') lastStep = -1;
+          },
+          onProgress: (_roundId, p) => {
+            const step = Math.floor(p.fraction * 10);
+            if (step > lastStep) {
+              lastStep = step;
+              console.log(`training ${(p.fraction * 100).toFixed(0)}% (loss ${p.loss.toFixed(4)})`);
+            }
+          },
+          onRoundSummary: (s) =>
+            console.log(
+              `round ${s.round} ${s.status}: ${s.participants} clients` +
+                (s.testAccuracy !== null ? `, test accuracy ${(s.testAccuracy * 100).toFixed(2)}%` : ''),
+            ),
+        },
+      });
+      const stop = () => client.close();
+      process.once('SIGINT', stop);
+      const done = await client.session.finished;
+      process.off('SIGINT', stop);
+      console.log(`coordinator finished: ${done.reason}`);
+      client.close();
+    }),
+  );
+}

@@ -1,0 +1,45 @@
+/* eslint-disable no-console -- the CLI's job is to print */
+import { Option } from 'commander';
+import type { Command } from 'commander';
+import { selectBackend } from '../../client-node/backend/select-backend';
+import type { BackendPreference } from '../../client-node/backend/select-backend';
+import { isCohortError } from '../../shared/errors';
+
+/** Adds `--backend` (every command that runs tfjs has it). */
+export function addBackendOption(command: Command): Command {
+  return command.addOption(
+    new Option('--backend <name>', 'TensorFlow.js backend (auto tries node-gpu, node, wasm, cpu)')
+      .choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu'])
+      .default('auto'),
+  );
+}
+
+/** Picks the backend and says which one it chose, as the user should always know. */
+export async function chooseBackend(preferred: string, quiet = false): Promise<string> {
+  const result = await selectBackend({
+    preferred: preferred as BackendPreference,
+    log: (line) => {
+      if (!quiet) console.log(line);
+    },
+  });
+  if (!quiet) console.log(`backend: ${result.choice} (${result.detail})`);
+  return result.choice;
+}
+
+/**
+ * Runs a command body and turns failures into one clear line and an exit code: 2 for
+ * refused configuration (nothing ran), 1 for anything else.
+ */
+export async function runCommand(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (error) {
+    if (isCohortError(error)) {
+      console.error(`error: ${error.message}`);
+      process.exitCode = error.code === 'CONFIG_INVALID' || error.code === 'CONFIG_UNSAFE' ? 2 : 1;
+    } else {
+      console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+      process.exitCode = 1;
+    }
+  }
+}

@@ -1,0 +1,157 @@
+import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Server, Socket } from 'socket.io';
+import { CohortError, isCohortError } from '../shared/errors';
+import { clientIdFromPublicKey, fromHex, utf8, verifyDetached } from '../shared/identity';
+import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
+import type { RegisterIns, RegisterRes } from '../shared/protocol/messages';
+import { PROTOCOL_VERSION, registerInsSchema, registrationMessage } from '../shared/protocol/messages';
+import { parseMessage } from '../shared/protocol/validate';
+import type { Logger } from './logger';
+
+/** The socket type the coordinator drives. */
+export type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+/** A registered, currently connected client. */
+export interface ConnectedClient {
+  readonly id: string;
+  readonly publicKey: Uint8Array;
+  readonly info: RegisterIns;
+  readonly socket: CoordinatorSocket;
+  readonly connectedAt: Date;
+  /** Bytes received from this socket so far (engine.io packet payloads). */
+  bytesReceived(): number;
+}
+
+/** What the registry needs to know to accept a client. */
+export interface RegistryOptions {
+  coordinatorId: string;
+  task: string;
+  modelSpecHash: string;
+  experiment: string;
+  secureAggregation: boolean;
+  /** Persists the client before it is announced as registered. */
+  onRegister(client: ConnectedClient): Promise<void>;
+  log: Logger;
+}
+
+/**
+ * Tracks who is connected and proven. A client only counts once it has signed this
+ * coordinator's fresh nonce with the key its id derives from, so ids cannot be chosen or
+ * stolen; a reconnecting client replaces its previous socket.
+ */
+export class ClientRegistry extends EventEmitter<{
+  registered: [ConnectedClient];
+  left: [string, string];
+}> {
+  private readonly clients = new Map<string, ConnectedClient>();
+
+  constructor(
+    io: Server<ClientToServerEvents, ServerToClientEvents>,
+    private readonly options: RegistryOptions,
+  ) {
+    super();
+    io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Connected, registered clients (a snapshot). */
+  list(): ConnectedClient[] {
+    return [...this.clients.values()];
+  }
+
+  get(id: string): ConnectedClient | undefined {
+    return this.clients.get(id);
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  private onConnection(socket: CoordinatorSocket): void {
+    const nonce = randomBytes(32).toString('hex');
+    let bytes = 0;
+    socket.conn.on('packet', (packet: { data?: unknown }) => {
+      const data = packet.data;
+      if (typeof data === 'string') bytes += Buffer.byteLength(data);
+      else if (data instanceof Uint8Array) bytes += data.byteLength;
+      else if (data instanceof ArrayBuffer) bytes += data.byteLength;
+    });
+    let registeredId: string | null = null;
+    socket.on('register', (raw, ack) => {
+      if (typeof ack !== 'function') return;
+      void this.register(socket, nonce, raw, () => bytes).then(
+        (res) => {
+          if (res.status === 'ok') registeredId = res.clientId;
+          ack(res);
+        },
+        (error: unknown) => {
+          this.options.log.warn(`registration error: ${String(error)}`);
+          ack({ status: 'error', code: 'INTERNAL', message: 'registration failed' });
+        },
+      );
+    });
+    // Progress is advisory; it is validated where it is consumed (round runner).
+    socket.on('disconnect', (reason) => {
+      if (registeredId !== null && this.clients.get(registeredId)?.socket === socket) {
+        this.clients.delete(registeredId);
+        this.emit('left', registeredId, reason);
+      }
+    });
+    socket.emit('challenge', { nonce, coordinatorId: this.options.coordinatorId });
+  }
+
+  private async register(
+    socket: CoordinatorSocket,
+    nonce: string,
+    raw: unknown,
+    bytesReceived: () => number,
+  ): Promise<RegisterRes> {
+    let ins: RegisterIns;
+    try {
+      ins = parseMessage(registerInsSchema, raw, 'register');
+      if (ins.protocolVersion !== PROTOCOL_VERSION) {
+        throw new CohortError(
+          'PROTOCOL_VERSION',
+          `client speaks protocol v${ins.protocolVersion}, coordinator v${PROTOCOL_VERSION}`,
+        );
+      }
+      if (ins.task !== this.options.task || ins.modelSpecHash !== this.options.modelSpecHash) {
+        throw new CohortError(
+          'TASK_MISMATCH',
+          `coordinator runs task "${this.options.task}" (model ${this.options.modelSpecHash.slice(0, 12)}), ` +
+            `client brought "${ins.task}" (model ${ins.modelSpecHash.slice(0, 12)})`,
+        );
+      }
+      const publicKey = fromHex(ins.publicKey);
+      const message = utf8(registrationMessage(nonce, this.options.coordinatorId, ins.publicKey));
+      if (!verifyDetached(message, fromHex(ins.signature), publicKey)) {
+        throw new CohortError('AUTH_FAILED', 'registration signature does not verify');
+      }
+      const id = clientIdFromPublicKey(publicKey);
+      const client: ConnectedClient = {
+        id,
+        publicKey,
+        info: ins,
+        socket,
+        connectedAt: new Date(),
+        bytesReceived,
+      };
+      await this.options.onRegister(client);
+      if (!socket.connected) throw new CohortError('CLIENT_DROPPED', 'left during registration');
+      const previous = this.clients.get(id);
+      this.clients.set(id, client);
+      if (previous && previous.socket !== socket) previous.socket.disconnect(true);
+      this.emit('registered', client);
+      return {
+        status: 'ok',
+        clientId: id,
+        experiment: this.options.experiment,
+        secureAggregation: this.options.secureAggregation,
+      };
+    } catch (error) {
+      if (!isCohortError(error)) throw error;
+      this.options.log.warn(`refused registration: ${error.message}`);
+      return { status: 'error', code: error.code, message: error.message };
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import type { ModelPayload } from '../shared/protocol/messages';
+import { evaluateResSchema } from '../shared/protocol/messages';
+import { parseMessage } from '../shared/protocol/validate';
+import type { ConnectedClient } from './client-registry';
+import type { Logger } from './logger';
+import { requestFromClient } from './request';
+
+/** What federated evaluation needs. */
+export interface EvaluatePhaseInput {
+  round: number;
+  roundId: string;
+  clients: ConnectedClient[];
+  model: ModelPayload;
+  batchSize: number;
+  deadlineMs: number;
+  log: Logger;
+}
+
+/**
+ * Federated evaluation: each client measures the new global model on its local test split;
+ * the result is the example-weighted mean (an unweighted mean would let a client with ten
+ * examples count as much as one with ten thousand). Null when no client reported.
+ */
+export async function runEvaluatePhase(
+  input: EvaluatePhaseInput,
+): Promise<{ loss: number; accuracy: number; numExamples: number } | null> {
+  let examples = 0;
+  let lossSum = 0;
+  let correctSum = 0;
+  await Promise.all(
+    input.clients.map(async (client) => {
+      try {
+        const raw = await requestFromClient(
+          client.socket,
+          'evaluate',
+          { roundId: input.roundId, model: input.model, batchSize: input.batchSize, deadlineMs: input.deadlineMs },
+          input.deadlineMs,
+        );
+        const res = parseMessage(evaluateResSchema, raw, 'evaluate result');
+        if (res.status === 'error' || res.roundId !== input.roundId || res.numExamples === 0) return;
+        const n = Math.min(res.numExamples, client.info.testExamples);
+        examples += n;
+        lossSum += res.loss * n;
+        correctSum += res.accuracy * n;
+      } catch (error) {
+        input.log.warn(`round ${input.round}: evaluation by ${client.id.slice(0, 8)} failed: ${String(error)}`);
+      }
+    }),
+  );
+  if (examples === 0) return null;
+  return { loss: lossSum / examples, accuracy: correctSum / examples, numExamples: examples };
+}

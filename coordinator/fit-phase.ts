@@ -1,0 +1,149 @@
+import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
+import type { ErrorCode } from '../shared/errors';
+import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/messages';
+import { fitResSchema, progressSchema } from '../shared/protocol/messages';
+import { parseMessage } from '../shared/protocol/validate';
+import type { ConnectedClient } from './client-registry';
+import type { Logger } from './logger';
+import { requestFromClient } from './request';
+
+/** How one selected client's part in a round ended. */
+export interface Participation {
+  clientId: string;
+  status: 'completed' | 'dropped' | 'rejected';
+  numExamples: number;
+  errorCode: ErrorCode | null;
+}
+
+/** A fit answer that passed every check. */
+export interface AcceptedFit {
+  client: ConnectedClient;
+  numExamples: number;
+  trainLoss: number;
+  /** Present in plain mode only. */
+  update?: Uint8Array;
+}
+
+/** What the fit fan-out needs. */
+export interface FitPhaseInput {
+  round: number;
+  roundId: string;
+  cohort: ConnectedClient[];
+  target: number;
+  model: ModelPayload;
+  config: FitConfigMessage;
+  secure: boolean;
+  deadlineMs: number;
+  log: Logger;
+  /**
+   * Checks and consumes one answer before it counts (plain mode: shape, finiteness,
+   * streaming accumulation). Throwing a CohortError rejects that client; the round goes on.
+   */
+  accept(fit: AcceptedFit): void;
+  onProgress?(clientId: string, fraction: number): void;
+}
+
+/** The fit phase's outcome: who contributed, who dropped or was rejected. */
+export interface FitPhaseResult {
+  accepted: AcceptedFit[];
+  participations: Map<string, Participation>;
+}
+
+/**
+ * Sends the global model to the cohort and gathers answers until `target` were accepted,
+ * everyone answered or dropped, or the deadline passed. A silent client never stalls the
+ * round; stragglers beyond the target are told to stop. Each answer is validated field by
+ * field before it touches round state.
+ */
+export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult> {
+  const participations = new Map<string, Participation>();
+  const accepted: AcceptedFit[] = [];
+  const controller = new AbortController();
+  const deadline = setTimeout(() => controller.abort(), input.deadlineMs);
+  const ins: FitIns = {
+    roundId: input.roundId,
+    round: input.round,
+    model: input.model,
+    config: input.config,
+    deadlineMs: input.deadlineMs,
+    secure: input.secure,
+  };
+  const progressListeners: Array<() => void> = [];
+
+  const record = (clientId: string, status: Participation['status'], numExamples: number, code: ErrorCode | null) => {
+    if (!participations.has(clientId)) participations.set(clientId, { clientId, status, numExamples, errorCode: code });
+  };
+
+  const one = async (client: ConnectedClient): Promise<void> => {
+    const onProgress = (raw: unknown) => {
+      const p = progressSchema.safeParse(raw);
+      if (p.success && p.data.roundId === input.roundId) input.onProgress?.(client.id, p.data.fraction);
+    };
+    client.socket.on('progress', onProgress);
+    progressListeners.push(() => client.socket.off('progress', onProgress));
+    try {
+      const raw = await requestFromClient(client.socket, 'fit', ins, input.deadlineMs, controller.signal);
+      if (controller.signal.aborted) throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
+      const res = parseMessage(fitResSchema, raw, 'fit result');
+      if (res.status === 'error') {
+        record(client.id, 'rejected', 0, knownCode(res.code) ?? 'TRAINING_FAILED');
+        input.log.warn(`client ${client.id.slice(0, 8)} failed round ${input.round}: ${res.message}`);
+        return;
+      }
+      if (res.roundId !== input.roundId) throw new CohortError('UPDATE_STALE', `update for round ${res.roundId}`);
+      if (res.modelHash !== input.model.modelHash) {
+        throw new CohortError('MODEL_HASH_MISMATCH', 'update was trained from a different model');
+      }
+      if (participations.has(client.id)) throw new CohortError('UPDATE_DUPLICATE', 'second answer this round');
+      const limit = input.config.maxExamples > 0 ? input.config.maxExamples : client.info.trainExamples;
+      if (res.numExamples > Math.min(limit, client.info.trainExamples)) {
+        throw new CohortError(
+          'MESSAGE_INVALID',
+          `claims ${res.numExamples} examples but registered ${client.info.trainExamples} (cap ${limit})`,
+        );
+      }
+      if (input.secure && res.update !== undefined) {
+        throw new CohortError('MESSAGE_INVALID', 'secure mode: a plain update must never be sent');
+      }
+      if (!input.secure && res.update === undefined) {
+        throw new CohortError('UPDATE_SHAPE', 'plain mode: fit result carries no update');
+      }
+      const fit: AcceptedFit = {
+        client,
+        numExamples: res.numExamples,
+        trainLoss: res.trainLoss,
+        ...(res.update !== undefined ? { update: res.update } : {}),
+      };
+      if (accepted.length >= input.target) throw new CohortError('UPDATE_STALE', 'round already has enough updates');
+      input.accept(fit);
+      accepted.push(fit);
+      record(client.id, 'completed', res.numExamples, null);
+      if (accepted.length >= input.target) controller.abort();
+    } catch (error) {
+      const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
+      const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
+      record(client.id, dropped ? 'dropped' : 'rejected', 0, code);
+      if (!dropped || !controller.signal.aborted) {
+        input.log.warn(`round ${input.round}: client ${client.id.slice(0, 8)} ${dropped ? 'dropped' : 'rejected'}: ${String(error)}`);
+      }
+    }
+  };
+
+  try {
+    await Promise.all(input.cohort.map(one));
+  } finally {
+    clearTimeout(deadline);
+    for (const off of progressListeners) off();
+  }
+  for (const client of input.cohort) {
+    if (participations.get(client.id)?.status !== 'completed' && client.socket.connected) {
+      client.socket.emit('cancel', { roundId: input.roundId, reason: 'round closed without your update' });
+    }
+  }
+  return { accepted, participations };
+}
+
+/** Maps a code a client sent back to a published one; anything else is not trusted. */
+function knownCode(code: string): ErrorCode | null {
+  return Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
+}

@@ -1,0 +1,37 @@
+/**
+ * One line of the round history written by `--json` and returned by `simulate()`: the
+ * numbers a person or a test needs to judge a run, nothing that reveals one client's update.
+ */
+export interface RoundHistoryEntry {
+  round: number;
+  status: 'completed' | 'failed';
+  /** Clients whose contribution is in the aggregate. */
+  participants: number;
+  /** Selected clients that vanished or missed the deadline. */
+  dropped: number;
+  /** Selected clients whose answer was refused (malformed, stale, wrong shape...). */
+  rejected: number;
+  selected: number;
+  trainLoss: number | null;
+  testLoss: number | null;
+  testAccuracy: number | null;
+  /** Where testAccuracy came from. */
+  evaluation: 'centralized' | 'federated' | 'none';
+  federatedAccuracy: number | null;
+  durationMs: number;
+  bytesReceived: number;
+  secureAggregation: 'on' | 'off';
+  failureReason: string | null;
+}
+
+/** The whole run: what `--json` writes. */
+export interface RunHistory {
+  experiment: string;
+  task: string;
+  startedAt: string;
+  finishedAt: string | null;
+  resumedFromRound: number;
+  rounds: RoundHistoryEntry[];
+  modelExportedTo: string | null;
+  database: string;
+}

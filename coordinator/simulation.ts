@@ -1,0 +1,118 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectNodeClient } from '../client-node/node-client';
+import type { NodeClient } from '../client-node/node-client';
+import type { ClientSessionEvents } from '../shared/client/client-session';
+import type { Dataset } from '../shared/data/dataset';
+import { limitExamples, selectExamples } from '../shared/data/dataset';
+import { parsePartitionSpec, partitionIndices } from '../shared/data/partition';
+import { CohortError } from '../shared/errors';
+import { generateIdentity } from '../shared/identity';
+import { createRng, mixSeeds } from '../shared/random';
+import type { CoordinatorConfigInput } from './config';
+import type { CoordinatorEvents } from './coordinator';
+import { Coordinator } from './coordinator';
+import type { RunHistory } from './history';
+import type { Logger } from './logger';
+
+/** A simulated federation: one coordinator and N clients in this process, on real sockets. */
+export interface SimulationOptions {
+  clients: number;
+  rounds: number;
+  task: 'mnist' | 'cifar10';
+  /** Full train/test data; partitioned among the clients here. */
+  data: { train: Dataset; test: Dataset };
+  /** 'iid', 'dirichlet:ALPHA' or 'shards:K'. */
+  partition?: string;
+  seed?: number;
+  /** Probability that a selected client vanishes halfway through a round's training. */
+  dropout?: number;
+  /** Cap on each client's training examples (after partitioning). */
+  limit?: number;
+  /** Cap on the coordinator's test set, for quick runs. */
+  testLimit?: number;
+  /** tfjs backend name in use (reported by the clients). */
+  backend: string;
+  /** Database URL; default: a temporary SQLite file removed afterwards. */
+  database?: string;
+  /** Any other coordinator option (strategy, epochs, secure aggregation...). */
+  coordinator?: Partial<CoordinatorConfigInput>;
+  log?: Logger;
+  /** Observes coordinator progress (the CLI prints it). */
+  onCoordinator?(coordinator: Coordinator): void;
+  clientEvents?(index: number): ClientSessionEvents;
+}
+
+/**
+ * Runs a whole federated experiment in one process over loopback socket.io: the same
+ * coordinator and client code as a deployment, so a simulation is an integration test.
+ * Fault injection (`dropout`) disconnects clients mid-round; they rejoin after the round.
+ */
+export async function simulate(options: SimulationOptions): Promise<RunHistory> {
+  const seed = options.seed ?? 0;
+  const dropout = options.dropout ?? 0;
+  if (!Number.isInteger(options.clients) || options.clients < 1) {
+    throw new CohortError('CONFIG_INVALID', '--clients must be a positive integer');
+  }
+  if (!(dropout >= 0 && dropout < 1)) throw new CohortError('CONFIG_INVALID', '--dropout must be in [0, 1)');
+  const spec = parsePartitionSpec(options.partition ?? 'iid');
+  const { train, test } = options.data;
+  const trainParts = partitionIndices(train.labels, train.classes, options.clients, spec, seed);
+  const testParts = partitionIndices(test.labels, test.classes, options.clients, { kind: 'iid' }, seed + 1);
+  if (trainParts.some((p) => p.length === 0)) {
+    throw new CohortError('CONFIG_INVALID', 'a client received no training examples: fewer clients or another partition');
+  }
+
+  let tempDir: string | null = null;
+  let database = options.database;
+  if (database === undefined) {
+    tempDir = mkdtempSync(join(tmpdir(), 'cohort-sim-'));
+    database = `file:${join(tempDir, 'simulation.db')}`;
+  }
+  const coordinator = await Coordinator.start(
+    {
+      host: '127.0.0.1',
+      port: 0,
+      task: options.task,
+      rounds: options.rounds,
+      minClients: options.clients,
+      seed,
+      database,
+      overSelection: 0,
+      ...options.coordinator,
+    },
+    { testSet: limitExamples(test, options.testLimit), ...(options.log ? { log: options.log } : {}) },
+  );
+  options.onCoordinator?.(coordinator);
+  const clients: NodeClient[] = [];
+  try {
+    for (let i = 0; i < options.clients; i++) {
+      const rng = createRng(mixSeeds(seed, i, 0xd809));
+      clients.push(
+        await connectNodeClient({
+          server: coordinator.url,
+          task: options.task,
+          train: limitExamples(selectExamples(train, trainParts[i]!), options.limit),
+          test: selectExamples(test, testParts[i]!),
+          identity: generateIdentity(),
+          backend: options.backend,
+          displayName: `sim-${i + 1}`,
+          reconnectDelayMs: 200,
+          reconnectDelayMaxMs: 2_000,
+          ...(options.clientEvents ? { events: options.clientEvents(i) } : {}),
+          ...(dropout > 0 ? { faults: { dropMidRound: () => rng.next() < dropout, rejoinAfterMs: 300 } } : {}),
+        }),
+      );
+    }
+    const history = await coordinator.done;
+    await Promise.all(clients.map((c) => c.session.finished.catch(() => undefined)));
+    return history;
+  } finally {
+    for (const client of clients) client.close();
+    await coordinator.stop();
+    if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+  }
+}
+
+export type { CoordinatorEvents };

@@ -1,0 +1,50 @@
+import type {
+  CancelMessage,
+  Challenge,
+  DoneMessage,
+  EvaluateIns,
+  FitIns,
+  RoundSummaryMessage,
+} from './messages';
+
+/**
+ * socket.io event maps. Requests the coordinator makes carry an acknowledgement callback
+ * whose argument is the response; every argument that arrives from the other side is typed
+ * `unknown` so that it has to pass a schema in ./messages before anything reads it.
+ */
+
+/** A response callback: whatever the peer passes must be validated by the receiver. */
+export type Ack = (response: unknown) => void;
+
+/** A secure-aggregation phase request; `body` is validated by the secagg message schemas. */
+export interface SecAggEnvelope {
+  phase: string;
+  roundId: string;
+  body: unknown;
+}
+
+export interface ServerToClientEvents {
+  challenge: (challenge: Challenge) => void;
+  fit: (ins: FitIns, ack: Ack) => void;
+  evaluate: (ins: EvaluateIns, ack: Ack) => void;
+  secagg: (envelope: SecAggEnvelope, ack: Ack) => void;
+  cancel: (message: CancelMessage) => void;
+  'round-summary': (summary: RoundSummaryMessage) => void;
+  done: (message: DoneMessage) => void;
+}
+
+export interface ClientToServerEvents {
+  register: (ins: unknown, ack: Ack) => void;
+  progress: (progress: unknown) => void;
+}
+
+/** What the client sees: everything the coordinator sends is still unvalidated. */
+export interface ClientSideServerEvents {
+  challenge: (challenge: unknown) => void;
+  fit: (ins: unknown, ack: Ack) => void;
+  evaluate: (ins: unknown, ack: Ack) => void;
+  secagg: (envelope: unknown, ack: Ack) => void;
+  cancel: (message: unknown) => void;
+  'round-summary': (summary: unknown) => void;
+  done: (message: unknown) => void;
+}

@@ -1,0 +1,117 @@
+import { CohortError } from '../errors';
+import type { SecAggConfig } from './params';
+
+/**
+ * Fixed-point encoding of weighted updates into Z_{2^32}, and decoding of the unmasked sum.
+ * Masks are uniform in Z_{2^32}, so the update must be an integer vector there: each element
+ * is clipped, multiplied by the client's (capped) example count and the scale, and rounded
+ * stochastically, which keeps the rounding unbiased so the decoded mean has no drift however
+ * many rounds are averaged. The weight travels as one extra element, so the coordinator
+ * learns only the total weight, not each client's example count.
+ */
+
+/** Fills an array with uniform random uint32 values; injectable so tests can be reproducible. */
+export type RandomFill = (out: Uint32Array) => void;
+
+/** getRandomValues refuses more than 65,536 bytes per call. */
+const MAX_RANDOM_WORDS = 16384;
+
+/** The platform CSPRNG (crypto.getRandomValues), in chunks it accepts. */
+export const cryptoRandomFill: RandomFill = (out) => {
+  for (let offset = 0; offset < out.length; offset += MAX_RANDOM_WORDS) {
+    globalThis.crypto.getRandomValues(out.subarray(offset, offset + MAX_RANDOM_WORDS));
+  }
+};
+
+const TWO_POW_MINUS_32 = 2 ** -32;
+
+/**
+ * The weight a client contributes: its example count, capped. Example counts must be positive
+ * integers; a client with no examples has nothing to contribute and should not take part.
+ */
+export function cappedWeight(exampleCount: number, weightCap: number): number {
+  if (!Number.isInteger(exampleCount) || exampleCount < 1) {
+    throw new CohortError('CONFIG_INVALID', `example count must be a positive integer, got ${exampleCount}`);
+  }
+  return Math.min(exampleCount, weightCap);
+}
+
+/**
+ * Encodes one client's update as the vector it masks: element i is
+ * stochasticRound(clip(update[i]) * weight * scale) mod 2^32, and the last element is the
+ * weight. Throws UPDATE_SHAPE on a wrong length and UPDATE_NON_FINITE on NaN/Infinity (a
+ * diverged client must not silently contribute a clipped extreme).
+ */
+export function quantizeWeightedUpdate(
+  update: Float32Array,
+  exampleCount: number,
+  config: SecAggConfig,
+  randomFill: RandomFill = cryptoRandomFill,
+): Uint32Array {
+  if (update.length !== config.vectorLength) {
+    throw new CohortError(
+      'UPDATE_SHAPE',
+      `update has ${update.length} elements, the round expects ${config.vectorLength}`,
+    );
+  }
+  const weight = cappedWeight(exampleCount, config.weightCap);
+  const clip = config.clipRange;
+  const factor = weight * config.scale;
+  const out = new Uint32Array(update.length + 1);
+  const random = new Uint32Array(Math.min(MAX_RANDOM_WORDS, update.length));
+  for (let offset = 0; offset < update.length; offset += random.length) {
+    const end = Math.min(update.length, offset + random.length);
+    randomFill(random);
+    for (let i = offset; i < end; i++) {
+      const x = update[i]!;
+      if (!Number.isFinite(x)) {
+        throw new CohortError('UPDATE_NON_FINITE', `update element ${i} is ${x}`);
+      }
+      const clipped = x > clip ? clip : x < -clip ? -clip : x;
+      const v = clipped * factor;
+      const floor = Math.floor(v);
+      // Round up with probability equal to the fractional part: E[result] = v exactly.
+      out[i] = random[i - offset]! * TWO_POW_MINUS_32 < v - floor ? floor + 1 : floor;
+    }
+  }
+  out[update.length] = weight;
+  return out;
+}
+
+/** Reads an element of Z_{2^32} as a signed 32-bit integer (two's complement). */
+export function toSignedInt32(value: number): number {
+  return value | 0;
+}
+
+/** The decoded secure aggregate: FedAvg's example-weighted mean and the total weight. */
+export interface DecodedAggregate {
+  weightedMean: Float32Array;
+  totalWeight: number;
+}
+
+/**
+ * Turns the unmasked sum (length vectorLength + 1) into the weighted mean. `maxTotalWeight`
+ * bounds the weight element (survivors * weightCap): a wrong reconstruction leaves random
+ * residue there, so an out-of-range weight is the one cheap sign that shares were bad, and
+ * then nothing is output (SECAGG_RECONSTRUCT).
+ */
+export function decodeAggregate(
+  sum: Uint32Array,
+  config: SecAggConfig,
+  maxTotalWeight: number,
+): DecodedAggregate {
+  if (sum.length !== config.vectorLength + 1) {
+    throw new CohortError('UPDATE_SHAPE', `aggregate has ${sum.length} elements`);
+  }
+  const totalWeight = sum[config.vectorLength]!;
+  if (totalWeight < 1 || totalWeight > maxTotalWeight) {
+    throw new CohortError(
+      'SECAGG_RECONSTRUCT',
+      `unmasked total weight ${totalWeight} is outside [1, ${maxTotalWeight}]: masks did not cancel`,
+    );
+  }
+  const divisor = config.scale * totalWeight;
+  const weightedMean = new Float32Array(config.vectorLength);
+  for (let i = 0; i < weightedMean.length; i++) weightedMean[i] = (sum[i]! | 0) / divisor;
+  return { weightedMean, totalWeight };
+}
