@@ -14,13 +14,18 @@ export function defaultIdentityPath(): string {
  * Loads the client's long-term Ed25519 identity, creating it on first run. The file holds the
  * secret key, so it is written owner-only (0600, directory 0700) and refused if unreadable.
  */
-export async function loadOrCreateIdentity(path: string): Promise<{ identity: IdentityKeyPair; created: boolean }> {
+export async function loadOrCreateIdentity(
+  path: string,
+): Promise<{ identity: IdentityKeyPair; created: boolean }> {
   let text: string | null = null;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new CohortError('AUTH_FAILED', `cannot read identity ${path}: ${(error as Error).message}`);
+      throw new CohortError(
+        'AUTH_FAILED',
+        `cannot read identity ${path}: ${(error as Error).message}`,
+      );
     }
   }
   if (text !== null) {
@@ -29,7 +34,10 @@ export async function loadOrCreateIdentity(path: string): Promise<{ identity: Id
       if (typeof parsed.secretKey !== 'string') throw new Error('no secretKey');
       return { identity: identityFromSecretKey(fromHex(parsed.secretKey)), created: false };
     } catch (error) {
-      throw new CohortError('AUTH_FAILED', `identity file ${path} is corrupt: ${(error as Error).message}`);
+      throw new CohortError(
+        'AUTH_FAILED',
+        `identity file ${path} is corrupt: ${(error as Error).message}`,
+      );
     }
   }
   const identity = generateIdentity();

@@ -1,5 +1,9 @@
 import { io } from 'socket.io-client';
-import type { ClientSessionEvents, ClientSessionOptions, ClientSocket } from '../shared/client/client-session';
+import type {
+  ClientSessionEvents,
+  ClientSessionOptions,
+  ClientSocket,
+} from '../shared/client/client-session';
 import { ClientSession } from '../shared/client/client-session';
 import { TfjsTrainer } from '../shared/client/tfjs-trainer';
 import type { Dataset } from '../shared/data/dataset';

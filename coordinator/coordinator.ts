@@ -38,7 +38,7 @@ import type { RoundHistoryEntry, RunHistory } from './history';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
 import type { CohortStore } from './persistence/store';
-import { openStore } from './persistence/store';
+import { openStore, redactDatabaseUrl } from './persistence/store';
 import { cohortTarget, selectCohort } from './selection';
 
 /** Events for progress output; the CLI renders them, tests may assert on them. */
@@ -87,6 +87,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly evalModel: tf.LayersModel;
   private readonly testSet: Dataset | null;
   private stopped = false;
+  /** Aborts the round in flight when the coordinator stops. */
+  private readonly shutdown = new AbortController();
   private stopWaiters: Array<() => void> = [];
   private experimentId = '';
   private history!: RunHistory;
@@ -165,7 +167,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       resumedFromRound: opened.lastCompletedRound,
       rounds: [],
       modelExportedTo: null,
-      database: redactUrl(config.database),
+      database: redactDatabaseUrl(config.database),
     };
     this.registry = new ClientRegistry(this.io, {
       coordinatorId: randomBytes(8).toString('hex'),
@@ -319,6 +321,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       secure: false,
       deadlineMs: this.config.roundTimeoutMs,
       log: this.log,
+      signal: this.shutdown.signal,
       accept: (res: AcceptedFit) => {
         const delta = bytesToFloats(res.update!);
         if (delta.length !== global.manifest.length) {
@@ -367,6 +370,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       secureAggregation: 'off',
       failureReason,
     };
+    if (this.stopped) throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
     await this.store.recordRound({
       experimentId: this.experimentId,
       number: round,
@@ -381,6 +385,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       dropped: entry.dropped,
       bytesReceived,
       trainLoss,
+      testLoss: entry.testLoss,
       testAccuracy: entry.testAccuracy,
       participations: participations.map((p) => ({ ...p })),
       metrics: metricsOf(entry),
@@ -439,11 +444,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.shutdown.abort();
     for (const waiter of [...this.stopWaiters]) waiter();
     this.io.disconnectSockets(true);
     await new Promise<void>((resolve) => {
       void this.io.close(() => resolve());
     });
+    // Let the round in flight unwind (it sees `stopped` and records nothing) before closing.
+    if (this.done) await this.done.catch(() => undefined);
     if (this.ownsStore && this.store) await this.store.close();
     this.evalModel.dispose();
   }
@@ -468,9 +476,4 @@ function metricsOf(entry: RoundHistoryEntry): Record<string, number> {
   if (entry.testAccuracy !== null) metrics.test_accuracy = entry.testAccuracy;
   if (entry.federatedAccuracy !== null) metrics.federated_accuracy = entry.federatedAccuracy;
   return metrics;
-}
-
-/** Hides a password in a database URL before it is written anywhere. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
 }

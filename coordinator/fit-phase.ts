@@ -41,6 +41,8 @@ export interface FitPhaseInput {
    */
   accept(fit: AcceptedFit): void;
   onProgress?(clientId: string, fraction: number): void;
+  /** Aborts the whole phase (coordinator shutting down). */
+  signal?: AbortSignal;
 }
 
 /** The fit phase's outcome: who contributed, who dropped or was rejected. */
@@ -60,6 +62,8 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
   const accepted: AcceptedFit[] = [];
   const controller = new AbortController();
   const deadline = setTimeout(() => controller.abort(), input.deadlineMs);
+  const abort = () => controller.abort();
+  input.signal?.addEventListener('abort', abort);
   const ins: FitIns = {
     roundId: input.roundId,
     round: input.round,
@@ -133,6 +137,7 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
     await Promise.all(input.cohort.map(one));
   } finally {
     clearTimeout(deadline);
+    input.signal?.removeEventListener('abort', abort);
     for (const off of progressListeners) off();
   }
   for (const client of input.cohort) {

@@ -15,10 +15,24 @@ const hex = (bytes: number) =>
 const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
-/** socket.io delivers binary attachments as Buffer in Node and ArrayBuffer-backed views elsewhere. */
-export const bytesSchema = z.custom<Uint8Array>((value) => value instanceof Uint8Array, {
-  message: 'expected binary data',
-});
+/**
+ * Binary fields. socket.io delivers attachments as Buffer in Node and as ArrayBuffer in
+ * browsers, and `instanceof` fails across realms (jest sandboxes, iframes), so the check
+ * looks at the tag and the result is always a plain Uint8Array view over the same bytes.
+ */
+export const bytesSchema = z
+  .custom<Uint8Array | ArrayBuffer>(
+    (value) =>
+      (ArrayBuffer.isView(value) &&
+        (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Uint8Array') ||
+      Object.prototype.toString.call(value) === '[object ArrayBuffer]',
+    { message: 'expected binary data' },
+  )
+  .transform((value) =>
+    ArrayBuffer.isView(value)
+      ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+      : new Uint8Array(value),
+  );
 
 /** A SHA-256 hash in hex: model hashes, config hashes. */
 export const hashSchema = hex(32);

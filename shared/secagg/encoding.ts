@@ -33,7 +33,9 @@ const HEADER = 5; // 1 tag byte + 4-byte big-endian length
 export function encodeFields(domain: string, fields: readonly EncodedField[]): Uint8Array {
   const parts: { tag: number; bytes: Uint8Array }[] = [{ tag: TAG_TEXT, bytes: utf8(domain) }];
   for (const f of fields) {
-    parts.push(typeof f === 'string' ? { tag: TAG_TEXT, bytes: utf8(f) } : { tag: TAG_BYTES, bytes: f });
+    parts.push(
+      typeof f === 'string' ? { tag: TAG_TEXT, bytes: utf8(f) } : { tag: TAG_BYTES, bytes: f },
+    );
   }
   let total = 0;
   for (const p of parts) total += HEADER + p.bytes.length;

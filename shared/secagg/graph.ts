@@ -27,13 +27,17 @@ export interface NeighbourGraph {
  * The public per-round graph seed: a hash of the round id, the config hash and the sorted
  * participant list, so it changes every round and cannot be chosen independently of them.
  */
-export function graphSeed(roundId: string, configHash: string, participants: readonly string[]): Uint8Array {
+export function graphSeed(
+  roundId: string,
+  configHash: string,
+  participants: readonly string[],
+): Uint8Array {
   return hash32(SECAGG_DOMAIN.graphSeed, [roundId, configHash, participants.join(',')]);
 }
 
 /** Uniform integers from SHA-512 in counter mode: deterministic, platform-independent. */
 function seededIntegers(seed: Uint8Array): (n: number) => number {
-  let block = new Uint8Array(0);
+  let block: Uint8Array = new Uint8Array(0);
   let position = 0;
   let counter = 0;
   const nextUint32 = (): number => {
@@ -42,7 +46,10 @@ function seededIntegers(seed: Uint8Array): (n: number) => number {
       position = 0;
     }
     const v =
-      ((block[position]! << 24) | (block[position + 1]! << 16) | (block[position + 2]! << 8) | block[position + 3]!) >>>
+      ((block[position]! << 24) |
+        (block[position + 1]! << 16) |
+        (block[position + 2]! << 8) |
+        block[position + 3]!) >>>
       0;
     position += 4;
     return v;
@@ -80,7 +87,11 @@ export function buildNeighbourGraph(
   const complete = k >= n - 1;
   const neighbours = new Map<string, string[]>();
   if (complete) {
-    for (const id of ids) neighbours.set(id, ids.filter((other) => other !== id));
+    for (const id of ids)
+      neighbours.set(
+        id,
+        ids.filter((other) => other !== id),
+      );
   } else {
     if (k < 2 || k % 2 !== 0) {
       throw new CohortError('CONFIG_UNSAFE', `a SecAgg+ graph needs an even k >= 2, got ${k}`);
@@ -103,7 +114,8 @@ export function buildNeighbourGraph(
   }
   const get = (id: string): string[] => {
     const list = neighbours.get(id);
-    if (!list) throw new CohortError('SECAGG_INCONSISTENT', `${id} is not a participant of this round`);
+    if (!list)
+      throw new CohortError('SECAGG_INCONSISTENT', `${id} is not a participant of this round`);
     return list;
   };
   const holders = new Map<string, string[]>();

@@ -163,7 +163,10 @@ export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxCl
     );
   }
   const perClient = config.clipRange * config.weightCap * config.scale + 1;
-  if (config.maxClients * perClient > INT32_MAX || config.maxClients * config.weightCap > INT32_MAX) {
+  if (
+    config.maxClients * perClient > INT32_MAX ||
+    config.maxClients * config.weightCap > INT32_MAX
+  ) {
     throw new CohortError(
       'CONFIG_UNSAFE',
       `maxClients * (clipRange * weightCap * scale + 1) must stay below 2^31 (sum could overflow)`,
@@ -171,7 +174,10 @@ export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxCl
   }
   const complete = config.neighbours >= config.maxClients - 1;
   if (!complete && config.neighbours % 2 !== 0) {
-    throw new CohortError('CONFIG_UNSAFE', `SecAgg+ neighbour count must be even, got ${config.neighbours}`);
+    throw new CohortError(
+      'CONFIG_UNSAFE',
+      `SecAgg+ neighbour count must be even, got ${config.neighbours}`,
+    );
   }
   const largestNeighbourhood = holdersPerClient(config, config.maxClients);
   if (largestNeighbourhood > MAX_SHARE_HOLDERS) {
@@ -214,14 +220,25 @@ export function configHash(config: SecAggConfig): string {
   return toHex(hash32(SECAGG_DOMAIN.configHash, [canonical]));
 }
 
-function requireInteger(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+function requireInteger(
+  name: string,
+  value: number,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): void {
   if (!Number.isInteger(value) || value < min || value > max) {
-    throw new CohortError('CONFIG_INVALID', `${name} must be an integer in [${min}, ${max}], got ${value}`);
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `${name} must be an integer in [${min}, ${max}], got ${value}`,
+    );
   }
 }
 
 function requirePositive(name: string, value: number): void {
   if (!Number.isFinite(value) || value <= 0) {
-    throw new CohortError('CONFIG_INVALID', `${name} must be a positive finite number, got ${value}`);
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `${name} must be a positive finite number, got ${value}`,
+    );
   }
 }

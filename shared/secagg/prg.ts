@@ -20,7 +20,10 @@ const BLOCK_BYTES = 16;
 /** The AES-256 key a seed expands under; exported so tests can recompute the keystream. */
 export function prgKeyFromSeed(seed: Uint8Array): Uint8Array {
   if (seed.length !== SEED_LENGTH) {
-    throw new CohortError('INTERNAL', `mask seeds must be ${SEED_LENGTH} bytes, got ${seed.length}`);
+    throw new CohortError(
+      'INTERNAL',
+      `mask seeds must be ${SEED_LENGTH} bytes, got ${seed.length}`,
+    );
   }
   return hash32(SECAGG_DOMAIN.prgKey, [seed]);
 }
@@ -121,9 +124,9 @@ export async function addMask(
   await streamKeystream(seed, target.length, chunkElements, (offset, chunk) => {
     const n = chunk.length;
     if (sign === 1) {
-      for (let i = 0; i < n; i++) target[offset + i] += chunk[i]!;
+      for (let i = 0, j = offset; i < n; i++, j++) target[j] = target[j]! + chunk[i]!;
     } else {
-      for (let i = 0; i < n; i++) target[offset + i] -= chunk[i]!;
+      for (let i = 0, j = offset; i < n; i++, j++) target[j] = target[j]! - chunk[i]!;
     }
   });
 }

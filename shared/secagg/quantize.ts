@@ -31,7 +31,10 @@ const TWO_POW_MINUS_32 = 2 ** -32;
  */
 export function cappedWeight(exampleCount: number, weightCap: number): number {
   if (!Number.isInteger(exampleCount) || exampleCount < 1) {
-    throw new CohortError('CONFIG_INVALID', `example count must be a positive integer, got ${exampleCount}`);
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `example count must be a positive integer, got ${exampleCount}`,
+    );
   }
   return Math.min(exampleCount, weightCap);
 }

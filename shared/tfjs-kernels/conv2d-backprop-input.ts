@@ -17,7 +17,10 @@ export function makeConv2DBackpropInputWasm(original: KernelFunc): KernelFunc {
   return (args) => conv2DBackpropInputWasm(args, original);
 }
 
-function conv2DBackpropInputWasm(args: KernelArgs, original: KernelFunc): TensorInfo | TensorInfo[] {
+function conv2DBackpropInputWasm(
+  args: KernelArgs,
+  original: KernelFunc,
+): TensorInfo | TensorInfo[] {
   const attrs = args.attrs as unknown as Conv2DBackpropInputAttrs;
   if (attrs.dataFormat === 'NCHW') return original(args);
   const backend = args.backend as WasmBackendLike;

@@ -30,7 +30,10 @@ export function registerWasmTrainingKernels(): void {
       "the wasm backend's kernels are not registered: import '@tensorflow/tfjs-backend-wasm' first",
     );
   }
-  install(Conv2DBackpropFilter, (original) => original?.kernelFunc ?? makeConv2DBackpropFilterWasm());
+  install(
+    Conv2DBackpropFilter,
+    (original) => original?.kernelFunc ?? makeConv2DBackpropFilterWasm(),
+  );
   install(Conv2DBackpropInput, (original) =>
     original ? makeConv2DBackpropInputWasm(original.kernelFunc) : undefined,
   );

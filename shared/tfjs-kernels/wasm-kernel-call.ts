@@ -32,7 +32,9 @@ export function callWasmKernel(
 ): TensorInfo {
   const kernel = getKernel(kernelName, 'wasm');
   if (kernel === undefined) {
-    throw new Error(`wasm kernel ${kernelName} is not registered: load @tensorflow/tfjs-backend-wasm first`);
+    throw new Error(
+      `wasm kernel ${kernelName} is not registered: load @tensorflow/tfjs-backend-wasm first`,
+    );
   }
   const out = kernel.kernelFunc({ inputs, backend, attrs });
   if (Array.isArray(out)) throw new Error(`wasm kernel ${kernelName} returned several outputs`);
@@ -40,7 +42,10 @@ export function callWasmKernel(
 }
 
 /** Frees intermediate tensors a composed kernel created, ignoring `undefined` slots. */
-export function freeAll(backend: WasmBackendLike, infos: ReadonlyArray<TensorInfo | undefined>): void {
+export function freeAll(
+  backend: WasmBackendLike,
+  infos: ReadonlyArray<TensorInfo | undefined>,
+): void {
   for (const info of infos) if (info !== undefined) backend.disposeData(info.dataId);
 }
 

@@ -1,39 +1,28 @@
-import { backend_util, Conv2D, Slice, Transpose } from '@tensorflow/tfjs';
-import type { Conv2DBackpropFilterAttrs, TensorInfo } from '@tensorflow/tfjs';
+import { Conv2D, Slice, Transpose } from '@tensorflow/tfjs';
+import type { backend_util } from '@tensorflow/tfjs';
+import type { TensorInfo } from '@tensorflow/tfjs';
 import { callWasmKernel, freeAll } from './wasm-kernel-call';
-import type { KernelArgs, WasmBackendLike } from './wasm-kernel-call';
+import type { WasmBackendLike } from './wasm-kernel-call';
 
 type Shape4 = [number, number, number, number];
 
 /**
- * The filter gradient of an NHWC conv2d on the wasm backend, which ships no kernel for it
- * (so no CNN could train there). It is the correlation of the input with the output
- * gradient, computed as one wasm Conv2D in which the batch plays the channel role:
+ * Filter gradient as one wasm Conv2D in which the batch plays the channel role:
  *
  *   x  [N,H,W,Cin]  -> [Cin,H,W,N]    (Cin becomes the batch)
  *   dy [N,OH,OW,Co] -> [OH,OW,N,Co]   (dy becomes an OHxOW filter)
- *   Conv2D, dilation = original stride, explicit padding -> [Cin,KH,KW,Co] -> [KH,KW,Cin,Co]
+ *   Conv2D, dilation = forward stride, explicit padding -> [Cin,KH,KW,Co] -> [KH,KW,Cin,Co]
  *
- * 'valid' convolutions whose stride skips the last rows or columns of x produce a slightly
- * larger result that is cropped with Slice. Any stride, 'same'/'valid'/explicit padding.
+ * Correlating x with dy this way needs no extra memory beyond two transposed copies and runs
+ * on XNNPACK. 'valid' convolutions whose stride skips the input's last rows or columns give
+ * a slightly larger result, cropped with Slice.
  */
-export function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
-  const backend = args.backend as WasmBackendLike;
-  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
-  const attrs = args.attrs as unknown as Conv2DBackpropFilterAttrs;
-  if (attrs.dataFormat === 'NCHW') {
-    throw new Error('Conv2DBackpropFilter on wasm supports NHWC only (as does wasm Conv2D)');
-  }
-  const info = backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    attrs.filterShape,
-    attrs.strides,
-    1,
-    attrs.pad,
-    attrs.dimRoundingMode,
-    false,
-    'channelsLast',
-  );
+export function filterGradientByConv(
+  backend: WasmBackendLike,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
   const { strideHeight, strideWidth, filterHeight, filterWidth, padInfo } = info;
   const [, outHeight, outWidth] = dy.shape as Shape4;
   // Padding after the input so that the dilated "filter" (dy) yields exactly K outputs;
@@ -70,7 +59,10 @@ export function conv2DBackpropFilterWasm(args: KernelArgs): TensorInfo {
         Slice,
         backend,
         { x: correlated },
-        { begin: [0, 0, 0, 0], size: [info.inChannels, filterHeight, filterWidth, info.outChannels] },
+        {
+          begin: [0, 0, 0, 0],
+          size: [info.inChannels, filterHeight, filterWidth, info.outChannels],
+        },
       );
       gradient = cropped;
     }

@@ -1,0 +1,295 @@
+import { CohortError } from '../../shared/errors';
+import type { PrismaClient } from '../generated/sqlite/client';
+import { copyBytes, finiteOrNull, toRoundSummary, validateRoundRecord } from './round-records';
+import type {
+  ClientInput,
+  CohortStore,
+  OpenedExperiment,
+  OpenExperimentInput,
+  RoundRecordInput,
+  RoundSummary,
+  StoredCheckpoint,
+} from './store-types';
+
+/**
+ * The Prisma client API the store uses. Both generated clients (SQLite and PostgreSQL) share
+ * it model for model, since they come from the same models; the SQLite client's type stands
+ * for both.
+ */
+export type StoreClient = PrismaClient;
+
+/** Interactive transactions default to 5 s, too short to write a large checkpoint on a slow disk. */
+const TRANSACTION_OPTIONS = { maxWait: 15_000, timeout: 120_000 };
+
+/**
+ * CohortStore over a generated Prisma client. All the provider-specific work (URL, driver,
+ * migrations) happens before construction, in openStore; this class is the same for SQLite
+ * and PostgreSQL, which is what lets one contract suite cover both.
+ */
+export class PrismaCohortStore implements CohortStore {
+  private closed = false;
+
+  constructor(
+    private readonly prisma: StoreClient,
+    /** Checkpoints kept per experiment (newest first). */
+    private readonly keepCheckpoints: number,
+    /** Where the data lives, for error messages (password-free). */
+    private readonly location: string,
+  ) {}
+
+  openExperiment(input: OpenExperimentInput): Promise<OpenedExperiment> {
+    return this.guard('openExperiment', async () => {
+      const config = configJson(input.config);
+      let existing = await this.prisma.experiment.findUnique({ where: { name: input.name } });
+      if (!existing) {
+        try {
+          const created = await this.prisma.experiment.create({
+            data: {
+              name: input.name,
+              task: input.task,
+              config,
+              modelSpecHash: input.modelSpecHash,
+            },
+          });
+          return { experimentId: created.id, resumed: false, lastCompletedRound: 0 };
+        } catch (error) {
+          // Another coordinator created it between our read and our write: resume it.
+          if (!isUniqueViolation(error)) throw error;
+          existing = await this.prisma.experiment.findUnique({ where: { name: input.name } });
+          if (!existing) throw error;
+        }
+      }
+      if (existing.task !== input.task || existing.modelSpecHash !== input.modelSpecHash) {
+        throw new CohortError(
+          'EXPERIMENT_MISMATCH',
+          `experiment "${input.name}" already exists with task "${existing.task}" and model ` +
+            `spec ${existing.modelSpecHash.slice(0, 12)}, but this run has task "${input.task}" ` +
+            `and model spec ${input.modelSpecHash.slice(0, 12)}: choose another experiment name`,
+          {
+            experiment: input.name,
+            storedTask: existing.task,
+            storedModelSpecHash: existing.modelSpecHash,
+          },
+        );
+      }
+      await this.prisma.experiment.update({ where: { id: existing.id }, data: { config } });
+      const last = await this.prisma.round.aggregate({
+        where: { experimentId: existing.id, status: 'completed' },
+        _max: { number: true },
+      });
+      return {
+        experimentId: existing.id,
+        resumed: true,
+        lastCompletedRound: last._max.number ?? 0,
+      };
+    });
+  }
+
+  upsertClient(input: ClientInput): Promise<void> {
+    return this.guard('upsertClient', async () => {
+      const existing = await this.prisma.client.findUnique({ where: { id: input.id } });
+      if (existing && existing.publicKey !== input.publicKey) {
+        throw new CohortError(
+          'AUTH_FAILED',
+          `client ${input.id} is already recorded with a different public key`,
+        );
+      }
+      if (!existing) {
+        await this.prisma.client.upsert({
+          where: { id: input.id },
+          create: {
+            id: input.id,
+            publicKey: input.publicKey,
+            displayName: input.displayName ?? null,
+            firstSeenAt: input.seenAt,
+            lastSeenAt: input.seenAt,
+          },
+          update: { lastSeenAt: input.seenAt },
+        });
+        return;
+      }
+      await this.prisma.client.update({
+        where: { id: input.id },
+        data: {
+          lastSeenAt: input.seenAt > existing.lastSeenAt ? input.seenAt : existing.lastSeenAt,
+          ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
+        },
+      });
+    });
+  }
+
+  recordRound(input: RoundRecordInput): Promise<void> {
+    return this.guard('recordRound', async () => {
+      validateRoundRecord(input);
+      await this.prisma.$transaction(async (tx) => {
+        const experiment = await tx.experiment.findUnique({
+          where: { id: input.experimentId },
+          select: { id: true },
+        });
+        if (!experiment) {
+          throw new CohortError('INTERNAL', `recordRound: no experiment ${input.experimentId}`);
+        }
+        const clientIds = input.participations.map((p) => p.clientId);
+        if (clientIds.length > 0) {
+          const known = await tx.client.findMany({
+            where: { id: { in: clientIds } },
+            select: { id: true },
+          });
+          const knownIds = new Set(known.map((client) => client.id));
+          const missing = clientIds.filter((id) => !knownIds.has(id));
+          if (missing.length > 0) {
+            throw new CohortError(
+              'INTERNAL',
+              `recordRound: unknown client(s) ${missing.join(', ')}; call upsertClient first`,
+            );
+          }
+        }
+        const earlier = await tx.round.findMany({
+          where: { experimentId: input.experimentId, number: input.number },
+          select: { attempt: true, status: true },
+        });
+        if (earlier.some((round) => round.status === 'completed')) {
+          throw new CohortError(
+            'INTERNAL',
+            `recordRound: round ${input.number} is already recorded as completed`,
+          );
+        }
+        const round = await tx.round.create({
+          data: {
+            experimentId: input.experimentId,
+            number: input.number,
+            attempt: Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
+            status: input.status,
+            failureReason: input.failureReason,
+            failureCode: input.failureCode,
+            secureAggregation: input.secureAggregation,
+            startedAt: input.startedAt,
+            finishedAt: input.finishedAt,
+            durationMs: input.durationMs,
+            participantsCount: input.participants,
+            droppedCount: input.dropped,
+            bytesReceived: BigInt(input.bytesReceived),
+            trainLoss: finiteOrNull(input.trainLoss),
+            testLoss: finiteOrNull(input.testLoss),
+            testAccuracy: finiteOrNull(input.testAccuracy),
+            participations: {
+              create: input.participations.map((p) => ({
+                clientId: p.clientId,
+                status: p.status,
+                numExamples: p.numExamples,
+                errorCode: p.errorCode,
+              })),
+            },
+            metrics: {
+              create: Object.entries(input.metrics).map(([key, value]) => ({
+                key,
+                value: finiteOrNull(value),
+              })),
+            },
+          },
+          select: { id: true },
+        });
+        if (input.checkpoint) {
+          await tx.checkpoint.create({
+            data: {
+              experimentId: input.experimentId,
+              roundId: round.id,
+              roundNumber: input.number,
+              weights: copyBytes(input.checkpoint.weights),
+              strategyState: copyBytes(input.checkpoint.strategyState),
+              modelHash: input.checkpoint.modelHash,
+            },
+            select: { id: true },
+          });
+          const stale = await tx.checkpoint.findMany({
+            where: { experimentId: input.experimentId },
+            orderBy: { roundNumber: 'desc' },
+            skip: this.keepCheckpoints,
+            select: { id: true },
+          });
+          if (stale.length > 0) {
+            await tx.checkpoint.deleteMany({ where: { id: { in: stale.map((c) => c.id) } } });
+          }
+        }
+      }, TRANSACTION_OPTIONS);
+    });
+  }
+
+  latestCheckpoint(experimentId: string): Promise<StoredCheckpoint | null> {
+    return this.guard('latestCheckpoint', async () => {
+      const checkpoint = await this.prisma.checkpoint.findFirst({
+        where: { experimentId },
+        orderBy: { roundNumber: 'desc' },
+      });
+      if (!checkpoint) return null;
+      return {
+        round: checkpoint.roundNumber,
+        weights: copyBytes(checkpoint.weights),
+        strategyState: copyBytes(checkpoint.strategyState),
+        modelHash: checkpoint.modelHash,
+      };
+    });
+  }
+
+  listRounds(experimentId: string): Promise<RoundSummary[]> {
+    return this.guard('listRounds', async () => {
+      const rows = await this.prisma.round.findMany({
+        where: { experimentId },
+        orderBy: [{ number: 'asc' }, { attempt: 'asc' }],
+        include: {
+          participations: { include: { client: { select: { displayName: true } } } },
+          metrics: { orderBy: { key: 'asc' } },
+          // Never the weights: a history listing must not load every checkpoint.
+          checkpoint: { select: { modelHash: true, createdAt: true } },
+        },
+      });
+      return rows.map(toRoundSummary);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.prisma.$disconnect();
+  }
+
+  /** Runs one operation, turning every failure that is not already a CohortError into DATABASE_ERROR. */
+  private async guard<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    if (this.closed) {
+      throw new CohortError('DATABASE_ERROR', `${operation}: the store is closed`);
+    }
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof CohortError) throw error;
+      throw new CohortError(
+        'DATABASE_ERROR',
+        `${operation} failed on ${this.location}: ${describeError(error)}`,
+      );
+    }
+  }
+}
+
+function configJson(config: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(config);
+  } catch (error) {
+    throw new CohortError(
+      'INTERNAL',
+      `openExperiment: config is not JSON-serializable: ${(error as Error).message}`,
+    );
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'P2002';
+}
+
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as { code?: unknown }).code;
+  // Prisma messages start with a long invocation excerpt; its last line says what happened.
+  const lines = error.message.trim().split('\n');
+  const message = lines[lines.length - 1]?.trim() || error.name;
+  return typeof code === 'string' ? `${message} (${code})` : message;
+}

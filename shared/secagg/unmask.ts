@@ -1,0 +1,97 @@
+import nacl from 'tweetnacl';
+import { CohortError } from '../errors';
+import { bytesEqual, wipe } from './encoding';
+import type { NeighbourGraph } from './graph';
+import type { AdvertisedKeys } from './messages';
+import type { SecAggConfig } from './params';
+import { addMask } from './prg';
+import { decodeAggregate } from './quantize';
+import { combineShares } from './shamir';
+import { pairwiseSeed, pairwiseSign } from './signed-payloads';
+
+/** What the coordinator learns from a completed round: the survivors' weighted mean, no more. */
+export interface SecAggResult {
+  /** Example-weighted mean of the survivors' (clipped, quantized) updates. */
+  weightedMean: Float32Array;
+  /** Sum of the survivors' capped example counts. */
+  totalWeight: number;
+  /** Clients whose updates are in the mean, sorted. */
+  survivors: string[];
+  /** Clients that shared keys but sent no masked input, sorted. */
+  dropped: string[];
+}
+
+/** Everything the unmasking step needs from the server round's state. */
+export interface UnmaskInputs {
+  roundId: string;
+  config: SecAggConfig;
+  graph: NeighbourGraph;
+  /** Sum of the survivors' masked inputs mod 2^32; unmasked in place. */
+  accumulator: Uint32Array;
+  survivors: readonly string[];
+  dropped: readonly string[];
+  keys: ReadonlyMap<string, AdvertisedKeys>;
+  selfMaskShares: ReadonlyMap<string, readonly Uint8Array[]>;
+  secretKeyShares: ReadonlyMap<string, readonly Uint8Array[]>;
+}
+
+/**
+ * Removes every mask from the summed masked inputs and decodes the mean. For each survivor u
+ * its self-mask seed b_u is rebuilt from t shares and PRG(b_u) subtracted. For each dropped
+ * client u whose pairwise masks are in the sum (it has surviving neighbours), its masking
+ * secret key is rebuilt, checked against the public key it advertised (so bad shares are
+ * caught rather than silently corrupting the model), and each surviving neighbour's pairwise
+ * mask with u removed. Shortfalls give SECAGG_BELOW_THRESHOLD, bad shares SECAGG_RECONSTRUCT.
+ */
+export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAggResult> {
+  const { config, graph, accumulator, keys } = inputs;
+  const t = config.threshold;
+  const alive = new Set(inputs.survivors);
+  for (const owner of inputs.survivors) {
+    const seed = await combineOwned(inputs.selfMaskShares, owner, t, 'self-mask seed');
+    await addMask(accumulator, seed, -1);
+    wipe(seed);
+  }
+  for (const owner of inputs.dropped) {
+    const survivingNeighbours = graph.neighboursOf(owner).filter((n) => alive.has(n));
+    if (survivingNeighbours.length === 0) continue; // none of its masks entered the sum
+    const secretKey = await combineOwned(inputs.secretKeyShares, owner, t, 'masking key');
+    if (!bytesEqual(nacl.scalarMult.base(secretKey), keys.get(owner)!.sPublicKey)) {
+      wipe(secretKey);
+      throw new CohortError(
+        'SECAGG_RECONSTRUCT',
+        `rebuilt masking key of ${owner} does not match its public key`,
+      );
+    }
+    for (const neighbour of survivingNeighbours) {
+      const seed = await pairwiseSeed(inputs.roundId, secretKey, keys.get(neighbour)!.sPublicKey);
+      // The neighbour added sign(neighbour, owner) * PRG(seed); take it away.
+      await addMask(accumulator, seed, pairwiseSign(neighbour, owner) === 1 ? -1 : 1);
+      wipe(seed);
+    }
+    wipe(secretKey);
+  }
+  const decoded = decodeAggregate(accumulator, config, inputs.survivors.length * config.weightCap);
+  return {
+    weightedMean: decoded.weightedMean,
+    totalWeight: decoded.totalWeight,
+    survivors: [...inputs.survivors],
+    dropped: [...inputs.dropped],
+  };
+}
+
+async function combineOwned(
+  shares: ReadonlyMap<string, readonly Uint8Array[]>,
+  owner: string,
+  threshold: number,
+  what: string,
+): Promise<Uint8Array> {
+  const list = shares.get(owner) ?? [];
+  if (list.length < threshold) {
+    throw new CohortError(
+      'SECAGG_BELOW_THRESHOLD',
+      `${list.length} shares of the ${what} of ${owner}, ${threshold} needed`,
+    );
+  }
+  return combineShares(list, threshold);
+}

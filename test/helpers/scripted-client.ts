@@ -1,0 +1,63 @@
+import { io } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
+import { generateIdentity, signDetached, toHex, utf8 } from '../../shared/identity';
+import type { IdentityKeyPair } from '../../shared/identity';
+import { getModelSpec } from '../../shared/model/registry';
+import { specHash } from '../../shared/model/spec-hash';
+import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/messages';
+
+/**
+ * A hand-driven client for tests: registers properly, then answers each request with
+ * whatever the test scripts — malformed, stale, oversized — to probe the coordinator.
+ */
+export interface ScriptedClient {
+  socket: Socket;
+  identity: IdentityKeyPair;
+  registered: Promise<unknown>;
+  close(): void;
+}
+
+export async function connectScriptedClient(
+  url: string,
+  handlers: {
+    fit?(ins: Record<string, unknown>): unknown;
+    evaluate?(ins: Record<string, unknown>): unknown;
+  },
+  options: { task?: string; trainExamples?: number; registerOverride?: Record<string, unknown> } = {},
+): Promise<ScriptedClient> {
+  const task = options.task ?? 'mnist';
+  const hash = await specHash(getModelSpec(task));
+  const identity = generateIdentity();
+  const socket = io(url, { transports: ['websocket'], reconnection: false });
+  const registered = new Promise<unknown>((resolve) => {
+    socket.on('challenge', (challenge: { nonce: string; coordinatorId: string }) => {
+      const publicKey = toHex(identity.publicKey);
+      const signature = toHex(
+        signDetached(utf8(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)), identity),
+      );
+      socket.emit(
+        'register',
+        {
+          protocolVersion: PROTOCOL_VERSION,
+          publicKey,
+          signature,
+          task,
+          modelSpecHash: hash,
+          platform: 'node',
+          backend: 'scripted',
+          trainExamples: options.trainExamples ?? 100,
+          testExamples: 0,
+          ...options.registerOverride,
+        },
+        (res: unknown) => resolve(res),
+      );
+    });
+  });
+  socket.on('fit', (ins: Record<string, unknown>, ack: (res: unknown) => void) => {
+    if (handlers.fit) ack(handlers.fit(ins));
+  });
+  socket.on('evaluate', (ins: Record<string, unknown>, ack: (res: unknown) => void) => {
+    if (handlers.evaluate) ack(handlers.evaluate(ins));
+  });
+  return { socket, identity, registered, close: () => socket.disconnect() };
+}
