@@ -166,7 +166,11 @@ async function describeBackend(
     case 'node':
       return `@tensorflow/tfjs-node: libtensorflow ${LIBTENSORFLOW_VERSION} on the CPU`;
     case 'wasm': {
-      const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
+      const simd = await tf
+        .env()
+        .getAsync('WASM_HAS_SIMD_SUPPORT')
+        .then((v) => v === true)
+        .catch(() => false);
       const getThreads = (loaded as { getThreadsCount?: unknown } | undefined)?.getThreadsCount;
       const threads =
         typeof getThreads === 'function' ? Number((getThreads as () => unknown)()) : 1;

@@ -1,8 +1,8 @@
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
-import { clientIdFromPublicKey, signDetached, toHex } from '../identity';
-import { verifySignature } from './crypto-primitives';
+import { clientIdFromPublicKey, toHex } from '../identity';
+import { generateBoxKeyPair, signMessage, verifySignature } from './crypto-primitives';
 import { bytesEqual, uint32ToBytesLE, wipe } from './encoding';
 import type { NeighbourGraph } from './graph';
 import { assertSortedUnique, buildNeighbourGraph, graphSeed } from './graph';
@@ -125,9 +125,9 @@ export class SecAggClientSession {
         modelHash: req.modelHash,
         configHash: configHash(this.config),
       };
-      this.cKeys = nacl.box.keyPair();
-      this.sKeys = nacl.box.keyPair();
-      const signature = signDetached(
+      this.cKeys = await generateBoxKeyPair();
+      this.sKeys = await generateBoxKeyPair();
+      const signature = await signMessage(
         advertisementBytes(this.ctx, this.clientId, this.cKeys.publicKey, this.sKeys.publicKey),
         this.options.identity,
       );
@@ -272,7 +272,7 @@ export class SecAggClientSession {
       this.survivors = [...req.survivors];
       return {
         roundId: ctx.roundId,
-        signature: signDetached(consistencyBytes(ctx, req.survivors), this.options.identity),
+        signature: await signMessage(consistencyBytes(ctx, req.survivors), this.options.identity),
       };
     });
   }
@@ -454,7 +454,7 @@ export class SecAggClientSession {
   private async run<T>(
     phase: SecAggClientPhase,
     next: SecAggClientPhase,
-    body: () => Promise<T>,
+    body: () => T | Promise<T>,
   ): Promise<T> {
     this.enter(phase);
     try {

@@ -1,41 +1,54 @@
 import nacl from 'tweetnacl';
-import { verifyDetached } from '../identity';
+import type { IdentityKeyPair } from '../identity';
+import { signDetached, verifyDetached } from '../identity';
 import { bytesEqual } from './encoding';
 
 /**
- * Ed25519 verification and X25519 key agreement, through WebCrypto when the platform has them
- * (Node >= 20, Chrome 137+/133+, Firefox 129+, Safari 17+) and tweetnacl otherwise. Results are
- * bit-identical (RFC 8032 / RFC 7748; checked by a self-test before the native path is used),
- * so native and tweetnacl parties interoperate. Why: a round makes O(n) signature checks per
- * party and O(k) key agreements per client; tweetnacl's Ed25519 verify costs ~8 ms and X25519
- * ~2 ms in Node, and 15-30x more inside vm sandboxes such as jest (tweetnacl reads globals like
- * Math in its inner loops), while native calls cost microseconds. Sealing stays nacl.box
- * (XSalsa20-Poly1305 after HSalsa20 of the X25519 secret), byte for byte.
+ * Ed25519 signatures and X25519 key agreement, through WebCrypto when the platform has them
+ * (Node >= 20; Chrome 133+/137+, Firefox 129+, Safari 17+) and tweetnacl otherwise. Results are
+ * bit-identical (RFC 8032 signing is deterministic, RFC 7748 is a function; a self-test
+ * compares both before the native path is used), so native and tweetnacl parties
+ * interoperate. Why: a round costs every party O(n) signature checks and every client O(k)
+ * key agreements; tweetnacl needs ~8 ms per Ed25519 check and ~2 ms per X25519 in Node, and
+ * 15-30x more inside vm sandboxes such as jest (its inner loops read globals like Math),
+ * while native calls take microseconds. Sealing stays nacl.box (XSalsa20-Poly1305 under
+ * HSalsa20 of the X25519 secret), byte for byte.
  */
 
-/** Which implementation to use: detect (default), or force one (tests exercise both). */
-export type CryptoBackend = 'auto' | 'webcrypto' | 'tweetnacl';
+/** Which implementation to use: detect (default), or force tweetnacl (tests run both). */
+export type CryptoBackend = 'auto' | 'tweetnacl';
 
 interface Capabilities {
   ed25519: boolean;
   x25519: boolean;
 }
 
+const NONE: Capabilities = { ed25519: false, x25519: false };
 let detection: Promise<Capabilities> | undefined;
 let forced: CryptoBackend = 'auto';
 
 /**
- * Forces a backend for both primitives; 'webcrypto' still falls back where the platform lacks
- * it. Process-wide on purpose: parties of one process must not disagree.
+ * Forces tweetnacl, or returns to detection. Process-wide on purpose: parties of one process
+ * must not disagree; meant for tests and for platforms whose native crypto misbehaves.
  */
 export function setSecAggCryptoBackend(backend: CryptoBackend): void {
   forced = backend;
 }
 
-// PKCS#8 wrappers of a raw 32-byte private key (RFC 8410): WebCrypto imports private OKP keys
+// PKCS#8 wrappers of raw 32-byte private keys (RFC 8410): WebCrypto imports private OKP keys
 // only as PKCS#8 or JWK.
 const X25519_PKCS8_PREFIX = new Uint8Array([
   0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
+]);
+const ED25519_PKCS8_PREFIX = new Uint8Array([
+  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+]);
+/** The X25519 base point u = 9: X25519(sk, 9) is the public key of sk. */
+const X25519_BASE_POINT = new Uint8Array(32);
+X25519_BASE_POINT[0] = 9;
+/** "expand 32-byte k", the Salsa20 constant HSalsa20 uses in nacl.box.before. */
+const SIGMA = new Uint8Array([
+  101, 120, 112, 97, 110, 100, 32, 51, 50, 45, 98, 121, 116, 101, 32, 107,
 ]);
 
 function subtle(): SubtleCrypto | undefined {
@@ -44,6 +57,13 @@ function subtle(): SubtleCrypto | undefined {
 
 function copy(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
   return new Uint8Array(bytes);
+}
+
+function pkcs8(prefix: Uint8Array, rawKey: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(prefix.length + 32);
+  out.set(prefix);
+  out.set(rawKey.subarray(0, 32), prefix.length);
+  return out;
 }
 
 async function nativeVerify(
@@ -56,17 +76,26 @@ async function nativeVerify(
   return s.verify({ name: 'Ed25519' }, key, copy(signature), copy(message));
 }
 
+async function nativeSign(message: Uint8Array, identitySecretKey: Uint8Array): Promise<Uint8Array> {
+  const s = subtle()!;
+  const der = pkcs8(ED25519_PKCS8_PREFIX, identitySecretKey); // tweetnacl: seed || public key
+  try {
+    const key = await s.importKey('pkcs8', der, { name: 'Ed25519' }, false, ['sign']);
+    return new Uint8Array(await s.sign({ name: 'Ed25519' }, key, copy(message)));
+  } finally {
+    der.fill(0);
+  }
+}
+
 async function nativeX25519(secretKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
   const s = subtle()!;
-  const pkcs8 = new Uint8Array(X25519_PKCS8_PREFIX.length + 32);
-  pkcs8.set(X25519_PKCS8_PREFIX);
-  pkcs8.set(secretKey, X25519_PKCS8_PREFIX.length);
+  const der = pkcs8(X25519_PKCS8_PREFIX, secretKey);
   try {
-    const priv = await s.importKey('pkcs8', pkcs8, { name: 'X25519' }, false, ['deriveBits']);
+    const priv = await s.importKey('pkcs8', der, { name: 'X25519' }, false, ['deriveBits']);
     const pub = await s.importKey('raw', copy(publicKey), { name: 'X25519' }, false, []);
     return new Uint8Array(await s.deriveBits({ name: 'X25519', public: pub }, priv, 256));
   } finally {
-    pkcs8.fill(0);
+    der.fill(0);
   }
 }
 
@@ -81,17 +110,19 @@ async function probe(): Promise<Capabilities> {
     forged[0] = forged[0]! ^ 1;
     caps.ed25519 =
       (await nativeVerify(message, signature, signer.publicKey)) &&
-      !(await nativeVerify(message, forged, signer.publicKey));
+      !(await nativeVerify(message, forged, signer.publicKey)) &&
+      bytesEqual(await nativeSign(message, signer.secretKey), signature);
   } catch {
     caps.ed25519 = false;
   }
   try {
     const a = nacl.box.keyPair.fromSecretKey(new Uint8Array(32).fill(9));
     const b = nacl.box.keyPair.fromSecretKey(new Uint8Array(32).fill(11));
-    caps.x25519 = bytesEqual(
-      await nativeX25519(a.secretKey, b.publicKey),
-      nacl.scalarMult(a.secretKey, b.publicKey),
-    );
+    const shared = await nativeX25519(a.secretKey, b.publicKey);
+    const publicKey = await nativeX25519(a.secretKey, X25519_BASE_POINT);
+    caps.x25519 =
+      bytesEqual(shared, nacl.scalarMult(a.secretKey, b.publicKey)) &&
+      bytesEqual(publicKey, a.publicKey);
   } catch {
     caps.x25519 = false;
   }
@@ -99,7 +130,7 @@ async function probe(): Promise<Capabilities> {
 }
 
 async function capabilities(): Promise<Capabilities> {
-  if (forced === 'tweetnacl') return { ed25519: false, x25519: false };
+  if (forced === 'tweetnacl') return NONE;
   detection ??= probe();
   return detection;
 }
@@ -111,6 +142,18 @@ export async function secAggCryptoBackends(): Promise<{ ed25519: string; x25519:
     ed25519: caps.ed25519 ? 'webcrypto' : 'tweetnacl',
     x25519: caps.x25519 ? 'webcrypto' : 'tweetnacl',
   };
+}
+
+/**
+ * Ed25519 detached signature by a tweetnacl-format identity (64-byte secret key = seed ||
+ * public key). Ed25519 signing is deterministic, so both backends give the same bytes.
+ */
+export async function signMessage(
+  message: Uint8Array,
+  identity: IdentityKeyPair,
+): Promise<Uint8Array> {
+  if ((await capabilities()).ed25519) return nativeSign(message, identity.secretKey);
+  return signDetached(message, identity);
 }
 
 /** Ed25519 detached-signature check; false (never throws) on malformed or invalid input. */
@@ -131,8 +174,8 @@ export async function verifySignature(
 }
 
 /**
- * Raw X25519 shared secret (RFC 7748). A low-order peer key yields all zeros, as in
- * tweetnacl (WebCrypto refuses it; we mirror tweetnacl so both backends agree).
+ * Raw X25519 shared secret (RFC 7748). A low-order peer key yields all zeros, as in tweetnacl
+ * (WebCrypto refuses it; we mirror tweetnacl so both backends agree).
  */
 export async function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
   if ((await capabilities()).x25519) {
@@ -145,6 +188,18 @@ export async function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Prom
   return nacl.scalarMult(secretKey, publicKey);
 }
 
+/** The X25519 public key of a secret key (= nacl.scalarMult.base). */
+export async function x25519PublicKey(secretKey: Uint8Array): Promise<Uint8Array> {
+  if ((await capabilities()).x25519) return x25519(secretKey, X25519_BASE_POINT);
+  return nacl.scalarMult.base(secretKey);
+}
+
+/** A fresh X25519 key pair from the platform CSPRNG (same format as nacl.box.keyPair). */
+export async function generateBoxKeyPair(): Promise<nacl.BoxKeyPair> {
+  const secretKey = nacl.randomBytes(32);
+  return { publicKey: await x25519PublicKey(secretKey), secretKey };
+}
+
 interface NaclLowLevel {
   crypto_core_hsalsa20(
     out: Uint8Array,
@@ -154,13 +209,9 @@ interface NaclLowLevel {
   ): number;
 }
 
-const SIGMA = new Uint8Array([
-  101, 120, 112, 97, 110, 100, 32, 51, 50, 45, 98, 121, 116, 101, 32, 107,
-]);
-
 /**
  * The key nacl.box uses between two X25519 pairs (= nacl.box.before: HSalsa20 of the shared
- * secret), so `nacl.secretbox` with it is exactly `nacl.box`.
+ * secret), so `nacl.secretbox` under it is exactly `nacl.box`.
  */
 export async function boxSharedKey(
   secretKey: Uint8Array,

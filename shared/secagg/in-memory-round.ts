@@ -38,9 +38,13 @@ export interface InMemoryRoundHooks {
   /** Rewrites the request `clientId` receives in `phase` (a malicious coordinator). */
   tamperRequest?(phase: SecAggPhase, clientId: string, request: unknown): unknown;
   /** Sees each client response; return false to lose it in the network (client then drops). */
-  deliverResponse?(phase: SecAggPhase, clientId: string, response: unknown): boolean;
+  deliverResponse?(
+    phase: SecAggPhase,
+    clientId: string,
+    response: unknown,
+  ): boolean | Promise<boolean>;
   /** Called after the coordinator closes `phase` (e.g. to deliver a late message). */
-  afterClose?(phase: SecAggPhase, server: SecAggServerRound): void;
+  afterClose?(phase: SecAggPhase, server: SecAggServerRound): void | Promise<void>;
 }
 
 /** Options of {@link runInMemorySecAggRound}. */
@@ -136,9 +140,9 @@ export async function runInMemorySecAggRound(
         continue;
       }
       report.responses.get(phase)!.set(id, response);
-      if (hooks.deliverResponse && !hooks.deliverResponse(phase, id, response)) continue;
+      if (hooks.deliverResponse && !(await hooks.deliverResponse(phase, id, response))) continue;
       try {
-        receive(server, phase, id, response);
+        await receive(server, phase, id, response);
       } catch (err) {
         report.serverRejections.set(id, err);
       }
@@ -151,19 +155,19 @@ export async function runInMemorySecAggRound(
     );
     await exchange('advertiseKeys', all);
     const shareRequests = server.closeAdvertiseKeys();
-    hooks.afterClose?.('advertiseKeys', server);
+    await hooks.afterClose?.('advertiseKeys', server);
     await exchange('shareKeys', shareRequests);
     const maskedRequests = server.closeShareKeys();
-    hooks.afterClose?.('shareKeys', server);
+    await hooks.afterClose?.('shareKeys', server);
     await exchange('maskedInput', maskedRequests);
     const consistencyRequests = server.closeMaskedInput();
-    hooks.afterClose?.('maskedInput', server);
+    await hooks.afterClose?.('maskedInput', server);
     await exchange('consistencyCheck', consistencyRequests);
     const unmaskingRequests = server.closeConsistencyCheck();
-    hooks.afterClose?.('consistencyCheck', server);
+    await hooks.afterClose?.('consistencyCheck', server);
     await exchange('unmasking', unmaskingRequests);
     report.result = await server.finish();
-    hooks.afterClose?.('unmasking', server);
+    await hooks.afterClose?.('unmasking', server);
   } catch (err) {
     if (!isCohortError(err)) throw err;
     report.error = err;
@@ -197,7 +201,7 @@ function receive(
   phase: SecAggPhase,
   id: string,
   response: unknown,
-): void {
+): Promise<void> {
   switch (phase) {
     case 'advertiseKeys':
       return server.receiveAdvertiseKeys(id, response);

@@ -362,6 +362,7 @@ export class SecAggServerRound {
    * reconstruction aborts the round and outputs nothing.
    */
   async finish(): Promise<SecAggResult> {
+    if (this.state === 'aborted') throw new CohortError('ROUND_ABORTED', 'the round was aborted');
     if (this.finishing) throw new CohortError('SECAGG_REPLAY', 'finish() already called');
     this.finishing = true;
     this.closePhase('unmasking'); // at least t clients must have answered

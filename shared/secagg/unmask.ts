@@ -1,5 +1,5 @@
-import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
+import { x25519PublicKey } from './crypto-primitives';
 import { bytesEqual, wipe } from './encoding';
 import type { NeighbourGraph } from './graph';
 import type { AdvertisedKeys } from './messages';
@@ -56,7 +56,7 @@ export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAgg
     const survivingNeighbours = graph.neighboursOf(owner).filter((n) => alive.has(n));
     if (survivingNeighbours.length === 0) continue; // none of its masks entered the sum
     const secretKey = await combineOwned(inputs.secretKeyShares, owner, t, 'masking key');
-    if (!bytesEqual(nacl.scalarMult.base(secretKey), keys.get(owner)!.sPublicKey)) {
+    if (!bytesEqual(await x25519PublicKey(secretKey), keys.get(owner)!.sPublicKey)) {
       wipe(secretKey);
       throw new CohortError(
         'SECAGG_RECONSTRUCT',

@@ -15,8 +15,8 @@ import { cifarRecords, tempFolder } from './data-fixtures';
 async function tinyArchive(): Promise<Buffer> {
   const tar = pack();
   const chunks: Buffer[] = [];
-  tar.on('data', (chunk: Buffer) => chunks.push(chunk));
-  const ended = new Promise((resolve) => tar.on('end', resolve));
+  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const ended = new Promise<void>((resolve) => tar.on('end', () => resolve()));
   tar.entry({ name: 'cifar-10-batches-bin/', type: 'directory' });
   tar.entry(
     { name: 'cifar-10-batches-bin/data_batch_1.bin' },

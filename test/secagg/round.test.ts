@@ -13,9 +13,9 @@ import {
 
 const idOf = (c: SimulatedSecAggClient): string => clientIdFromPublicKey(c.identity.publicKey);
 
-function catchError(fn: () => void): unknown {
+async function catchError(fn: () => Promise<unknown>): Promise<unknown> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     return err;
   }
@@ -127,7 +127,9 @@ describe('secure aggregation round (complete graph)', () => {
       expect(isCohortError(report.error, 'SECAGG_BELOW_THRESHOLD')).toBe(true);
       expect(report.serverPhase).toBe('aborted');
       // Nothing can be received any more, and nothing partial is left to read.
-      expect(() => report.server.receiveUnmasking(idOf(clients[3]!), {})).toThrow(/ROUND_ABORTED/);
+      await expect(report.server.receiveUnmasking(idOf(clients[3]!), {})).rejects.toThrow(
+        /ROUND_ABORTED/,
+      );
       await expect(report.server.finish()).rejects.toThrow(/ROUND_ABORTED/);
     },
   );
@@ -152,11 +154,13 @@ describe('secure aggregation round (complete graph)', () => {
           withheld = response; // lost in the network until after the deadline
           return false;
         },
-        afterClose(phase, server) {
+        async afterClose(phase, server) {
           if (phase !== 'maskedInput') return;
-          lateError = catchError(() => server.receiveMaskedInput(lateId, withheld));
-          strangerError = catchError(() => server.receiveMaskedInput('f'.repeat(32), withheld));
-          forgedError = catchError(() =>
+          lateError = await catchError(() => server.receiveMaskedInput(lateId, withheld));
+          strangerError = await catchError(() =>
+            server.receiveMaskedInput('f'.repeat(32), withheld),
+          );
+          forgedError = await catchError(() =>
             server.receiveConsistencyCheck(idOf(clients[1]!), {
               roundId: 'r-late',
               signature: new Uint8Array(64),
@@ -193,9 +197,10 @@ describe('secure aggregation round (complete graph)', () => {
         afterClose(_phase, s) {
           server = s;
         },
-        deliverResponse(phase, id, response) {
+        async deliverResponse(phase, id, response) {
           // Deliver it once ourselves: the driver's own delivery is then a duplicate.
-          if (phase === 'maskedInput' && id === target) server!.receiveMaskedInput(id, response);
+          if (phase === 'maskedInput' && id === target)
+            await server!.receiveMaskedInput(id, response);
           return true;
         },
       },
@@ -211,7 +216,7 @@ describe('secure aggregation round (complete graph)', () => {
     const masked = report.responses.get('maskedInput')!.get(target);
     expect(
       isCohortError(
-        catchError(() => report.server.receiveMaskedInput(target, masked)),
+        await catchError(() => report.server.receiveMaskedInput(target, masked)),
         'SECAGG_LATE',
       ),
     ).toBe(true);

@@ -1,0 +1,13 @@
+/**
+ * The registry of benchmark suites, in the order `npm run bench` runs them. Adding a suite is
+ * one import and one entry here.
+ */
+import { aggregationSuite } from './aggregation-suite';
+import type { BenchSuite } from './bench-types';
+import { trainingSuite } from './training-suite';
+
+/** Suites by name. */
+export const SUITES: Readonly<Record<string, BenchSuite>> = {
+  aggregation: aggregationSuite,
+  training: trainingSuite,
+};

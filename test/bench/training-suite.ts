@@ -1,0 +1,266 @@
+/**
+ * "training": images/second of Cohort's own local training loop (trainLocally) on the built-in
+ * CIFAR-10 and MNIST networks, per tfjs backend, next to PyTorch training the same spec with
+ * the same batch size and thread count in the same run. This is the number that says how far
+ * a client without tfjs-node is from native speed.
+ */
+import { selectBackend } from '../../client-node/backend/select-backend';
+import type { BackendPreference } from '../../client-node/backend/select-backend';
+import { limitExamples } from '../../shared/data/dataset';
+import { buildModel } from '../../shared/model/build-model';
+import { getModelSpec } from '../../shared/model/registry';
+import type { TaskName } from '../../shared/model/registry';
+import type { ModelSpec } from '../../shared/model/spec';
+import { trainLocally } from '../../shared/training/local-train';
+import { cifar10Subset, syntheticData } from './bench-data';
+import type { BenchData } from './bench-data';
+import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
+import { timeOnce } from './measure';
+import { locateTorchReference, runTorchReference } from './torch-reference';
+import type { TorchOutcome } from './torch-reference';
+import { WasmKernelModes } from './wasm-kernel-modes';
+
+/** One Cohort measurement: a backend and kernel set, trained on `images` for `epochs`. */
+interface CohortRun {
+  label: string;
+  backend: BackendPreference;
+  kernels: 'cohort' | 'stock';
+  batch: number;
+  images: number;
+  epochs: number;
+}
+
+/** What to measure for one model. */
+interface ModelPlan {
+  task: TaskName;
+  /** Torch trains `images` for `epochs` at batch 64 (after its own warm-up epoch). */
+  torch: { images: number; epochs: number };
+  runs: CohortRun[];
+}
+
+const BATCH = 64;
+const THREADS = 1;
+
+function plans(quick: boolean): ModelPlan[] {
+  const wasm = (images: number, epochs: number): CohortRun => ({
+    label: 'wasm + Cohort kernels',
+    backend: 'wasm',
+    kernels: 'cohort',
+    batch: BATCH,
+    images,
+    epochs,
+  });
+  const stock = (images: number, epochs: number): CohortRun => ({
+    label: 'wasm, stock kernels',
+    backend: 'wasm',
+    kernels: 'stock',
+    batch: BATCH,
+    images,
+    epochs,
+  });
+  const cpu = (batch: number, images: number): CohortRun => ({
+    label: 'cpu (plain JS)',
+    backend: 'cpu',
+    kernels: 'stock',
+    batch,
+    images,
+    epochs: 1,
+  });
+  if (quick) {
+    return [
+      { task: 'cifar10', torch: { images: 256, epochs: 1 }, runs: [wasm(256, 1), stock(128, 1)] },
+      {
+        task: 'mnist',
+        torch: { images: 256, epochs: 1 },
+        runs: [wasm(256, 1), stock(128, 1), cpu(16, 32)],
+      },
+    ];
+  }
+  return [
+    {
+      task: 'cifar10',
+      torch: { images: 1024, epochs: 2 },
+      runs: [wasm(1024, 2), stock(512, 2), cpu(16, 32)],
+    },
+    {
+      task: 'mnist',
+      torch: { images: 1024, epochs: 2 },
+      runs: [wasm(1024, 2), stock(1024, 1), cpu(32, 128)],
+    },
+  ];
+}
+
+/** The training throughput suite. */
+export const trainingSuite: BenchSuite = {
+  name: 'training',
+  description:
+    'local training img/s of trainLocally on the cifar10 and mnist networks (wasm with and ' +
+    'without Cohort kernels, cpu) vs the PyTorch reference, same spec/batch/threads',
+  run: runTrainingSuite,
+};
+
+async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
+  const notes: string[] = [];
+  const wasm = await selectBackend({ preferred: 'wasm' });
+  notes.push(`wasm backend: ${wasm.detail}`);
+  const modes = new WasmKernelModes();
+  const stockProblem = modes.stockUnavailableReason();
+  const torchReference = locateTorchReference(context.repoRoot);
+  const rows: BenchRow[] = [];
+  let torchVersion: string | null = null;
+
+  for (const plan of plans(context.quick)) {
+    const spec = getModelSpec(plan.task);
+    const params = countParams(spec);
+    const largest = Math.max(plan.torch.images, ...plan.runs.map((r) => r.images));
+    const data = loadData(plan.task, spec, largest, context.repoRoot);
+
+    context.progress(
+      `training: ${plan.task} PyTorch reference (${plan.torch.images} images x ${plan.torch.epochs})`,
+    );
+    const torch = await runTorchReference(torchReference, spec, {
+      threads: THREADS,
+      batch: BATCH,
+      ...plan.torch,
+    });
+    if (torch.ok) torchVersion = torch.torchVersion;
+    rows.push(torchRow(plan, params, torch));
+
+    for (const run of plan.runs) {
+      const base = {
+        model: plan.task,
+        params,
+        implementation: `Cohort ${run.label}`,
+        data: data.source,
+        batch: run.batch,
+        images: run.images * run.epochs,
+      };
+      if (run.kernels === 'stock' && run.backend === 'wasm' && stockProblem !== null) {
+        rows.push({ ...base, imgPerSec: null, vsTorch: null, note: `skipped: ${stockProblem}` });
+        continue;
+      }
+      context.progress(
+        `training: ${plan.task} ${run.label} (batch ${run.batch}, ${run.images} images x ${run.epochs})`,
+      );
+      await selectBackend({ preferred: run.backend });
+      if (run.backend === 'wasm') {
+        if (run.kernels === 'stock') modes.useStock();
+        else modes.useCohort();
+      }
+      try {
+        const imgPerSec = await trainingThroughput(spec, data, run);
+        rows.push({
+          ...base,
+          imgPerSec,
+          vsTorch: torch.ok ? imgPerSec / torch.imgPerSec : null,
+          note: rowNote(run, torch),
+        });
+      } finally {
+        modes.useCohort();
+      }
+    }
+  }
+  await selectBackend({ preferred: 'wasm' });
+
+  notes.push(
+    `Steady state: each Cohort row trains one untimed warm-up step, then times a trainLocally ` +
+      `call (SGD lr 0.01; images = timed images x epochs); PyTorch runs ` +
+      `${torchReference.python} torch_reference.py --threads ${THREADS} --batch ${BATCH} ` +
+      `(random images, its own warm-up epoch).`,
+    '"wasm, stock kernels" = tfjs-backend-wasm\'s own Conv2DBackpropInput and MaxPoolGrad; ' +
+      "Cohort's Conv2DBackpropFilter stays registered since stock wasm has none and cannot train a CNN.",
+    'vs torch = Cohort img/s / PyTorch img/s on the same model, measured in this run.',
+  );
+  return {
+    columns: [
+      { key: 'model', label: 'model' },
+      { key: 'params', label: 'params' },
+      { key: 'implementation', label: 'implementation' },
+      { key: 'data', label: 'data' },
+      { key: 'batch', label: 'batch' },
+      { key: 'images', label: 'images timed' },
+      { key: 'imgPerSec', label: 'img/s' },
+      { key: 'vsTorch', label: 'vs torch' },
+      { key: 'note', label: 'note' },
+    ],
+    rows,
+    notes,
+    details: {
+      wasmBackend: wasm.detail,
+      torchReference: torchReference.script,
+      python: torchReference.python,
+      torchVersion,
+      threads: THREADS,
+      batch: BATCH,
+    },
+  };
+}
+
+/**
+ * Images per second of trainLocally, after one untimed warm-up step on a fresh model (kernel
+ * setup, first allocations and wasm heap growth stay out of the number).
+ */
+async function trainingThroughput(spec: ModelSpec, data: BenchData, run: CohortRun): Promise<number> {
+  const model = buildModel(spec, 1);
+  const config = {
+    batchSize: run.batch,
+    learningRate: 0.01,
+    optimizer: 'sgd' as const,
+    proximalMu: 0,
+    seed: 1,
+  };
+  try {
+    await trainLocally(model, limitExamples(data.data, run.batch), { ...config, epochs: 1 });
+    const trainSet = limitExamples(data.data, run.images);
+    const seconds = await timeOnce(() =>
+      trainLocally(model, trainSet, { ...config, epochs: run.epochs }),
+    );
+    return (run.images * run.epochs) / seconds;
+  } finally {
+    model.dispose();
+  }
+}
+
+function loadData(task: TaskName, spec: ModelSpec, count: number, repoRoot: string): BenchData {
+  if (task === 'cifar10') {
+    const real = cifar10Subset(repoRoot, count);
+    if (real !== null) return real;
+  }
+  return syntheticData(spec, count);
+}
+
+function torchRow(plan: ModelPlan, params: number, torch: TorchOutcome): BenchRow {
+  return {
+    model: plan.task,
+    params,
+    implementation: torch.ok ? `PyTorch ${torch.torchVersion}, ${THREADS} thread` : 'PyTorch',
+    data: 'synthetic',
+    batch: BATCH,
+    images: plan.torch.images * plan.torch.epochs,
+    imgPerSec: torch.ok ? torch.imgPerSec : null,
+    vsTorch: torch.ok ? 1 : null,
+    note: torch.ok
+      ? torch.params === params
+        ? 'reference'
+        : `reference; PyTorch counts ${torch.params} params`
+      : `skipped: ${torch.reason}`,
+  };
+}
+
+function rowNote(run: CohortRun, torch: TorchOutcome): string {
+  const parts: string[] = [];
+  if (run.batch !== BATCH && torch.ok) parts.push(`batch ${run.batch} vs torch ${BATCH}`);
+  if (!torch.ok) parts.push('no torch reference');
+  return parts.join('; ');
+}
+
+/** Parameter count of the network a spec builds (dispose the model right away). */
+function countParams(spec: ModelSpec): number {
+  const model = buildModel(spec, 0);
+  try {
+    return model.countParams();
+  } finally {
+    model.dispose();
+  }
+}
+
