@@ -2,7 +2,12 @@ import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey, toHex } from '../identity';
-import { generateBoxKeyPair, signMessage, verifySignature } from './crypto-primitives';
+import {
+  forgetCachedKeys,
+  generateBoxKeyPair,
+  signMessage,
+  verifySignature,
+} from './crypto-primitives';
 import { bytesEqual, uint32ToBytesLE, wipe } from './encoding';
 import type { NeighbourGraph } from './graph';
 import { assertSortedUnique, buildNeighbourGraph, graphSeed } from './graph';
@@ -479,6 +484,7 @@ export class SecAggClientSession {
   }
 
   private wipeSecrets(): void {
+    forgetCachedKeys(this.selfMaskSeed, this.sKeys?.secretKey, this.cKeys?.secretKey);
     wipe(this.selfMaskSeed, this.sKeys?.secretKey, this.cKeys?.secretKey);
     for (const shares of this.held.values()) wipe(shares.selfMaskShare, shares.secretKeyShare);
     this.held.clear();

@@ -66,14 +66,68 @@ function pkcs8(prefix: Uint8Array, rawKey: Uint8Array): Uint8Array<ArrayBuffer> 
   return out;
 }
 
+/**
+ * Imported CryptoKeys by the key array they came from. A round uses each key many times
+ * (a client's c and s secrets with every neighbour), and importing, above all a PKCS#8
+ * private key, costs far more than the operation itself. Keyed by array identity: callers
+ * pass the same, never-mutated arrays and drop them with {@link forgetCachedKeys}.
+ */
+const keyCache = new WeakMap<Uint8Array, Map<string, Promise<CryptoKey>>>();
+
+function cachedImport(
+  bytes: Uint8Array,
+  kind: string,
+  load: () => Promise<CryptoKey>,
+): Promise<CryptoKey> {
+  let byKind = keyCache.get(bytes);
+  if (!byKind) {
+    byKind = new Map();
+    keyCache.set(bytes, byKind);
+  }
+  let key = byKind.get(kind);
+  if (!key) {
+    key = load();
+    byKind.set(kind, key);
+    key.catch(() => byKind.delete(kind)); // a failed import is not remembered
+  }
+  return key;
+}
+
+/** Drops the imported keys of these arrays (call before wiping secret keys). */
+export function forgetCachedKeys(...arrays: (Uint8Array | undefined)[]): void {
+  for (const a of arrays) if (a) keyCache.delete(a);
+}
+
+function importEd25519Public(publicKey: Uint8Array): Promise<CryptoKey> {
+  return cachedImport(publicKey, 'ed25519-public', () =>
+    subtle()!.importKey('raw', copy(publicKey), { name: 'Ed25519' }, false, ['verify']),
+  );
+}
+
+function importX25519Public(publicKey: Uint8Array): Promise<CryptoKey> {
+  return cachedImport(publicKey, 'x25519-public', () =>
+    subtle()!.importKey('raw', copy(publicKey), { name: 'X25519' }, false, []),
+  );
+}
+
+function importX25519Private(secretKey: Uint8Array): Promise<CryptoKey> {
+  return cachedImport(secretKey, 'x25519-private', async () => {
+    const der = pkcs8(X25519_PKCS8_PREFIX, secretKey);
+    try {
+      return await subtle()!.importKey('pkcs8', der, { name: 'X25519' }, false, ['deriveBits']);
+    } finally {
+      der.fill(0);
+    }
+  });
+}
+
 async function nativeVerify(
   message: Uint8Array,
   signature: Uint8Array,
   publicKey: Uint8Array,
 ): Promise<boolean> {
-  const s = subtle()!;
-  const key = await s.importKey('raw', copy(publicKey), { name: 'Ed25519' }, false, ['verify']);
-  return s.verify({ name: 'Ed25519' }, key, copy(signature), copy(message));
+  const key = await importEd25519Public(publicKey);
+  return subtle()!.verify({ name: 'Ed25519' }, key, copy(signature), copy(message));
 }
 
 async function nativeSign(message: Uint8Array, identitySecretKey: Uint8Array): Promise<Uint8Array> {
@@ -88,15 +142,11 @@ async function nativeSign(message: Uint8Array, identitySecretKey: Uint8Array): P
 }
 
 async function nativeX25519(secretKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
-  const s = subtle()!;
-  const der = pkcs8(X25519_PKCS8_PREFIX, secretKey);
-  try {
-    const priv = await s.importKey('pkcs8', der, { name: 'X25519' }, false, ['deriveBits']);
-    const pub = await s.importKey('raw', copy(publicKey), { name: 'X25519' }, false, []);
-    return new Uint8Array(await s.deriveBits({ name: 'X25519', public: pub }, priv, 256));
-  } finally {
-    der.fill(0);
-  }
+  const [priv, pub] = await Promise.all([
+    importX25519Private(secretKey),
+    importX25519Public(publicKey),
+  ]);
+  return new Uint8Array(await subtle()!.deriveBits({ name: 'X25519', public: pub }, priv, 256));
 }
 
 async function probe(): Promise<Capabilities> {

@@ -13,3 +13,5 @@ export * from './server';
 export * from './shamir';
 export * from './unmask';
 export { SECAGG_DOMAIN } from './encoding';
+export type { CryptoBackend } from './crypto-primitives';
+export { secAggCryptoBackends, setSecAggCryptoBackend } from './crypto-primitives';

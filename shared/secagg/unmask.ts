@@ -1,5 +1,5 @@
 import { CohortError } from '../errors';
-import { x25519PublicKey } from './crypto-primitives';
+import { forgetCachedKeys, x25519PublicKey } from './crypto-primitives';
 import { bytesEqual, wipe } from './encoding';
 import type { NeighbourGraph } from './graph';
 import type { AdvertisedKeys } from './messages';
@@ -69,6 +69,7 @@ export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAgg
       await addMask(accumulator, seed, pairwiseSign(neighbour, owner) === 1 ? -1 : 1);
       wipe(seed);
     }
+    forgetCachedKeys(secretKey);
     wipe(secretKey);
   }
   const decoded = decodeAggregate(accumulator, config, inputs.survivors.length * config.weightCap);

@@ -80,7 +80,9 @@ export function applyWeights(
     let offset = 0;
     for (const entry of expected.entries) {
       const size = shapeSize(entry.shape);
-      tensors.push(tf.tensor(data.subarray(offset, offset + size), entry.shape, 'float32'));
+      // slice, not subarray: the cpu backend keeps the array it is given, so a view would
+      // let later writes to `data` change the model behind its back.
+      tensors.push(tf.tensor(data.slice(offset, offset + size), entry.shape, 'float32'));
       offset += size;
     }
     model.setWeights(tensors);
@@ -156,7 +158,10 @@ export function bytesToFloats(bytes: Uint8Array): Float32Array {
   const count = bytes.byteLength / 4;
   if (LITTLE_ENDIAN) {
     if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, count);
-    return new Float32Array(bytes.slice().buffer, 0, count);
+    // An explicit copy: Buffer#slice returns a view, not a copy, so `.slice()` is not enough.
+    const copy = new Uint8Array(bytes.byteLength);
+    copy.set(bytes);
+    return new Float32Array(copy.buffer, 0, count);
   }
   const out = new Float32Array(count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

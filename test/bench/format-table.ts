@@ -22,10 +22,7 @@ export function formatCell(value: CellValue): string {
 /** The rows as an aligned table with a header and a separator line (markdown-compatible). */
 export function formatTable(columns: BenchColumn[], rows: BenchRow[]): string {
   const cells = rows.map((row) => columns.map((c) => formatCell(row[c.key] ?? null)));
-  const numeric = columns.map((c) =>
-    rows.some((row) => typeof row[c.key] === 'number') &&
-    rows.every((row) => typeof row[c.key] !== 'string'),
-  );
+  const numeric = columns.map((c) => rows.every((row) => typeof row[c.key] !== 'string'));
   const widths = columns.map((c, i) =>
     Math.max(c.label.length, 3, ...cells.map((line) => line[i]!.length)),
   );

@@ -68,11 +68,11 @@ function plans(quick: boolean): ModelPlan[] {
   });
   if (quick) {
     return [
-      { task: 'cifar10', torch: { images: 256, epochs: 1 }, runs: [wasm(256, 1), stock(128, 1)] },
+      { task: 'cifar10', torch: { images: 256, epochs: 1 }, runs: [wasm(256, 1), stock(256, 1)] },
       {
         task: 'mnist',
         torch: { images: 256, epochs: 1 },
-        runs: [wasm(256, 1), stock(128, 1), cpu(16, 32)],
+        runs: [wasm(256, 1), stock(256, 1), cpu(16, 32)],
       },
     ];
   }
@@ -200,7 +200,11 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
  * Images per second of trainLocally, after one untimed warm-up step on a fresh model (kernel
  * setup, first allocations and wasm heap growth stay out of the number).
  */
-async function trainingThroughput(spec: ModelSpec, data: BenchData, run: CohortRun): Promise<number> {
+async function trainingThroughput(
+  spec: ModelSpec,
+  data: BenchData,
+  run: CohortRun,
+): Promise<number> {
   const model = buildModel(spec, 1);
   const config = {
     batchSize: run.batch,
@@ -263,4 +267,3 @@ function countParams(spec: ModelSpec): number {
     model.dispose();
   }
 }
-

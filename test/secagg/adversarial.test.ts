@@ -1,0 +1,493 @@
+import { isCohortError } from '../../shared/errors';
+import type { ErrorCode } from '../../shared/errors';
+import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../shared/identity';
+import type {
+  AdvertiseKeysRequest,
+  InMemoryRoundHooks,
+  InMemoryRoundReport,
+  MaskedInputRequest,
+  SecAggPhase,
+  ShareKeysRequest,
+  ShareKeysResponse,
+  SimulatedSecAggClient,
+  UnmaskingRequest,
+  ConsistencyCheckRequest,
+  ConsistencyCheckResponse,
+} from '../../shared/secagg';
+import {
+  SecAggClientSession,
+  buildNeighbourGraph,
+  chooseSecAggParams,
+  configHash,
+  graphSeed,
+  runInMemorySecAggRound,
+} from '../../shared/secagg';
+import { advertisementBytes } from '../../shared/secagg/signed-payloads';
+import { MODEL_HASH, makeClients, smallConfig } from './helpers';
+
+/**
+ * A malicious coordinator drives honest client sessions with crafted requests. In every case
+ * the victim must throw the right CohortError and send nothing for that phase or any later one
+ * (so nothing it sends can unmask an individual update).
+ */
+
+const N = 5;
+const VECTOR = 16;
+const ROUND = 'r-adv';
+const config = smallConfig(N, VECTOR); // complete graph, t = 4
+const clients = makeClients(N, VECTOR, 11);
+const ids = clients.map((c) => clientIdFromPublicKey(c.identity.publicKey));
+const VICTIM = ids[1]!;
+const OTHER = ids[3]!;
+const PHASES: SecAggPhase[] = [
+  'advertiseKeys',
+  'shareKeys',
+  'maskedInput',
+  'consistencyCheck',
+  'unmasking',
+];
+
+function run(
+  hooks: InMemoryRoundHooks,
+  roster: SimulatedSecAggClient[] = clients,
+): Promise<InMemoryRoundReport> {
+  return runInMemorySecAggRound({
+    roundId: ROUND,
+    modelHash: MODEL_HASH,
+    config,
+    clients: roster,
+    hooks,
+  });
+}
+
+/** Rewrites only the victim's request of one phase. */
+function tamper<T>(phase: SecAggPhase, edit: (request: T) => unknown): InMemoryRoundHooks {
+  return {
+    tamperRequest(p, id, request) {
+      return p === phase && id === VICTIM ? edit(request as T) : request;
+    },
+  };
+}
+
+function expectRefusal(report: InMemoryRoundReport, phase: SecAggPhase, code: ErrorCode): void {
+  const error = report.clientErrors.get(VICTIM);
+  expect(isCohortError(error, code) ? code : error).toBe(code);
+  for (const p of PHASES.slice(PHASES.indexOf(phase))) {
+    expect(report.responses.get(p)!.has(VICTIM)).toBe(false);
+  }
+  expect(report.sessions.get(VICTIM)!.phase).toBe('failed');
+}
+
+describe('honest client against a malicious coordinator: AdvertiseKeys', () => {
+  it('refuses a model hash other than the one it trained on', async () => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({ ...r, modelHash: 'cd'.repeat(32) })),
+    );
+    expectRefusal(report, 'advertiseKeys', 'MODEL_HASH_MISMATCH');
+  });
+
+  it.each([
+    ['a 16-bit modulus', { modulusBits: 16 }],
+    ['a threshold of 2', { threshold: 2 }],
+    ['a threshold of only half the share holders', { maxClients: 8, neighbours: 7, threshold: 4 }],
+    ['a scale that can overflow', { scale: config.scale * 4 }],
+  ])('refuses a config with %s (CONFIG_UNSAFE)', async (_label, change) => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
+        ...r,
+        config: { ...r.config, ...change },
+      })),
+    );
+    expectRefusal(report, 'advertiseKeys', 'CONFIG_UNSAFE');
+  });
+
+  it('cannot be mixed into a round after being shown a different (safe) config', async () => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
+        ...r,
+        config: { ...r.config, clipRange: r.config.clipRange / 2 },
+      })),
+    );
+    // Its signature covers another config hash: the coordinator cannot use its keys.
+    expect(isCohortError(report.serverRejections.get(VICTIM), 'SECAGG_SIGNATURE')).toBe(true);
+    expect(report.result!.survivors).not.toContain(VICTIM);
+  });
+
+  it('refuses a request for another round and phases out of order', async () => {
+    const stale = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({ ...r, roundId: 'r-old' })),
+    );
+    expectRefusal(stale, 'advertiseKeys', 'UPDATE_STALE');
+    const session = new SecAggClientSession({
+      identity: clients[0]!.identity,
+      roundId: ROUND,
+      modelHash: MODEL_HASH,
+    });
+    await expect(session.unmasking({})).rejects.toThrow(/SECAGG_REPLAY/);
+    expect(session.phase).toBe('failed');
+    const request: AdvertiseKeysRequest = { roundId: ROUND, modelHash: MODEL_HASH, config };
+    await expect(session.advertiseKeys(request)).rejects.toThrow(/SECAGG_REPLAY/);
+  });
+});
+
+describe('honest client against a malicious coordinator: ShareKeys', () => {
+  const replaceEntry = (
+    r: ShareKeysRequest,
+    edit: (e: ShareKeysRequest['neighbours'][number]) => ShareKeysRequest['neighbours'][number],
+  ): ShareKeysRequest => ({
+    ...r,
+    neighbours: r.neighbours.map((e) => (e.clientId === OTHER ? edit(e) : e)),
+  });
+
+  it('refuses a substituted masking key (signature no longer verifies)', async () => {
+    const attacker = new Uint8Array(32).fill(42);
+    const report = await run(
+      tamper<ShareKeysRequest>('shareKeys', (r) =>
+        replaceEntry(r, (e) => ({ ...e, sPublicKey: attacker })),
+      ),
+    );
+    expectRefusal(report, 'shareKeys', 'SECAGG_SIGNATURE');
+  });
+
+  it('refuses keys re-signed by a foreign identity under a real client id', async () => {
+    const impostor = generateIdentity();
+    const report = await run(
+      tamper<ShareKeysRequest>('shareKeys', (r) =>
+        replaceEntry(r, (e) => ({
+          ...e,
+          identityPublicKey: impostor.publicKey,
+          signature: signDetached(
+            advertisementBytes(
+              { roundId: ROUND, modelHash: MODEL_HASH, configHash: configHash(config) },
+              e.clientId,
+              e.cPublicKey,
+              e.sPublicKey,
+            ),
+            impostor,
+          ),
+        })),
+      ),
+    );
+    expectRefusal(report, 'shareKeys', 'SECAGG_SIGNATURE');
+  });
+
+  /** Replaces OTHER by an invented participant whose entry `sign` produces. */
+  function injectParticipant(
+    sign: (fakeId: string, entry: ShareKeysRequest['neighbours'][number]) => Uint8Array,
+    identity = generateIdentity(),
+  ) {
+    const fakeId = clientIdFromPublicKey(identity.publicKey);
+    return tamper<ShareKeysRequest>('shareKeys', (r) => {
+      const participants = r.participants
+        .filter((id) => id !== OTHER)
+        .concat(fakeId)
+        .sort();
+      const neighbours = r.neighbours.map((e) => {
+        if (e.clientId !== OTHER) return e;
+        const entry = { ...e, clientId: fakeId, identityPublicKey: identity.publicKey };
+        return { ...entry, signature: sign(fakeId, entry) };
+      });
+      return { ...r, participants, neighbours };
+    });
+  }
+
+  it('refuses an injected unsigned client', async () => {
+    const report = await run(injectParticipant(() => new Uint8Array(64)));
+    expectRefusal(report, 'shareKeys', 'SECAGG_SIGNATURE');
+  });
+
+  it('refuses a validly signed invented client when identities are pinned', async () => {
+    const sybil = generateIdentity();
+    const ctx = { roundId: ROUND, modelHash: MODEL_HASH, configHash: configHash(config) };
+    const hooks = injectParticipant(
+      (fakeId, e) =>
+        signDetached(advertisementBytes(ctx, fakeId, e.cPublicKey, e.sPublicKey), sybil),
+      sybil,
+    );
+    const pinned = clients.map((c) => c.identity.publicKey);
+    const roster = clients.map((c) => ({ ...c, knownIdentityKeys: pinned }));
+    const report = await run(hooks, roster);
+    expectRefusal(report, 'shareKeys', 'SECAGG_SIGNATURE');
+  });
+
+  it.each([
+    [
+      'a neighbour left out',
+      'SECAGG_INCONSISTENT',
+      (r: ShareKeysRequest) => ({ ...r, neighbours: r.neighbours.slice(1) }),
+    ],
+    [
+      'a list without the client itself',
+      'SECAGG_INCONSISTENT',
+      (r: ShareKeysRequest) => ({
+        ...r,
+        participants: r.participants.filter((id) => id !== VICTIM),
+      }),
+    ],
+    [
+      'fewer than t participants',
+      'SECAGG_BELOW_THRESHOLD',
+      (r: ShareKeysRequest) => {
+        const keep = new Set([VICTIM, OTHER, ids[0]!]);
+        return {
+          ...r,
+          participants: r.participants.filter((id) => keep.has(id)),
+          neighbours: r.neighbours.filter((e) => keep.has(e.clientId)),
+        };
+      },
+    ],
+    [
+      'a malformed key',
+      'MESSAGE_INVALID',
+      (r: ShareKeysRequest) => replaceEntry(r, (e) => ({ ...e, cPublicKey: new Uint8Array(31) })),
+    ],
+  ] as [string, ErrorCode, (r: ShareKeysRequest) => unknown][])(
+    'refuses %s',
+    async (_label, code, edit) => {
+      const report = await run(tamper<ShareKeysRequest>('shareKeys', edit));
+      expectRefusal(report, 'shareKeys', code);
+    },
+  );
+});
+
+describe('honest client against a malicious coordinator: MaskedInput', () => {
+  it('refuses a tampered ciphertext', async () => {
+    const report = await run(
+      tamper<MaskedInputRequest>('maskedInput', (r) => ({
+        ...r,
+        bundles: r.bundles.map((b, i) => {
+          if (i !== 0) return b;
+          const ciphertext = b.ciphertext.slice();
+          ciphertext[20] = ciphertext[20]! ^ 0x01;
+          return { ...b, ciphertext };
+        }),
+      })),
+    );
+    expectRefusal(report, 'maskedInput', 'SECAGG_DECRYPT');
+  });
+
+  it('refuses bundles attributed to the wrong senders', async () => {
+    const report = await run(
+      tamper<MaskedInputRequest>('maskedInput', (r) => {
+        const [a, b, ...rest] = r.bundles;
+        return {
+          ...r,
+          bundles: [{ ...a!, senderId: b!.senderId }, { ...b!, senderId: a!.senderId }, ...rest],
+        };
+      }),
+    );
+    expectRefusal(report, 'maskedInput', 'SECAGG_DECRYPT');
+  });
+
+  it('refuses its own bundle reflected back (the box key is symmetric; the names inside are not)', async () => {
+    let own: ShareKeysResponse | undefined;
+    const report = await run({
+      deliverResponse(phase, id, response) {
+        if (phase === 'shareKeys' && id === VICTIM) own = response as ShareKeysResponse;
+        return true;
+      },
+      tamperRequest(phase, id, request) {
+        if (phase !== 'maskedInput' || id !== VICTIM) return request;
+        const r = request as MaskedInputRequest;
+        const mine = own!.bundles.find((b) => b.recipientId === OTHER)!;
+        return {
+          ...r,
+          bundles: r.bundles.map((b) =>
+            b.senderId === OTHER
+              ? { senderId: OTHER, nonce: mine.nonce, ciphertext: mine.ciphertext }
+              : b,
+          ),
+        };
+      },
+    });
+    expectRefusal(report, 'maskedInput', 'SECAGG_DECRYPT');
+  });
+
+  it('refuses a key-sharer list naming a client that never advertised', async () => {
+    const report = await run(
+      tamper<MaskedInputRequest>('maskedInput', (r) => ({
+        ...r,
+        participants: [...r.participants, 'f'.repeat(32)],
+      })),
+    );
+    expectRefusal(report, 'maskedInput', 'SECAGG_INCONSISTENT');
+  });
+});
+
+describe('honest client against a malicious coordinator: ConsistencyCheck and Unmasking', () => {
+  it.each([
+    [
+      'a survivor who never shared keys',
+      'SECAGG_INCONSISTENT',
+      (r: ConsistencyCheckRequest) => ({ ...r, survivors: [...r.survivors, 'f'.repeat(32)] }),
+    ],
+    [
+      'fewer than t survivors',
+      'SECAGG_BELOW_THRESHOLD',
+      (r: ConsistencyCheckRequest) => ({ ...r, survivors: [VICTIM] }),
+    ],
+  ] as [string, ErrorCode, (r: ConsistencyCheckRequest) => unknown][])(
+    'consistency check refuses %s',
+    async (_label, code, edit) => {
+      const report = await run(tamper<ConsistencyCheckRequest>('consistencyCheck', edit));
+      expectRefusal(report, 'consistencyCheck', code);
+    },
+  );
+
+  it.each([
+    [
+      'a client listed as both alive and dead',
+      'SECAGG_INCONSISTENT',
+      (r: UnmaskingRequest) => ({ ...r, dropped: [...r.dropped, OTHER].sort() }),
+    ],
+    [
+      'a survivor list other than the one it signed',
+      'SECAGG_INCONSISTENT',
+      (r: UnmaskingRequest) => ({
+        ...r,
+        survivors: r.survivors.filter((id) => id !== OTHER),
+        dropped: [OTHER],
+      }),
+    ],
+    [
+      'a forged survivor signature',
+      'SECAGG_SIGNATURE',
+      (r: UnmaskingRequest) => ({
+        ...r,
+        signatures: r.signatures.map((s) =>
+          s.clientId === OTHER ? { ...s, signature: new Uint8Array(64).fill(1) } : s,
+        ),
+      }),
+    ],
+    [
+      'a signature from someone outside the survivors',
+      'SECAGG_INCONSISTENT',
+      (r: UnmaskingRequest) => ({
+        ...r,
+        signatures: [...r.signatures, { ...r.signatures[0]!, clientId: 'f'.repeat(32) }],
+      }),
+    ],
+    [
+      'fewer than t signatures',
+      'SECAGG_BELOW_THRESHOLD',
+      (r: UnmaskingRequest) => ({ ...r, signatures: r.signatures.slice(0, 2) }),
+    ],
+  ] as [string, ErrorCode, (r: UnmaskingRequest) => unknown][])(
+    'unmasking refuses %s',
+    async (_label, code, edit) => {
+      const report = await run(tamper<UnmaskingRequest>('unmasking', edit));
+      expectRefusal(report, 'unmasking', code);
+    },
+  );
+
+  it('refuses to unmask after different survivor lists were shown to different clients', async () => {
+    // The coordinator tells two clients that OTHER dropped, the rest that it survived, hoping
+    // to collect OTHER's secret-key shares from the first group and its self-mask shares from
+    // the second, which would expose OTHER's update.
+    const split = new Set([ids[0]!, VICTIM]);
+    const signatures = new Map<string, ConsistencyCheckResponse>();
+    let honestRequest: ConsistencyCheckRequest | undefined;
+    const report = await run({
+      tamperRequest(phase, id, request) {
+        if (phase !== 'consistencyCheck') return request;
+        honestRequest = request as ConsistencyCheckRequest;
+        if (!split.has(id)) return request;
+        return { ...honestRequest, survivors: honestRequest.survivors.filter((s) => s !== OTHER) };
+      },
+      deliverResponse(phase, id, response) {
+        if (phase === 'consistencyCheck') signatures.set(id, response as ConsistencyCheckResponse);
+        return true;
+      },
+    });
+    // The honest server side refuses the two odd signatures, so the round cannot finish...
+    expect(isCohortError(report.error, 'SECAGG_BELOW_THRESHOLD')).toBe(true);
+    // ...and a coordinator that pushes on anyway gets nothing from the misled clients.
+    const forked = honestRequest!.survivors.filter((s) => s !== OTHER);
+    const identityOf = (id: string) => clients[ids.indexOf(id)]!.identity.publicKey;
+    const allSignatures = [...signatures].map(([clientId, r]) => ({
+      clientId,
+      identityPublicKey: identityOf(clientId),
+      signature: r.signature,
+    }));
+    const mixed: UnmaskingRequest = {
+      roundId: ROUND,
+      survivors: forked,
+      dropped: [OTHER],
+      signatures: allSignatures.filter((s) => s.clientId !== OTHER),
+    };
+    await expect(report.sessions.get(VICTIM)!.unmasking(mixed)).rejects.toThrow(/SECAGG_SIGNATURE/);
+    const onlyMisled: UnmaskingRequest = {
+      ...mixed,
+      signatures: allSignatures.filter((s) => split.has(s.clientId)),
+    };
+    await expect(report.sessions.get(ids[0]!)!.unmasking(onlyMisled)).rejects.toThrow(
+      /SECAGG_BELOW_THRESHOLD/,
+    );
+    // The clients shown the true list refuse the forked one too.
+    await expect(report.sessions.get(ids[2]!)!.unmasking(mixed)).rejects.toThrow(
+      /SECAGG_INCONSISTENT/,
+    );
+  });
+
+  it('answers Unmasking once only', async () => {
+    let request: unknown;
+    const report = await run({
+      tamperRequest(phase, id, r) {
+        if (phase === 'unmasking' && id === VICTIM) request = r;
+        return r;
+      },
+    });
+    expect(report.error).toBeUndefined();
+    expect(report.responses.get('unmasking')!.has(VICTIM)).toBe(true);
+    const session = report.sessions.get(VICTIM)!;
+    expect(session.phase).toBe('done');
+    await expect(session.unmasking(request)).rejects.toThrow(/SECAGG_REPLAY/);
+    await expect(session.consistencyCheck({ roundId: ROUND, survivors: ids })).rejects.toThrow(
+      /SECAGG_REPLAY/,
+    );
+  });
+});
+
+describe('honest client against a malicious coordinator: SecAgg+ neighbourhoods', () => {
+  it('refuses when too few share holders of one of its neighbours confirmed the list', async () => {
+    // Plenty of signatures overall, but not from the clients holding a given neighbour's
+    // shares: the coordinator may have shown those holders another list.
+    const n = 16;
+    const plusConfig = chooseSecAggParams(n, {
+      vectorLength: 8,
+      clipRange: 1,
+      weightCap: 100,
+      neighbours: 4,
+      threshold: 3,
+    });
+    const roster = makeClients(n, 8, 12);
+    const rosterIds = roster.map((c) => clientIdFromPublicKey(c.identity.publicKey));
+    const victim = rosterIds[5]!;
+    const participants = [...rosterIds].sort();
+    const graph = buildNeighbourGraph(
+      participants,
+      4,
+      graphSeed(ROUND, configHash(plusConfig), participants),
+    );
+    const neighbour = graph.neighboursOf(victim)[0]!;
+    const cut = new Set(graph.holdersOf(neighbour).filter((h) => h !== victim && h !== neighbour));
+    const report = await runInMemorySecAggRound({
+      roundId: ROUND,
+      modelHash: MODEL_HASH,
+      config: plusConfig,
+      clients: roster,
+      hooks: {
+        tamperRequest(phase, id, request) {
+          if (phase !== 'unmasking' || id !== victim) return request;
+          const r = request as UnmaskingRequest;
+          return { ...r, signatures: r.signatures.filter((s) => !cut.has(s.clientId)) };
+        },
+      },
+    });
+    expect(isCohortError(report.clientErrors.get(victim), 'SECAGG_BELOW_THRESHOLD')).toBe(true);
+    expect(report.responses.get('unmasking')!.has(victim)).toBe(false);
+    // Everyone else answered, and losing one unmasker still leaves enough shares.
+    expect(report.clientErrors.size).toBe(1);
+    expect(report.error).toBeUndefined();
+  });
+});
