@@ -28,7 +28,7 @@ export const coordinatorConfigSchema = z
     overSelection: z.number().min(0).max(1).default(0.1),
     epochs: positiveInt.max(1000).default(1),
     batchSize: positiveInt.max(65_536).default(32),
-    learningRate: z.number().gt(0).max(10).default(0.05),
+    learningRate: z.number().gt(0).max(10).default(0.1),
     optimizer: z.enum(['sgd', 'adam']).default('sgd'),
     maxExamples: z.number().int().min(0).default(0),
     strategy: z.enum(STRATEGY_NAMES).default('fedavg'),

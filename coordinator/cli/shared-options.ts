@@ -14,7 +14,7 @@ export function addRoundOptions(command: Command, defaults: { rounds: number }):
     .option('--rounds <n>', 'number of federated rounds', integerFlag(1, 100_000), defaults.rounds)
     .option('--epochs <n>', 'local epochs per round', integerFlag(1, 1000), 1)
     .option('--batch-size <n>', 'local mini-batch size', integerFlag(1, 65_536), 32)
-    .option('--lr <rate>', 'local learning rate', numberFlag(0, 10, true), 0.05)
+    .option('--lr <rate>', 'local learning rate', numberFlag(0, 10, true), 0.1)
     .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'adam']).default('sgd'))
     .option('--max-examples <n>', 'cap on training examples per client per round (0 = all)', integerFlag(0), 0)
     .addOption(new Option('--strategy <name>', 'aggregation strategy').choices(STRATEGY_NAMES).default('fedavg'))

@@ -3,12 +3,14 @@ import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey, toHex } from '../identity';
 import {
-  forgetCachedKeys,
-  generateBoxKeyPair,
-  signMessage,
-  verifySignature,
-} from './crypto-primitives';
-import { bytesEqual, uint32ToBytesLE, wipe } from './encoding';
+  IdentityChecker,
+  assertMembership,
+  assertSubset,
+  checkSurvivorConfirmations,
+  checkUnmaskingLists,
+} from './client-checks';
+import { forgetCachedKeys, generateBoxKeyPair, signMessage } from './crypto-primitives';
+import { uint32ToBytesLE, wipe } from './encoding';
 import type { NeighbourGraph } from './graph';
 import { assertSortedUnique, buildNeighbourGraph, graphSeed } from './graph';
 import type {
@@ -86,7 +88,7 @@ export class SecAggClientSession {
   readonly clientId: string;
   private state: SecAggClientPhase = 'advertiseKeys';
   private busy = false;
-  private readonly pinned: Set<string> | undefined;
+  private readonly identities: IdentityChecker;
   private readonly randomFill: RandomFill;
   private config: SecAggConfig | undefined;
   private ctx: RoundContext | undefined;
@@ -102,9 +104,7 @@ export class SecAggClientSession {
   constructor(private readonly options: SecAggClientOptions) {
     this.clientId = clientIdFromPublicKey(options.identity.publicKey);
     this.randomFill = options.randomFill ?? cryptoRandomFill;
-    this.pinned = options.knownIdentityKeys
-      ? new Set([...options.knownIdentityKeys].map((k) => toHex(k)))
-      : undefined;
+    this.identities = new IdentityChecker(options.knownIdentityKeys);
   }
 
   /** The phase this session expects next ('done' after unmasking, 'failed' after any error). */
@@ -155,7 +155,7 @@ export class SecAggClientSession {
       const { config, ctx, cKeys, sKeys } = this.ready();
       this.checkRound(req.roundId);
       assertSortedUnique(req.participants, 'participants');
-      this.checkMembership(req.participants, 'participants');
+      assertMembership(req.participants, this.clientId, config.threshold, 'participants');
       if (req.participants.length > config.maxClients) {
         throw new CohortError('CONFIG_UNSAFE', 'more participants than the config was sized for');
       }
@@ -184,7 +184,9 @@ export class SecAggClientSession {
       if (this.neighbourKeys.size !== expected.size) {
         throw new CohortError('SECAGG_INCONSISTENT', 'the keys of some neighbours are missing');
       }
-      await Promise.all(req.neighbours.map((entry) => this.verifyAdvertisement(entry, ctx)));
+      await Promise.all(
+        req.neighbours.map((entry) => this.identities.verifyAdvertisement(entry, ctx)),
+      );
       this.graph = graph;
       const holders = graph.holdersOf(this.clientId);
       const seed = nacl.randomBytes(32);
@@ -225,8 +227,8 @@ export class SecAggClientSession {
       const graph = this.graph!;
       this.checkRound(req.roundId);
       assertSortedUnique(req.participants, 'participants');
-      this.checkSubset(req.participants, new Set(graph.participants), 'key sharers');
-      this.checkMembership(req.participants, 'key sharers');
+      assertSubset(req.participants, new Set(graph.participants), 'key sharers');
+      assertMembership(req.participants, this.clientId, config.threshold, 'key sharers');
       const sharers = new Set(req.participants);
       const senders = graph.neighboursOf(this.clientId).filter((id) => sharers.has(id));
       const bundles = new Map(req.bundles.map((b) => [b.senderId, b] as const));
@@ -272,8 +274,8 @@ export class SecAggClientSession {
       const { ctx } = this.ready();
       this.checkRound(req.roundId);
       assertSortedUnique(req.survivors, 'survivors');
-      this.checkSubset(req.survivors, this.sharedKeys!, 'survivors');
-      this.checkMembership(req.survivors, 'survivors');
+      assertSubset(req.survivors, this.sharedKeys!, 'survivors');
+      assertMembership(req.survivors, this.clientId, this.config!.threshold, 'survivors');
       this.survivors = [...req.survivors];
       return {
         roundId: ctx.roundId,
@@ -294,75 +296,18 @@ export class SecAggClientSession {
       const req = parseSecAggMessage('unmaskingRequest', request);
       const { config, ctx } = this.ready();
       const graph = this.graph!;
-      const signed = this.survivors!;
       this.checkRound(req.roundId);
-      if (
-        req.survivors.length !== signed.length ||
-        req.survivors.some((id, i) => id !== signed[i])
-      ) {
-        throw new CohortError(
-          'SECAGG_INCONSISTENT',
-          'survivor list differs from the one this client signed',
-        );
-      }
-      const alive = new Set(signed);
-      assertSortedUnique(req.dropped, 'dropped');
-      if (req.dropped.some((id) => alive.has(id))) {
-        throw new CohortError('SECAGG_INCONSISTENT', 'a client is listed as both alive and dead');
-      }
-      const expectedDropped = [...this.sharedKeys!].filter((id) => !alive.has(id)).sort();
-      if (
-        req.dropped.length !== expectedDropped.length ||
-        req.dropped.some((id, i) => id !== expectedDropped[i])
-      ) {
-        throw new CohortError(
-          'SECAGG_INCONSISTENT',
-          'dropped list is not the key sharers minus the survivors',
-        );
-      }
-      const signers = new Set<string>();
-      for (const s of req.signatures) {
-        if (!alive.has(s.clientId) || signers.has(s.clientId)) {
-          throw new CohortError(
-            'SECAGG_INCONSISTENT',
-            `signature from non-survivor or repeated ${s.clientId}`,
-          );
-        }
-        signers.add(s.clientId);
-      }
-      if (signers.size < config.threshold) {
-        throw new CohortError(
-          'SECAGG_BELOW_THRESHOLD',
-          `${signers.size} survivors signed, ${config.threshold} needed`,
-        );
-      }
+      const alive = checkUnmaskingLists(req, this.survivors!, this.sharedKeys!, config.threshold);
       const owners = [...this.held.keys()].sort();
-      const relevant = new Set<string>();
-      for (const owner of owners) for (const h of graph.holdersOf(owner)) relevant.add(h);
-      const message = consistencyBytes(ctx, signed);
-      // Signers outside the two-hop neighbourhood cannot affect any secret this client reveals.
-      const checked = req.signatures.filter((s) => relevant.has(s.clientId));
-      for (const s of checked) this.checkIdentity(s.clientId, s.identityPublicKey);
-      const valid = await Promise.all(
-        checked.map((s) => verifySignature(message, s.signature, s.identityPublicKey)),
-      );
-      const bad = checked.find((_s, i) => !valid[i]);
-      if (bad) {
-        throw new CohortError(
-          'SECAGG_SIGNATURE',
-          `consistency signature of ${bad.clientId} does not verify`,
-        );
-      }
-      const verified = new Set(checked.map((s) => s.clientId));
-      for (const owner of owners) {
-        const confirmed = graph.holdersOf(owner).filter((h) => verified.has(h)).length;
-        if (confirmed < config.threshold) {
-          throw new CohortError(
-            'SECAGG_BELOW_THRESHOLD',
-            `only ${confirmed} share holders of ${owner} confirmed the survivor list, ${config.threshold} needed`,
-          );
-        }
-      }
+      await checkSurvivorConfirmations({
+        signatures: req.signatures,
+        owners,
+        graph,
+        message: consistencyBytes(ctx, this.survivors!),
+        threshold: config.threshold,
+        identities: this.identities,
+        knownIdentityKey: (id) => this.neighbourKeys.get(id)?.identityPublicKey,
+      });
       const selfMaskShares: RevealedShare[] = [];
       const secretKeyShares: RevealedShare[] = [];
       for (const owner of owners) {
@@ -393,54 +338,6 @@ export class SecAggClientSession {
       throw new CohortError(
         'UPDATE_STALE',
         `message for round ${roundId}, session is ${this.options.roundId}`,
-      );
-    }
-  }
-
-  /** The list must name this client and hold at least t clients. */
-  private checkMembership(ids: readonly string[], what: string): void {
-    if (!ids.includes(this.clientId)) {
-      throw new CohortError('SECAGG_INCONSISTENT', `${what} do not include this client`);
-    }
-    if (ids.length < this.config!.threshold) {
-      throw new CohortError(
-        'SECAGG_BELOW_THRESHOLD',
-        `${ids.length} ${what}, threshold is ${this.config!.threshold}`,
-      );
-    }
-  }
-
-  private checkSubset(ids: readonly string[], earlier: ReadonlySet<string>, what: string): void {
-    for (const id of ids) {
-      if (!earlier.has(id))
-        throw new CohortError('SECAGG_INCONSISTENT', `${what} include ${id}, absent before`);
-    }
-  }
-
-  /** The id must be the hash of the key, the key pinned if pinning is on, and unchanged for neighbours. */
-  private checkIdentity(clientId: string, identityPublicKey: Uint8Array): void {
-    if (clientIdFromPublicKey(identityPublicKey) !== clientId) {
-      throw new CohortError('SECAGG_SIGNATURE', `identity key does not belong to ${clientId}`);
-    }
-    if (this.pinned && !this.pinned.has(toHex(identityPublicKey))) {
-      throw new CohortError('SECAGG_SIGNATURE', `${clientId} is not a known identity`);
-    }
-    const known = this.neighbourKeys.get(clientId);
-    if (known && !bytesEqual(known.identityPublicKey, identityPublicKey)) {
-      throw new CohortError(
-        'SECAGG_SIGNATURE',
-        `identity key of ${clientId} changed during the round`,
-      );
-    }
-  }
-
-  private async verifyAdvertisement(entry: AdvertisedKeys, ctx: RoundContext): Promise<void> {
-    this.checkIdentity(entry.clientId, entry.identityPublicKey);
-    const message = advertisementBytes(ctx, entry.clientId, entry.cPublicKey, entry.sPublicKey);
-    if (!(await verifySignature(message, entry.signature, entry.identityPublicKey))) {
-      throw new CohortError(
-        'SECAGG_SIGNATURE',
-        `keys of ${entry.clientId} are not signed by its identity`,
       );
     }
   }

@@ -20,8 +20,12 @@ import type { SecAggConfig } from './params';
 import { assertSafeConfig, configHash } from './params';
 import type { RoundContext } from './signed-payloads';
 import { advertisementBytes, consistencyBytes } from './signed-payloads';
+import type { SecAggServerPhase } from './phase-gate';
+import { PhaseGate } from './phase-gate';
 import type { SecAggResult } from './unmask';
-import { reconstructAggregate } from './unmask';
+import { assertReconstructible, reconstructAggregate } from './unmask';
+
+export type { SecAggServerPhase } from './phase-gate';
 
 /** A cohort member as the coordinator knows it from authentication. */
 export interface SecAggCohortMember {
@@ -36,25 +40,6 @@ export interface SecAggServerOptions {
   config: SecAggConfig;
   cohort: readonly SecAggCohortMember[];
 }
-
-/** The phase whose responses the round collects now, or its end state. */
-export type SecAggServerPhase =
-  | 'advertiseKeys'
-  | 'shareKeys'
-  | 'maskedInput'
-  | 'consistencyCheck'
-  | 'unmasking'
-  | 'done'
-  | 'aborted';
-
-const ORDER: SecAggServerPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-  'done',
-];
 
 /** How many clients remain at each phase, for logs and the dashboard. */
 export interface SecAggRoundStats {
@@ -78,12 +63,9 @@ export interface SecAggRoundStats {
  * routes sealed bundles; it learns the weighted mean of the survivors and nothing else.
  */
 export class SecAggServerRound {
-  private state: SecAggServerPhase = 'advertiseKeys';
+  private readonly gate: PhaseGate;
   private readonly ctx: RoundContext;
   private readonly cohort = new Map<string, Uint8Array>();
-  private expected: Set<string>;
-  private readonly responded = new Set<string>();
-  private readonly inFlight = new Set<string>();
   private readonly keys = new Map<string, AdvertisedKeys>();
   private graph: NeighbourGraph | undefined;
   private bundles = new Map<string, Map<string, OutgoingBundle>>();
@@ -94,7 +76,6 @@ export class SecAggServerRound {
   private signers: string[] = [];
   private readonly selfMaskShares = new Map<string, Uint8Array[]>();
   private readonly secretKeyShares = new Map<string, Uint8Array[]>();
-  private finishing = false;
 
   constructor(private readonly options: SecAggServerOptions) {
     assertSafeConfig(options.config, options.cohort.length);
@@ -115,12 +96,12 @@ export class SecAggServerRound {
       modelHash: options.modelHash,
       configHash: configHash(options.config),
     };
-    this.expected = new Set(this.cohort.keys());
+    this.gate = new PhaseGate(new Set(this.cohort.keys()), options.config.threshold);
   }
 
   /** Current phase. */
   get phase(): SecAggServerPhase {
-    return this.state;
+    return this.gate.phase;
   }
 
   /** The config hash every client signs. */
@@ -130,19 +111,19 @@ export class SecAggServerRound {
 
   /** Clients that still owe a response in the current phase. */
   awaiting(): string[] {
-    return [...this.expected].filter((id) => !this.responded.has(id)).sort();
+    return this.gate.awaiting();
   }
 
   /** Survivor counts per phase. */
   stats(): SecAggRoundStats {
     return {
-      phase: this.state,
+      phase: this.gate.phase,
       cohort: this.cohort.size,
       advertised: this.keys.size,
       sharedKeys: this.sharers.length,
       maskedInputs: this.survivors.length,
       signedSurvivors: this.signers.length,
-      unmasked: this.state === 'unmasking' || this.state === 'done' ? this.responded.size : 0,
+      unmasked: ['unmasking', 'done'].includes(this.gate.phase) ? this.gate.answered : 0,
     };
   }
 
@@ -157,7 +138,7 @@ export class SecAggServerRound {
 
   /** Records a client's signed keys after verifying the signature against its identity. */
   receiveAdvertiseKeys(clientId: string, payload: unknown): Promise<void> {
-    return this.accept('advertiseKeys', clientId, async () => {
+    return this.gate.accept('advertiseKeys', clientId, async () => {
       const res = parseSecAggMessage('advertiseKeysResponse', payload);
       this.checkRound(res.roundId);
       const identityPublicKey = this.cohort.get(clientId)!;
@@ -182,7 +163,7 @@ export class SecAggServerRound {
 
   /** Ends phase 0: fixes the participants and their graph; one ShareKeys request each. */
   closeAdvertiseKeys(): Map<string, ShareKeysRequest> {
-    const participants = this.closePhase('advertiseKeys');
+    const participants = this.closeGate('advertiseKeys');
     const graph = buildNeighbourGraph(
       participants,
       this.options.config.neighbours,
@@ -198,7 +179,7 @@ export class SecAggServerRound {
 
   /** Records a client's sealed bundles; they must address exactly its neighbours. */
   receiveShareKeys(clientId: string, payload: unknown): Promise<void> {
-    return this.accept('shareKeys', clientId, () => {
+    return this.gate.accept('shareKeys', clientId, () => {
       const res = parseSecAggMessage('shareKeysResponse', payload);
       this.checkRound(res.roundId);
       const neighbours = this.graph!.neighboursOf(clientId);
@@ -219,7 +200,7 @@ export class SecAggServerRound {
 
   /** Ends phase 1: routes each sharer's bundles to their recipients; starts the accumulator. */
   closeShareKeys(): Map<string, MaskedInputRequest> {
-    const sharers = this.closePhase('shareKeys');
+    const sharers = this.closeGate('shareKeys');
     this.sharers = sharers;
     const inSharers = new Set(sharers);
     const graph = this.graph!;
@@ -239,7 +220,7 @@ export class SecAggServerRound {
 
   /** Adds a masked input into the running sum mod 2^32; nothing per client is kept. */
   receiveMaskedInput(clientId: string, payload: unknown): Promise<void> {
-    return this.accept('maskedInput', clientId, () => {
+    return this.gate.accept('maskedInput', clientId, () => {
       const res = parseSecAggMessage('maskedInputResponse', payload);
       this.checkRound(res.roundId);
       const acc = this.accumulator!;
@@ -258,7 +239,7 @@ export class SecAggServerRound {
 
   /** Ends phase 2: the survivors are those whose input was summed; each is asked to sign them. */
   closeMaskedInput(): Map<string, ConsistencyCheckRequest> {
-    const survivors = this.closePhase('maskedInput');
+    const survivors = this.closeGate('maskedInput');
     this.survivors = survivors;
     const request: ConsistencyCheckRequest = { roundId: this.ctx.roundId, survivors };
     return this.openPhase('consistencyCheck', survivors, () => request);
@@ -266,7 +247,7 @@ export class SecAggServerRound {
 
   /** Records a survivor's signature over the survivor list after verifying it. */
   receiveConsistencyCheck(clientId: string, payload: unknown): Promise<void> {
-    return this.accept('consistencyCheck', clientId, async () => {
+    return this.gate.accept('consistencyCheck', clientId, async () => {
       const res = parseSecAggMessage('consistencyCheckResponse', payload);
       this.checkRound(res.roundId);
       const message = consistencyBytes(this.ctx, this.survivors);
@@ -285,22 +266,22 @@ export class SecAggServerRound {
    * (else aborts now rather than after clients refuse), and sends everyone the signed list.
    */
   closeConsistencyCheck(): Map<string, UnmaskingRequest> {
-    const signers = this.closePhase('consistencyCheck');
+    const signers = this.closeGate('consistencyCheck');
     this.signers = signers;
     const graph = this.graph!;
-    const signed = new Set(signers);
     const alive = new Set(this.survivors);
     const dropped = this.sharers.filter((id) => !alive.has(id));
-    for (const owner of this.sharers) {
-      const needed = alive.has(owner) || graph.neighboursOf(owner).some((n) => alive.has(n));
-      const confirmed = graph.holdersOf(owner).filter((h) => signed.has(h)).length;
-      if (needed && confirmed < this.options.config.threshold) {
-        this.abort();
-        throw new CohortError(
-          'SECAGG_BELOW_THRESHOLD',
-          `only ${confirmed} share holders of ${owner} remain, ${this.options.config.threshold} needed`,
-        );
-      }
+    try {
+      assertReconstructible(
+        graph,
+        this.sharers,
+        alive,
+        new Set(signers),
+        this.options.config.threshold,
+      );
+    } catch (err) {
+      this.abort();
+      throw err;
     }
     const signatures: SurvivorSignature[] = signers.map((id) => ({
       clientId: id,
@@ -321,7 +302,7 @@ export class SecAggServerRound {
    * dropped clients, only of owners the sender holds shares of, each owner once.
    */
   receiveUnmasking(clientId: string, payload: unknown): Promise<void> {
-    return this.accept('unmasking', clientId, () => {
+    return this.gate.accept('unmasking', clientId, () => {
       const res = parseSecAggMessage('unmaskingResponse', payload);
       this.checkRound(res.roundId);
       const graph = this.graph!;
@@ -362,10 +343,8 @@ export class SecAggServerRound {
    * reconstruction aborts the round and outputs nothing.
    */
   async finish(): Promise<SecAggResult> {
-    if (this.state === 'aborted') throw new CohortError('ROUND_ABORTED', 'the round was aborted');
-    if (this.finishing) throw new CohortError('SECAGG_REPLAY', 'finish() already called');
-    this.finishing = true;
-    this.closePhase('unmasking'); // at least t clients must have answered
+    this.gate.beginFinish();
+    this.closeGate('unmasking'); // at least t clients must have answered
     try {
       const alive = new Set(this.survivors);
       const result = await reconstructAggregate({
@@ -379,7 +358,7 @@ export class SecAggServerRound {
         selfMaskShares: this.selfMaskShares,
         secretKeyShares: this.secretKeyShares,
       });
-      this.state = 'done';
+      this.gate.markDone();
       this.release();
       return result;
     } catch (err) {
@@ -390,8 +369,8 @@ export class SecAggServerRound {
 
   /** Abandons the round (deadline policy, shutdown): wipes the partial sum; nothing is output. */
   abort(): void {
-    if (this.state === 'done') return;
-    this.state = 'aborted';
+    if (this.gate.phase === 'done') return;
+    this.gate.abort();
     this.release();
   }
 
@@ -401,54 +380,6 @@ export class SecAggServerRound {
     this.bundles = new Map();
     this.selfMaskShares.clear();
     this.secretKeyShares.clear();
-    this.expected = new Set();
-  }
-
-  /**
-   * Runs one response through admission, validation (possibly async: signature checks) and,
-   * only if the phase is still open afterwards, the state change `validate` returns. A client
-   * is marked in flight meanwhile, so a concurrent duplicate is refused.
-   */
-  private async accept(
-    phase: SecAggServerPhase,
-    clientId: string,
-    validate: () => (() => void) | Promise<() => void>,
-  ): Promise<void> {
-    this.admit(phase, clientId);
-    this.inFlight.add(clientId);
-    try {
-      const commit = await validate();
-      if (this.state !== phase || this.finishing) {
-        throw new CohortError(
-          'SECAGG_LATE',
-          `${phase} from ${clientId} finished after the phase closed`,
-        );
-      }
-      commit();
-      this.responded.add(clientId);
-    } finally {
-      this.inFlight.delete(clientId);
-    }
-  }
-
-  private admit(phase: SecAggServerPhase, clientId: string): void {
-    if (this.state === 'aborted') throw new CohortError('ROUND_ABORTED', 'the round was aborted');
-    if (!this.cohort.has(clientId)) {
-      throw new CohortError('UPDATE_NOT_SELECTED', `${clientId} is not in this round's cohort`);
-    }
-    const now = ORDER.indexOf(this.state);
-    const wanted = ORDER.indexOf(phase);
-    if (wanted < now || this.finishing) {
-      throw new CohortError('SECAGG_LATE', `${phase} from ${clientId} after the phase closed`);
-    }
-    if (wanted > now)
-      throw new CohortError('SECAGG_REPLAY', `${phase} from ${clientId} before it opened`);
-    if (!this.expected.has(clientId)) {
-      throw new CohortError('SECAGG_LATE', `${clientId} was already declared dropped`);
-    }
-    if (this.responded.has(clientId) || this.inFlight.has(clientId)) {
-      throw new CohortError('UPDATE_DUPLICATE', `second ${phase} response from ${clientId}`);
-    }
   }
 
   private checkRound(roundId: string): void {
@@ -460,21 +391,14 @@ export class SecAggServerRound {
     }
   }
 
-  /** Survivors of `phase` (sorted), or abort when fewer than t. */
-  private closePhase(phase: SecAggServerPhase): string[] {
-    if (this.state !== phase) {
-      if (this.state === 'aborted') throw new CohortError('ROUND_ABORTED', 'the round was aborted');
-      throw new CohortError('SECAGG_REPLAY', `cannot close ${phase} while at ${this.state}`);
+  /** Closes a phase; below t, the whole round aborts and its partial state is wiped. */
+  private closeGate(phase: SecAggServerPhase): string[] {
+    try {
+      return this.gate.close(phase);
+    } catch (err) {
+      if (this.gate.phase === 'aborted') this.abort();
+      throw err;
     }
-    const survivors = [...this.responded].sort();
-    if (survivors.length < this.options.config.threshold) {
-      this.abort();
-      throw new CohortError(
-        'SECAGG_BELOW_THRESHOLD',
-        `${survivors.length} clients completed ${phase}, threshold is ${this.options.config.threshold}`,
-      );
-    }
-    return survivors;
   }
 
   private openPhase<R>(
@@ -482,9 +406,7 @@ export class SecAggServerRound {
     ids: string[],
     build: (id: string) => R,
   ): Map<string, R> {
-    this.state = phase;
-    this.expected = new Set(ids);
-    this.responded.clear();
+    this.gate.open(phase, ids);
     return new Map(ids.map((id) => [id, build(id)] as const));
   }
 }

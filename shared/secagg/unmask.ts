@@ -21,6 +21,32 @@ export interface SecAggResult {
   dropped: string[];
 }
 
+/**
+ * Refuses (SECAGG_BELOW_THRESHOLD) to start Unmasking when some secret that must be rebuilt
+ * (a survivor's self-mask seed, or the masking key of a dropped client with surviving
+ * neighbours) has fewer than t share holders among the clients that confirmed the survivor
+ * list: honest clients would refuse anyway, so the round aborts early and cleanly.
+ */
+export function assertReconstructible(
+  graph: NeighbourGraph,
+  sharers: readonly string[],
+  alive: ReadonlySet<string>,
+  confirmed: ReadonlySet<string>,
+  threshold: number,
+): void {
+  for (const owner of sharers) {
+    const needed = alive.has(owner) || graph.neighboursOf(owner).some((n) => alive.has(n));
+    if (!needed) continue;
+    const holders = graph.holdersOf(owner).filter((h) => confirmed.has(h)).length;
+    if (holders < threshold) {
+      throw new CohortError(
+        'SECAGG_BELOW_THRESHOLD',
+        `only ${holders} share holders of ${owner} remain, ${threshold} needed`,
+      );
+    }
+  }
+}
+
 /** Everything the unmasking step needs from the server round's state. */
 export interface UnmaskInputs {
   roundId: string;

@@ -176,14 +176,14 @@ async function step(
       optimizer.minimize(
         () => {
           const logits = model.apply(xs, { training: true }) as tf.Tensor2D;
-          const ce = tf.losses.softmaxCrossEntropy(ys, logits) as tf.Scalar;
+          const ce = tf.losses.softmaxCrossEntropy<tf.Tensor2D, tf.Scalar>(ys, logits);
           // A clone: minimize() disposes the returned cost, which is `ce` itself when mu = 0.
           crossEntropy = tf.keep(ce.clone());
           if (anchors.length === 0) return ce;
           const squaredDistance = tf.addN(
             variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]!))),
           );
-          return tf.add(ce, tf.mul(mu / 2, squaredDistance)) as tf.Scalar;
+          return tf.add<tf.Scalar>(ce, tf.mul(mu / 2, squaredDistance));
         },
         false,
         variables,

@@ -350,6 +350,11 @@ describe('honest client against a malicious coordinator: ConsistencyCheck and Un
       }),
     ],
     [
+      'a survivor list with one member fewer than it signed',
+      'SECAGG_INCONSISTENT',
+      (r: UnmaskingRequest) => ({ ...r, survivors: r.survivors.filter((id) => id !== OTHER) }),
+    ],
+    [
       'a forged survivor signature',
       'SECAGG_SIGNATURE',
       (r: UnmaskingRequest) => ({

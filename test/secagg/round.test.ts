@@ -1,7 +1,13 @@
 import { isCohortError } from '../../shared/errors';
 import { clientIdFromPublicKey } from '../../shared/identity';
 import type { SecAggPhase, SecAggServerRound, SimulatedSecAggClient } from '../../shared/secagg';
-import { chooseSecAggParams, runInMemorySecAggRound } from '../../shared/secagg';
+import {
+  buildNeighbourGraph,
+  chooseSecAggParams,
+  configHash,
+  graphSeed,
+  runInMemorySecAggRound,
+} from '../../shared/secagg';
 import {
   MODEL_HASH,
   makeClients,
@@ -269,5 +275,37 @@ describe('secure aggregation round (SecAgg+ neighbour graph)', () => {
     expect(maxAbsDiff(report.result!.weightedMean, expected.mean)).toBeLessThan(
       quantizationTolerance(inSum.length, config, expected.totalWeight),
     );
+  });
+
+  it('aborts before Unmasking when a neighbourhood loses too many holders (nothing is revealed)', async () => {
+    const n = 16;
+    const config = chooseSecAggParams(n, {
+      vectorLength: 8,
+      clipRange: 1,
+      weightCap: 1000,
+      neighbours: 4,
+      threshold: 3,
+    });
+    const base = makeClients(n, 8, 8);
+    const sorted = base.map(idOf).sort();
+    const graph = buildNeighbourGraph(sorted, 4, graphSeed('r-hood', configHash(config), sorted));
+    // Three of the four neighbours of one client vanish after sending their masked input:
+    // only 2 of its 5 share holders remain, fewer than t = 3.
+    const gone = new Set(graph.neighboursOf(sorted[0]!).slice(0, 3));
+    const drops: Record<number, SecAggPhase> = {};
+    base.forEach((c, i) => {
+      if (gone.has(idOf(c))) drops[i] = 'consistencyCheck';
+    });
+    const clients = withDrops(base, drops);
+    const report = await runInMemorySecAggRound({
+      roundId: 'r-hood',
+      modelHash: MODEL_HASH,
+      config,
+      clients,
+    });
+    expect(isCohortError(report.error, 'SECAGG_BELOW_THRESHOLD')).toBe(true);
+    expect(report.serverPhase).toBe('aborted');
+    expect(report.responses.get('unmasking')!.size).toBe(0);
+    expect(report.clientErrors.size).toBe(0);
   });
 });

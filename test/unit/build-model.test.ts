@@ -49,7 +49,7 @@ describe('buildModel', () => {
       // Names do not depend on how many models the process built before.
       expect(extractWeights(b).manifest).toEqual(wa.manifest);
     } finally {
-      tf.dispose([a, b, c]);
+      for (const m of [a, b, c]) m.dispose();
     }
   });
 

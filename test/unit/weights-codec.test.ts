@@ -78,7 +78,7 @@ describe('extractWeights / applyWeights', () => {
       values[0] = 99;
       expect(extractWeights(target).data[0]).toBe(0);
     } finally {
-      tf.dispose([source, target]);
+      for (const m of [source, target]) m.dispose();
     }
   });
 

@@ -1,0 +1,61 @@
+import { StreamingWeightedMean } from '../../shared/aggregation/streaming-weighted-mean';
+import { isCohortError } from '../../shared/errors';
+import type { ErrorCode } from '../../shared/errors';
+
+function codeOf(fn: () => unknown): ErrorCode | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (isCohortError(err)) return err.code;
+    throw err;
+  }
+  return undefined;
+}
+
+describe('StreamingWeightedMean', () => {
+  it('computes the example-weighted mean by hand', () => {
+    const acc = new StreamingWeightedMean(3);
+    acc.add(new Float32Array([1, 2, 3]), 1);
+    acc.add(new Float32Array([3, 6, 9]), 3);
+    expect(acc.count).toBe(2);
+    expect(acc.totalWeight).toBe(4);
+    // (1*1 + 3*3)/4 = 2.5, (2 + 18)/4 = 5, (3 + 27)/4 = 7.5: not the unweighted 2, 4, 6.
+    expect(Array.from(acc.mean())).toEqual([2.5, 5, 7.5]);
+  });
+
+  it('keeps accumulating after mean() and does not touch its inputs', () => {
+    const acc = new StreamingWeightedMean(2);
+    const v = new Float32Array([2, -4]);
+    acc.add(v, 2);
+    expect(Array.from(acc.mean())).toEqual([2, -4]);
+    acc.add(new Float32Array([5, 5]), 1);
+    expect(Array.from(acc.mean())).toEqual([3, -1]);
+    expect(Array.from(v)).toEqual([2, -4]);
+  });
+
+  it('stays accurate over many small contributions (float64 accumulator)', () => {
+    const acc = new StreamingWeightedMean(1);
+    for (let i = 0; i < 100_000; i++) acc.add(new Float32Array([i % 2 === 0 ? 1e-3 : 3e-3]), 1);
+    expect(acc.mean()[0]).toBeCloseTo(2e-3, 9);
+  });
+
+  it('refuses bad updates without changing the running mean', () => {
+    const acc = new StreamingWeightedMean(2);
+    acc.add(new Float32Array([1, 1]), 1);
+    expect(codeOf(() => acc.add(new Float32Array([1, 2, 3]), 1))).toBe('UPDATE_SHAPE');
+    expect(codeOf(() => acc.add(new Float32Array([5, Number.NaN]), 1))).toBe('UPDATE_NON_FINITE');
+    expect(codeOf(() => acc.add(new Float32Array([Infinity, 0]), 1))).toBe('UPDATE_NON_FINITE');
+    for (const weight of [0, -1, Number.NaN, Infinity]) {
+      expect(codeOf(() => acc.add(new Float32Array([9, 9]), weight))).toBe('MESSAGE_INVALID');
+    }
+    expect(acc.count).toBe(1);
+    expect(acc.totalWeight).toBe(1);
+    expect(Array.from(acc.mean())).toEqual([1, 1]);
+  });
+
+  it('has no mean before any update, and refuses a bad length', () => {
+    expect(codeOf(() => new StreamingWeightedMean(2).mean())).toBe('ROUND_ABORTED');
+    expect(codeOf(() => new StreamingWeightedMean(0))).toBe('CONFIG_INVALID');
+    expect(codeOf(() => new StreamingWeightedMean(1.5))).toBe('CONFIG_INVALID');
+  });
+});
