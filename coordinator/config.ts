@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CohortError } from '../shared/errors';
+import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
 
 /** Federated evaluation modes: who measures the global model after each round. */
 export const EVALUATION_MODES = ['auto', 'centralized', 'federated', 'both', 'none'] as const;
@@ -22,7 +23,7 @@ export const coordinatorConfigSchema = z
       .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'letters, digits, _ . - only')
       .optional(),
     rounds: positiveInt.max(100_000).default(10),
-    minClients: positiveInt.max(100_000).default(2),
+    minClients: positiveInt.max(100_000).default(3),
     clientsPerRound: positiveInt.max(100_000).optional(),
     fraction: z.number().gt(0).max(1).optional(),
     overSelection: z.number().min(0).max(1).default(0.1),
@@ -40,6 +41,12 @@ export const coordinatorConfigSchema = z
     waitForClientsMs: positiveInt.optional(),
     evaluation: z.enum(EVALUATION_MODES).default('auto'),
     secureAggregation: z.boolean().default(true),
+    /** Secure aggregation: every update element is clipped to [-clipRange, clipRange]. */
+    clipRange: z.number().gt(0).max(1e6).default(4),
+    /** Secure aggregation: example counts above this are capped in the weighted mean. */
+    weightCap: positiveInt.max(1 << 24).default(16_384),
+    /** Secure aggregation: deadline of each of the five phases. */
+    phaseTimeoutMs: positiveInt.default(120_000),
     database: z.string().min(1).default('file:./cohort.db'),
     exportDir: z.string().min(1).optional(),
     jsonPath: z.string().min(1).optional(),
@@ -83,4 +90,28 @@ export function resolveCoordinatorConfig(input: CoordinatorConfigInput): Coordin
     throw new CohortError('CONFIG_INVALID', lines.join('; '));
   }
   return Object.freeze({ ...parsed.data, experiment: parsed.data.experiment ?? parsed.data.task });
+}
+
+/**
+ * Refuses secure-aggregation settings that would be unsafe before anything runs: cohorts
+ * below the minimum threshold (a mean of two reveals each update to the other), and, when
+ * the cohort size is bounded, parameters that could overflow the 2^32 modulus.
+ */
+export function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: number): void {
+  if (!config.secureAggregation) return;
+  if (config.minClients < MIN_THRESHOLD) {
+    throw new CohortError(
+      'CONFIG_UNSAFE',
+      `secure aggregation needs at least ${MIN_THRESHOLD} clients per round (--min-clients ${config.minClients}); ` +
+        'raise --min-clients or pass --secure-aggregation off',
+    );
+  }
+  if (config.clientsPerRound !== undefined) {
+    const largest = Math.ceil(config.clientsPerRound * (1 + config.overSelection));
+    try {
+      chooseSecAggParams(largest, { vectorLength, clipRange: config.clipRange, weightCap: config.weightCap });
+    } catch (error) {
+      throw new CohortError('CONFIG_UNSAFE', `secure aggregation for ${largest} clients: ${(error as Error).message}`);
+    }
+  }
 }

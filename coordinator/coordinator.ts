@@ -9,6 +9,8 @@ import { Server } from 'socket.io';
 import { StreamingWeightedMean } from '../shared/aggregation/streaming-weighted-mean';
 import type { Dataset } from '../shared/data/dataset';
 import { CohortError } from '../shared/errors';
+import type { ErrorCode } from '../shared/errors';
+import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
 import { buildModel } from '../shared/model/build-model';
 import { getModelSpec } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
@@ -29,11 +31,12 @@ import {
 import type { ConnectedClient } from './client-registry';
 import { ClientRegistry } from './client-registry';
 import type { CoordinatorConfig, CoordinatorConfigInput } from './config';
-import { resolveCoordinatorConfig } from './config';
+import { assertSecureAggregationSafe, resolveCoordinatorConfig } from './config';
 import { runEvaluatePhase } from './evaluate-phase';
 import { exportModel } from './export-model';
 import type { AcceptedFit, Participation } from './fit-phase';
 import { runFitPhase } from './fit-phase';
+import { runSecureAggregation } from './secure-aggregation-phase';
 import type { RoundHistoryEntry, RunHistory } from './history';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
@@ -105,7 +108,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     const spec = getModelSpec(config.task);
     this.evalModel = buildModel(spec, config.seed);
-    const modelBytes = extractWeights(this.evalModel).manifest.length * 4;
+    const modelLength = extractWeights(this.evalModel).manifest.length;
+    assertSecureAggregationSafe(config, modelLength);
+    const modelBytes = modelLength * 4;
     this.io = new Server(this.httpServer, {
       maxHttpBufferSize: config.maxMessageBytes ?? Math.ceil(modelBytes * 1.25) + 1_000_000,
       cors: { origin: '*' },
@@ -231,6 +236,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     let global = initial;
     for (let round = lastCompletedRound + 1; round <= this.config.rounds && !this.stopped; round++) {
       const ready = await this.waitForClients(round);
+      if (!ready && !this.stopped) {
+        throw new CohortError('ROUND_ABORTED', `gave up waiting for ${this.config.minClients} clients before round ${round}`);
+      }
       if (!ready) break;
       const { entry, next } = await this.runRound(round, global);
       global = next;
@@ -308,6 +316,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const cohort = selectedIds.map((id) => this.registry.get(id)).filter((c): c is ConnectedClient => c !== undefined);
     const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
     this.emit('round-start', { round, selected: cohort.length, target });
+    const secure = this.config.secureAggregation;
     const model: ModelPayload = { modelHash: global.hash, manifest: global.manifest, weights: floatsToBytes(global.weights) };
     const mean = new StreamingWeightedMean(global.manifest.length);
 
@@ -318,11 +327,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       target,
       model,
       config: this.fitConfig(round),
-      secure: false,
+      secure,
       deadlineMs: this.config.roundTimeoutMs,
       log: this.log,
       signal: this.shutdown.signal,
       accept: (res: AcceptedFit) => {
+        if (secure) return;
         const delta = bytesToFloats(res.update!);
         if (delta.length !== global.manifest.length) {
           throw new CohortError('UPDATE_SHAPE', `update has ${delta.length} values, model has ${global.manifest.length}`);
@@ -333,61 +343,83 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onProgress: (clientId, fraction) => this.emit('client-progress', { round, clientId, fraction }),
     });
 
-    const participations = [...fit.participations.values()];
-    const counts = countParticipations(participations, cohort.length);
-    const trainLoss = weightedLoss(fit.accepted);
-    const bytesReceived = cohort.reduce((sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0), 0);
-    let next = global;
-    let status: 'completed' | 'failed' = 'completed';
-    let failureReason: string | null = null;
+    const participations = fit.participations;
+    let contributors = fit.accepted;
+    let meanDelta: Float32Array | null = null;
+    let failure: { code: ErrorCode; reason: string } | null = null;
     if (fit.accepted.length === 0) {
-      status = 'failed';
-      failureReason = 'no client completed the round';
+      failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
+    } else if (!secure) {
+      meanDelta = mean.mean();
     } else {
-      const { weights, state } = this.strategy.aggregateFit(
-        { global: global.weights, meanDelta: mean.mean(), round },
-        global.strategyState,
-      );
-      assertFinite(weights);
-      next = { manifest: global.manifest, weights, strategyState: state, hash: await hashWeights(global.manifest, weights) };
+      const outcome = await this.secureAggregate(round, roundId, global, fit.accepted);
+      for (const [clientId, code] of outcome.lost) {
+        const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
+        participations.set(clientId, { clientId, status: dropped ? 'dropped' : 'rejected', numExamples: 0, errorCode: code });
+      }
+      if (outcome.result) {
+        const survivors = new Set(outcome.result.survivors);
+        for (const f of fit.accepted) {
+          if (!survivors.has(f.client.id) && participations.get(f.client.id)?.status === 'completed') {
+            participations.set(f.client.id, { clientId: f.client.id, status: 'dropped', numExamples: 0, errorCode: 'CLIENT_DROPPED' });
+          }
+        }
+        contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
+        meanDelta = outcome.result.weightedMean;
+      } else {
+        failure = outcome.failure ?? { code: 'ROUND_ABORTED', reason: 'secure aggregation failed' };
+        contributors = [];
+      }
     }
 
-    const evaluation = status === 'completed' ? await this.evaluate(round, roundId, next, fit.accepted.map((f) => f.client)) : null;
+    let next = global;
+    if (meanDelta) {
+      const { weights, state } = this.strategy.aggregateFit({ global: global.weights, meanDelta, round }, global.strategyState);
+      assertFinite(weights, 'aggregated model');
+      next = { manifest: global.manifest, weights, strategyState: state, hash: await hashWeights(global.manifest, weights) };
+    }
+    const status: 'completed' | 'failed' = failure ? 'failed' : 'completed';
+    const list = [...participations.values()];
+    const counts = countParticipations(list, cohort.length);
+    const participants = status === 'completed' ? contributors.length : 0;
+    const evaluation =
+      status === 'completed' ? await this.evaluate(round, roundId, next, contributors.map((f) => f.client)) : null;
+    const bytesReceived = cohort.reduce((sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0), 0);
     const entry: RoundHistoryEntry = {
       round,
       status,
-      participants: counts.completed,
+      participants,
       dropped: counts.dropped,
       rejected: counts.rejected,
       selected: cohort.length,
-      trainLoss,
+      trainLoss: status === 'completed' ? weightedLoss(contributors) : null,
       testLoss: evaluation?.loss ?? null,
       testAccuracy: evaluation?.accuracy ?? null,
       evaluation: evaluation?.source ?? 'none',
       federatedAccuracy: evaluation?.federatedAccuracy ?? null,
       durationMs: Date.now() - started,
       bytesReceived,
-      secureAggregation: 'off',
-      failureReason,
+      secureAggregation: secure ? 'on' : 'off',
+      failureReason: failure ? `${failure.code}: ${failure.reason}` : null,
     };
     if (this.stopped) throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
     await this.store.recordRound({
       experimentId: this.experimentId,
       number: round,
       status,
-      failureReason,
-      failureCode: status === 'failed' ? 'ROUND_ABORTED' : null,
-      secureAggregation: false,
+      failureReason: failure?.reason ?? null,
+      failureCode: failure?.code ?? null,
+      secureAggregation: secure,
       startedAt: new Date(started),
       finishedAt: new Date(),
       durationMs: entry.durationMs,
-      participants: entry.participants,
+      participants,
       dropped: entry.dropped,
       bytesReceived,
-      trainLoss,
+      trainLoss: entry.trainLoss,
       testLoss: entry.testLoss,
       testAccuracy: entry.testAccuracy,
-      participations: participations.map((p) => ({ ...p })),
+      participations: list,
       metrics: metricsOf(entry),
       checkpoint:
         status === 'completed'
@@ -395,6 +427,35 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           : null,
     });
     return { entry, next };
+  }
+
+  /** Runs the secure phases among the clients that trained; the coordinator sees only the mean. */
+  private async secureAggregate(round: number, roundId: string, global: GlobalModel, accepted: AcceptedFit[]) {
+    if (accepted.length < MIN_THRESHOLD) {
+      return {
+        result: null,
+        failure: {
+          code: 'SECAGG_BELOW_THRESHOLD' as const,
+          reason: `${accepted.length} clients finished training; secure aggregation needs at least ${MIN_THRESHOLD}`,
+        },
+        lost: new Map<string, ErrorCode>(),
+      };
+    }
+    const config = chooseSecAggParams(accepted.length, {
+      vectorLength: global.manifest.length,
+      clipRange: this.config.clipRange,
+      weightCap: this.config.weightCap,
+    });
+    return runSecureAggregation({
+      round,
+      roundId,
+      modelHash: global.hash,
+      clients: accepted.map((f) => f.client),
+      config,
+      phaseTimeoutMs: this.config.phaseTimeoutMs,
+      log: this.log,
+      signal: this.shutdown.signal,
+    });
   }
 
   private async evaluate(
@@ -457,7 +518,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   }
 }
 
-function countParticipations(list: Participation[], selected: number) {
+function countParticipations(list: readonly Participation[], selected: number) {
   const completed = list.filter((p) => p.status === 'completed').length;
   const rejected = list.filter((p) => p.status === 'rejected').length;
   return { completed, rejected, dropped: selected - completed - rejected };

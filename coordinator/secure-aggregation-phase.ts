@@ -1,0 +1,123 @@
+import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
+import type { ErrorCode } from '../shared/errors';
+import type { SecAggConfig, SecAggResult } from '../shared/secagg';
+import { SecAggServerRound } from '../shared/secagg';
+import type { ConnectedClient } from './client-registry';
+import type { Logger } from './logger';
+import { requestFromClient } from './request';
+
+/** What the secure phases need: the clients that finished training, and the round's config. */
+export interface SecureAggregationInput {
+  round: number;
+  roundId: string;
+  modelHash: string;
+  clients: ConnectedClient[];
+  config: SecAggConfig;
+  /** Deadline of each phase, in ms. */
+  phaseTimeoutMs: number;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/** The outcome: the survivors' weighted mean, or why the round aborted; and who fell out where. */
+export interface SecureAggregationOutcome {
+  result: SecAggResult | null;
+  failure: { code: ErrorCode; reason: string } | null;
+  /** Clients that were lost or refused during the secure phases, with the reason code. */
+  lost: Map<string, ErrorCode>;
+  /** Bytes of masked vectors and protocol messages are counted by the registry; this is phases run. */
+  phasesCompleted: number;
+}
+
+type Phase = 'advertiseKeys' | 'shareKeys' | 'maskedInput' | 'consistencyCheck' | 'unmasking';
+
+/**
+ * Drives the five secure-aggregation phases over socket.io for one round. The coordinator
+ * only routes: each client's request comes from SecAggServerRound, each response goes back
+ * into it (validated there), and every phase closes when all answered or its deadline passed.
+ * Fewer than t survivors at any phase abort the round with nothing applied.
+ */
+export async function runSecureAggregation(input: SecureAggregationInput): Promise<SecureAggregationOutcome> {
+  const lost = new Map<string, ErrorCode>();
+  const byId = new Map(input.clients.map((c) => [c.id, c]));
+  let phasesCompleted = 0;
+  let server: SecAggServerRound;
+  try {
+    server = new SecAggServerRound({
+      roundId: input.roundId,
+      modelHash: input.modelHash,
+      config: input.config,
+      cohort: input.clients.map((c) => ({ clientId: c.id, identityPublicKey: c.publicKey })),
+    });
+  } catch (error) {
+    return { result: null, failure: failureOf(error), lost, phasesCompleted };
+  }
+
+  const exchange = async (phase: Phase, requests: Map<string, unknown>): Promise<void> => {
+    await Promise.all(
+      [...requests].map(async ([clientId, body]) => {
+        const client = byId.get(clientId);
+        if (!client) return;
+        try {
+          const raw = await requestFromClient(
+            client.socket,
+            'secagg',
+            { phase, roundId: input.roundId, body },
+            input.phaseTimeoutMs,
+            input.signal,
+          );
+          if (isErrorAck(raw)) {
+            const code = Object.hasOwn(ERROR_CODES, raw.code) ? (raw.code as ErrorCode) : 'INTERNAL';
+            throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
+          }
+          await receive(server, phase, clientId, raw);
+        } catch (error) {
+          const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
+          if (!lost.has(clientId)) lost.set(clientId, code);
+          input.log.warn(`round ${input.round}: ${phase} from ${clientId.slice(0, 8)} failed: ${String(error)}`);
+        }
+      }),
+    );
+    phasesCompleted++;
+  };
+
+  try {
+    const all = new Map(input.clients.map((c) => [c.id, server.advertiseKeysRequest() as unknown]));
+    await exchange('advertiseKeys', all);
+    await exchange('shareKeys', server.closeAdvertiseKeys());
+    await exchange('maskedInput', server.closeShareKeys());
+    await exchange('consistencyCheck', server.closeMaskedInput());
+    await exchange('unmasking', server.closeConsistencyCheck());
+    const result = await server.finish();
+    return { result, failure: null, lost, phasesCompleted };
+  } catch (error) {
+    server.abort();
+    return { result: null, failure: failureOf(error), lost, phasesCompleted };
+  }
+}
+
+async function receive(server: SecAggServerRound, phase: Phase, clientId: string, payload: unknown): Promise<void> {
+  switch (phase) {
+    case 'advertiseKeys':
+      return server.receiveAdvertiseKeys(clientId, payload);
+    case 'shareKeys':
+      return server.receiveShareKeys(clientId, payload);
+    case 'maskedInput':
+      return server.receiveMaskedInput(clientId, payload);
+    case 'consistencyCheck':
+      return server.receiveConsistencyCheck(clientId, payload);
+    case 'unmasking':
+      return server.receiveUnmasking(clientId, payload);
+  }
+}
+
+function isErrorAck(raw: unknown): raw is { status: 'error'; code: string; message: string } {
+  if (typeof raw !== 'object' || raw === null) return false;
+  const r = raw as Record<string, unknown>;
+  return r.status === 'error' && typeof r.code === 'string' && typeof r.message === 'string';
+}
+
+function failureOf(error: unknown): { code: ErrorCode; reason: string } {
+  if (isCohortError(error)) return { code: error.code, reason: error.message };
+  throw error;
+}
