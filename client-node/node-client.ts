@@ -5,6 +5,7 @@ import type {
   ClientSocket,
 } from '../shared/client/client-session';
 import { ClientSession } from '../shared/client/client-session';
+import { SecAggSubmission } from '../shared/client/secure-submission';
 import { TfjsTrainer } from '../shared/client/tfjs-trainer';
 import type { Dataset } from '../shared/data/dataset';
 import type { IdentityKeyPair } from '../shared/identity';
@@ -65,7 +66,8 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
     ...(options.events ? { events: options.events } : {}),
     ...(options.faults ? { faults: options.faults } : {}),
-    ...(options.secure ? { secure: options.secure } : {}),
+    // Secure aggregation is always available; the coordinator decides whether a round uses it.
+    secure: options.secure ?? new SecAggSubmission(options.identity),
   });
   // When the run is over the socket is closed so the process can exit on its own.
   session.finished.then(
