@@ -5,7 +5,13 @@ const importX = require('eslint-plugin-import-x');
 
 module.exports = tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', 'coverage/', 'coordinator/generated/', 'prisma/migrations/'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'coverage/',
+      'coordinator/generated/',
+      'prisma/migrations/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -17,7 +23,10 @@ module.exports = tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_' },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       'import-x/no-cycle': 'error',
       'no-console': 'error',
@@ -30,8 +39,24 @@ module.exports = tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/coordinator/**', '**/client-node/**', '**/client-browser/**'], message: 'shared/ is the platform-free core: it imports no runtime folder.' },
-            { group: ['node:*', 'fs', 'path', 'os', 'child_process', 'net', 'http', 'https', 'zlib'], message: 'shared/ must run in a browser: no Node built-ins.' },
+            {
+              group: ['**/coordinator/**', '**/client-node/**', '**/client-browser/**'],
+              message: 'shared/ is the platform-free core: it imports no runtime folder.',
+            },
+            {
+              group: [
+                'node:*',
+                'fs',
+                'path',
+                'os',
+                'child_process',
+                'net',
+                'http',
+                'https',
+                'zlib',
+              ],
+              message: 'shared/ must run in a browser: no Node built-ins.',
+            },
           ],
         },
       ],
@@ -40,7 +65,14 @@ module.exports = tseslint.config(
   {
     files: ['client-node/**/*.ts', 'client-browser/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/coordinator/**'], message: 'Clients never import the coordinator.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/coordinator/**'], message: 'Clients never import the coordinator.' },
+          ],
+        },
+      ],
     },
   },
   {
@@ -50,14 +82,21 @@ module.exports = tseslint.config(
       '@typescript-eslint/unbound-method': 'off',
       'no-restricted-syntax': [
         'error',
-        { selector: "CallExpression[callee.object.name=/^(it|test|describe)$/][callee.property.name=/^(only|skip)$/]", message: 'No focused or skipped tests.' },
+        {
+          selector:
+            'CallExpression[callee.object.name=/^(it|test|describe)$/][callee.property.name=/^(only|skip)$/]',
+          message: 'No focused or skipped tests.',
+        },
       ],
     },
   },
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
-    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' },
+    },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -5,7 +5,11 @@ import { CohortError, isCohortError } from '../shared/errors';
 import { clientIdFromPublicKey, fromHex, utf8, verifyDetached } from '../shared/identity';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
 import type { RegisterIns, RegisterRes } from '../shared/protocol/messages';
-import { PROTOCOL_VERSION, registerInsSchema, registrationMessage } from '../shared/protocol/messages';
+import {
+  PROTOCOL_VERSION,
+  registerInsSchema,
+  registrationMessage,
+} from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
 import type { Logger } from './logger';
 

@@ -51,7 +51,12 @@ export const coordinatorConfigSchema = z
     exportDir: z.string().min(1).optional(),
     jsonPath: z.string().min(1).optional(),
     keepAlive: z.boolean().default(false),
-    seed: z.number().int().min(0).max(2 ** 32 - 1).default(0),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .default(0),
     /** Directory holding datasets and their cache (CIFAR-10 download, coordinator test set). */
     dataDir: z.string().min(1).optional(),
     /** Hard cap on one socket.io message; derived from the model size when absent. */
@@ -60,7 +65,10 @@ export const coordinatorConfigSchema = z
   .strict()
   .superRefine((c, ctx) => {
     if (c.clientsPerRound !== undefined && c.fraction !== undefined) {
-      ctx.addIssue({ code: 'custom', message: '--clients-per-round and --fraction conflict: give one' });
+      ctx.addIssue({
+        code: 'custom',
+        message: '--clients-per-round and --fraction conflict: give one',
+      });
     }
     if (c.clientsPerRound !== undefined && c.clientsPerRound < c.minClients) {
       ctx.addIssue({
@@ -109,9 +117,16 @@ export function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLen
   if (config.clientsPerRound !== undefined) {
     const largest = Math.ceil(config.clientsPerRound * (1 + config.overSelection));
     try {
-      chooseSecAggParams(largest, { vectorLength, clipRange: config.clipRange, weightCap: config.weightCap });
+      chooseSecAggParams(largest, {
+        vectorLength,
+        clipRange: config.clipRange,
+        weightCap: config.weightCap,
+      });
     } catch (error) {
-      throw new CohortError('CONFIG_UNSAFE', `secure aggregation for ${largest} clients: ${(error as Error).message}`);
+      throw new CohortError(
+        'CONFIG_UNSAFE',
+        `secure aggregation for ${largest} clients: ${(error as Error).message}`,
+      );
     }
   }
 }

@@ -127,7 +127,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * Validates the options, opens (and migrates) the database, resumes the experiment if it
    * exists, and starts listening. Every refusal happens here, before a client can connect.
    */
-  static async start(input: CoordinatorConfigInput, deps: CoordinatorDependencies = {}): Promise<Coordinator> {
+  static async start(
+    input: CoordinatorConfigInput,
+    deps: CoordinatorDependencies = {},
+  ): Promise<Coordinator> {
     const config = resolveCoordinatorConfig(input);
     const coordinator = new Coordinator(config, deps);
     try {
@@ -139,11 +142,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return coordinator;
   }
 
-  /** The run: resolves with the history after the last round. */
-  done!: Promise<RunHistory>;
+  private running: Promise<RunHistory> | null = null;
+
+  /** The run: resolves with the history after the last round, rejects if it cannot finish. */
+  get done(): Promise<RunHistory> {
+    if (!this.running) throw new CohortError('INTERNAL', 'coordinator has not started');
+    return this.running;
+  }
 
   get url(): string {
-    const host = this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
+    const host =
+      this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
     return `http://${host}:${this.port}`;
   }
 
@@ -155,12 +164,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private async init(): Promise<void> {
     const config = this.config;
     const modelSpecHash = await specHash(getModelSpec(config.task));
-    if (this.ownsStore) this.store = await openStore(config.database, { log: (l) => this.log.info(l) });
+    if (this.ownsStore)
+      this.store = await openStore(config.database, { log: (l) => this.log.info(l) });
     const opened = await this.store.openExperiment({
       name: config.experiment!,
       task: config.task,
       modelSpecHash,
-      config: { ...config, database: undefined, jsonPath: undefined, exportDir: undefined, port: undefined, host: undefined },
+      config: {
+        ...config,
+        database: undefined,
+        jsonPath: undefined,
+        exportDir: undefined,
+        port: undefined,
+        host: undefined,
+      },
     });
     this.experimentId = opened.experimentId;
     const global = await this.initialModel(opened.lastCompletedRound);
@@ -185,7 +202,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.store.upsertClient({
           id: client.id,
           publicKey: Buffer.from(client.publicKey).toString('hex'),
-          ...(client.info.displayName !== undefined ? { displayName: client.info.displayName } : {}),
+          ...(client.info.displayName !== undefined
+            ? { displayName: client.info.displayName }
+            : {}),
           seenAt: new Date(),
         }),
     });
@@ -202,16 +221,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     );
     await new Promise<void>((resolve, reject) => {
       this.httpServer.once('error', (error) =>
-        reject(new CohortError('CONFIG_INVALID', `cannot listen on ${config.host}:${config.port}: ${error.message}`)),
+        reject(
+          new CohortError(
+            'CONFIG_INVALID',
+            `cannot listen on ${config.host}:${config.port}: ${error.message}`,
+          ),
+        ),
       );
       this.httpServer.listen(config.port, config.host, () => resolve());
     });
     this.port = (this.httpServer.address() as AddressInfo).port;
     this.emit('listening', { url: this.url, port: this.port });
     if (opened.lastCompletedRound > 0) this.emit('resumed', { round: opened.lastCompletedRound });
-    this.done = this.run(global, opened.lastCompletedRound);
+    this.running = this.run(global, opened.lastCompletedRound);
     // The caller observes `done`; this guard keeps an early stop from surfacing as unhandled.
-    this.done.catch(() => undefined);
+    this.running.catch(() => undefined);
   }
 
   private async initialModel(lastCompletedRound: number): Promise<GlobalModel> {
@@ -221,7 +245,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (lastCompletedRound > 0) {
       const checkpoint = await this.store.latestCheckpoint(this.experimentId);
       if (!checkpoint) {
-        throw new CohortError('DATABASE_ERROR', `round ${lastCompletedRound} completed but no checkpoint was found`);
+        throw new CohortError(
+          'DATABASE_ERROR',
+          `round ${lastCompletedRound} completed but no checkpoint was found`,
+        );
       }
       weights = bytesToFloats(checkpoint.weights);
       if (weights.length !== manifest.length) {
@@ -234,10 +261,17 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private async run(initial: GlobalModel, lastCompletedRound: number): Promise<RunHistory> {
     let global = initial;
-    for (let round = lastCompletedRound + 1; round <= this.config.rounds && !this.stopped; round++) {
+    for (
+      let round = lastCompletedRound + 1;
+      round <= this.config.rounds && !this.stopped;
+      round++
+    ) {
       const ready = await this.waitForClients(round);
       if (!ready && !this.stopped) {
-        throw new CohortError('ROUND_ABORTED', `gave up waiting for ${this.config.minClients} clients before round ${round}`);
+        throw new CohortError(
+          'ROUND_ABORTED',
+          `gave up waiting for ${this.config.minClients} clients before round ${round}`,
+        );
       }
       if (!ready) break;
       const { entry, next } = await this.runRound(round, global);
@@ -255,7 +289,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         reason: entry.failureReason,
       });
     }
-    if (this.stopped) throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
+    if (this.stopped)
+      throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
     if (this.config.exportDir) {
       applyWeights(this.evalModel, global.manifest, global.weights);
       this.history.modelExportedTo = await exportModel(this.evalModel, this.config.exportDir);
@@ -302,22 +337,43 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private fitConfig(round: number): FitConfigMessage {
     const c = this.config;
-    const base = { epochs: c.epochs, batchSize: c.batchSize, learningRate: c.learningRate, optimizer: c.optimizer, proximalMu: 0 };
+    const base = {
+      epochs: c.epochs,
+      batchSize: c.batchSize,
+      learningRate: c.learningRate,
+      optimizer: c.optimizer,
+      proximalMu: 0,
+    };
     const configured = this.strategy.configureFit(base, round);
     return { ...configured, seed: (c.seed + round) >>> 0, maxExamples: c.maxExamples };
   }
 
-  private async runRound(round: number, global: GlobalModel): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
+  private async runRound(
+    round: number,
+    global: GlobalModel,
+  ): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
     const started = Date.now();
     const roundId = `${this.experimentId.slice(0, 12)}-r${round}-${randomBytes(4).toString('hex')}`;
     const clients = this.registry.list();
     const target = cohortTarget(clients.length, this.config);
-    const selectedIds = selectCohort(clients.map((c) => c.id), target, this.config.overSelection, this.config.seed, round);
-    const cohort = selectedIds.map((id) => this.registry.get(id)).filter((c): c is ConnectedClient => c !== undefined);
+    const selectedIds = selectCohort(
+      clients.map((c) => c.id),
+      target,
+      this.config.overSelection,
+      this.config.seed,
+      round,
+    );
+    const cohort = selectedIds
+      .map((id) => this.registry.get(id))
+      .filter((c): c is ConnectedClient => c !== undefined);
     const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
     this.emit('round-start', { round, selected: cohort.length, target });
     const secure = this.config.secureAggregation;
-    const model: ModelPayload = { modelHash: global.hash, manifest: global.manifest, weights: floatsToBytes(global.weights) };
+    const model: ModelPayload = {
+      modelHash: global.hash,
+      manifest: global.manifest,
+      weights: floatsToBytes(global.weights),
+    };
     const mean = new StreamingWeightedMean(global.manifest.length);
 
     const fit = await runFitPhase({
@@ -335,12 +391,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         if (secure) return;
         const delta = bytesToFloats(res.update!);
         if (delta.length !== global.manifest.length) {
-          throw new CohortError('UPDATE_SHAPE', `update has ${delta.length} values, model has ${global.manifest.length}`);
+          throw new CohortError(
+            'UPDATE_SHAPE',
+            `update has ${delta.length} values, model has ${global.manifest.length}`,
+          );
         }
         assertFinite(delta);
         mean.add(delta, res.numExamples);
       },
-      onProgress: (clientId, fraction) => this.emit('client-progress', { round, clientId, fraction }),
+      onProgress: (clientId, fraction) =>
+        this.emit('client-progress', { round, clientId, fraction }),
     });
 
     const participations = fit.participations;
@@ -355,13 +415,26 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       const outcome = await this.secureAggregate(round, roundId, global, fit.accepted);
       for (const [clientId, code] of outcome.lost) {
         const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
-        participations.set(clientId, { clientId, status: dropped ? 'dropped' : 'rejected', numExamples: 0, errorCode: code });
+        participations.set(clientId, {
+          clientId,
+          status: dropped ? 'dropped' : 'rejected',
+          numExamples: 0,
+          errorCode: code,
+        });
       }
       if (outcome.result) {
         const survivors = new Set(outcome.result.survivors);
         for (const f of fit.accepted) {
-          if (!survivors.has(f.client.id) && participations.get(f.client.id)?.status === 'completed') {
-            participations.set(f.client.id, { clientId: f.client.id, status: 'dropped', numExamples: 0, errorCode: 'CLIENT_DROPPED' });
+          if (
+            !survivors.has(f.client.id) &&
+            participations.get(f.client.id)?.status === 'completed'
+          ) {
+            participations.set(f.client.id, {
+              clientId: f.client.id,
+              status: 'dropped',
+              numExamples: 0,
+              errorCode: 'CLIENT_DROPPED',
+            });
           }
         }
         contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
@@ -374,17 +447,35 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
     let next = global;
     if (meanDelta) {
-      const { weights, state } = this.strategy.aggregateFit({ global: global.weights, meanDelta, round }, global.strategyState);
+      const { weights, state } = this.strategy.aggregateFit(
+        { global: global.weights, meanDelta, round },
+        global.strategyState,
+      );
       assertFinite(weights, 'aggregated model');
-      next = { manifest: global.manifest, weights, strategyState: state, hash: await hashWeights(global.manifest, weights) };
+      next = {
+        manifest: global.manifest,
+        weights,
+        strategyState: state,
+        hash: await hashWeights(global.manifest, weights),
+      };
     }
     const status: 'completed' | 'failed' = failure ? 'failed' : 'completed';
     const list = [...participations.values()];
     const counts = countParticipations(list, cohort.length);
     const participants = status === 'completed' ? contributors.length : 0;
     const evaluation =
-      status === 'completed' ? await this.evaluate(round, roundId, next, contributors.map((f) => f.client)) : null;
-    const bytesReceived = cohort.reduce((sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0), 0);
+      status === 'completed'
+        ? await this.evaluate(
+            round,
+            roundId,
+            next,
+            contributors.map((f) => f.client),
+          )
+        : null;
+    const bytesReceived = cohort.reduce(
+      (sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0),
+      0,
+    );
     const entry: RoundHistoryEntry = {
       round,
       status,
@@ -402,7 +493,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       secureAggregation: secure ? 'on' : 'off',
       failureReason: failure ? `${failure.code}: ${failure.reason}` : null,
     };
-    if (this.stopped) throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
+    if (this.stopped)
+      throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
     await this.store.recordRound({
       experimentId: this.experimentId,
       number: round,
@@ -423,14 +515,23 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       metrics: metricsOf(entry),
       checkpoint:
         status === 'completed'
-          ? { weights: floatsToBytes(next.weights), strategyState: floatsToBytes(next.strategyState), modelHash: next.hash }
+          ? {
+              weights: floatsToBytes(next.weights),
+              strategyState: floatsToBytes(next.strategyState),
+              modelHash: next.hash,
+            }
           : null,
     });
     return { entry, next };
   }
 
   /** Runs the secure phases among the clients that trained; the coordinator sees only the mean. */
-  private async secureAggregate(round: number, roundId: string, global: GlobalModel, accepted: AcceptedFit[]) {
+  private async secureAggregate(
+    round: number,
+    roundId: string,
+    global: GlobalModel,
+    accepted: AcceptedFit[],
+  ) {
     if (accepted.length < MIN_THRESHOLD) {
       return {
         result: null,
@@ -463,8 +564,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     roundId: string,
     model: GlobalModel,
     clients: ConnectedClient[],
-  ): Promise<{ loss: number | null; accuracy: number | null; source: 'centralized' | 'federated'; federatedAccuracy: number | null } | null> {
-    const mode = this.config.evaluation === 'auto' ? (this.testSet ? 'centralized' : 'federated') : this.config.evaluation;
+  ): Promise<{
+    loss: number | null;
+    accuracy: number | null;
+    source: 'centralized' | 'federated';
+    federatedAccuracy: number | null;
+  } | null> {
+    const mode =
+      this.config.evaluation === 'auto'
+        ? this.testSet
+          ? 'centralized'
+          : 'federated'
+        : this.config.evaluation;
     if (mode === 'none') return null;
     let central: { loss: number; accuracy: number } | null = null;
     let federated: { loss: number; accuracy: number } | null = null;
@@ -477,7 +588,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         round,
         roundId,
         clients,
-        model: { modelHash: model.hash, manifest: model.manifest, weights: floatsToBytes(model.weights) },
+        model: {
+          modelHash: model.hash,
+          manifest: model.manifest,
+          weights: floatsToBytes(model.weights),
+        },
         batchSize: 256,
         deadlineMs: this.config.evaluateTimeoutMs,
         log: this.log,
@@ -512,7 +627,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       void this.io.close(() => resolve());
     });
     // Let the round in flight unwind (it sees `stopped` and records nothing) before closing.
-    if (this.done) await this.done.catch(() => undefined);
+    if (this.running) await this.running.catch(() => undefined);
     if (this.ownsStore && this.store) await this.store.close();
     this.evalModel.dispose();
   }

@@ -33,17 +33,25 @@ export async function runEvaluatePhase(
         const raw = await requestFromClient(
           client.socket,
           'evaluate',
-          { roundId: input.roundId, model: input.model, batchSize: input.batchSize, deadlineMs: input.deadlineMs },
+          {
+            roundId: input.roundId,
+            model: input.model,
+            batchSize: input.batchSize,
+            deadlineMs: input.deadlineMs,
+          },
           input.deadlineMs,
         );
         const res = parseMessage(evaluateResSchema, raw, 'evaluate result');
-        if (res.status === 'error' || res.roundId !== input.roundId || res.numExamples === 0) return;
+        if (res.status === 'error' || res.roundId !== input.roundId || res.numExamples === 0)
+          return;
         const n = Math.min(res.numExamples, client.info.testExamples);
         examples += n;
         lossSum += res.loss * n;
         correctSum += res.accuracy * n;
       } catch (error) {
-        input.log.warn(`round ${input.round}: evaluation by ${client.id.slice(0, 8)} failed: ${String(error)}`);
+        input.log.warn(
+          `round ${input.round}: evaluation by ${client.id.slice(0, 8)} failed: ${String(error)}`,
+        );
       }
     }),
   );

@@ -74,32 +74,51 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
   };
   const progressListeners: Array<() => void> = [];
 
-  const record = (clientId: string, status: Participation['status'], numExamples: number, code: ErrorCode | null) => {
-    if (!participations.has(clientId)) participations.set(clientId, { clientId, status, numExamples, errorCode: code });
+  const record = (
+    clientId: string,
+    status: Participation['status'],
+    numExamples: number,
+    code: ErrorCode | null,
+  ) => {
+    if (!participations.has(clientId))
+      participations.set(clientId, { clientId, status, numExamples, errorCode: code });
   };
 
   const one = async (client: ConnectedClient): Promise<void> => {
     const onProgress = (raw: unknown) => {
       const p = progressSchema.safeParse(raw);
-      if (p.success && p.data.roundId === input.roundId) input.onProgress?.(client.id, p.data.fraction);
+      if (p.success && p.data.roundId === input.roundId)
+        input.onProgress?.(client.id, p.data.fraction);
     };
     client.socket.on('progress', onProgress);
     progressListeners.push(() => client.socket.off('progress', onProgress));
     try {
-      const raw = await requestFromClient(client.socket, 'fit', ins, input.deadlineMs, controller.signal);
-      if (controller.signal.aborted) throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
+      const raw = await requestFromClient(
+        client.socket,
+        'fit',
+        ins,
+        input.deadlineMs,
+        controller.signal,
+      );
+      if (controller.signal.aborted)
+        throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
       const res = parseMessage(fitResSchema, raw, 'fit result');
       if (res.status === 'error') {
         record(client.id, 'rejected', 0, knownCode(res.code) ?? 'TRAINING_FAILED');
-        input.log.warn(`client ${client.id.slice(0, 8)} failed round ${input.round}: ${res.message}`);
+        input.log.warn(
+          `client ${client.id.slice(0, 8)} failed round ${input.round}: ${res.message}`,
+        );
         return;
       }
-      if (res.roundId !== input.roundId) throw new CohortError('UPDATE_STALE', `update for round ${res.roundId}`);
+      if (res.roundId !== input.roundId)
+        throw new CohortError('UPDATE_STALE', `update for round ${res.roundId}`);
       if (res.modelHash !== input.model.modelHash) {
         throw new CohortError('MODEL_HASH_MISMATCH', 'update was trained from a different model');
       }
-      if (participations.has(client.id)) throw new CohortError('UPDATE_DUPLICATE', 'second answer this round');
-      const limit = input.config.maxExamples > 0 ? input.config.maxExamples : client.info.trainExamples;
+      if (participations.has(client.id))
+        throw new CohortError('UPDATE_DUPLICATE', 'second answer this round');
+      const limit =
+        input.config.maxExamples > 0 ? input.config.maxExamples : client.info.trainExamples;
       if (res.numExamples > Math.min(limit, client.info.trainExamples)) {
         throw new CohortError(
           'MESSAGE_INVALID',
@@ -118,7 +137,8 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
         trainLoss: res.trainLoss,
         ...(res.update !== undefined ? { update: res.update } : {}),
       };
-      if (accepted.length >= input.target) throw new CohortError('UPDATE_STALE', 'round already has enough updates');
+      if (accepted.length >= input.target)
+        throw new CohortError('UPDATE_STALE', 'round already has enough updates');
       input.accept(fit);
       accepted.push(fit);
       record(client.id, 'completed', res.numExamples, null);
@@ -128,7 +148,9 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
       const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
       record(client.id, dropped ? 'dropped' : 'rejected', 0, code);
       if (!dropped || !controller.signal.aborted) {
-        input.log.warn(`round ${input.round}: client ${client.id.slice(0, 8)} ${dropped ? 'dropped' : 'rejected'}: ${String(error)}`);
+        input.log.warn(
+          `round ${input.round}: client ${client.id.slice(0, 8)} ${dropped ? 'dropped' : 'rejected'}: ${String(error)}`,
+        );
       }
     }
   };
@@ -142,7 +164,10 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
   }
   for (const client of input.cohort) {
     if (participations.get(client.id)?.status !== 'completed' && client.socket.connected) {
-      client.socket.emit('cancel', { roundId: input.roundId, reason: 'round closed without your update' });
+      client.socket.emit('cancel', {
+        roundId: input.roundId,
+        reason: 'round closed without your update',
+      });
     }
   }
   return { accepted, participations };

@@ -40,7 +40,8 @@ export function requestFromClient<E extends RequestEvent>(
     };
     emitter.emit(event, payload, (err, res) => {
       cleanup();
-      if (err) reject(new CohortError('ROUND_DEADLINE', `no ${event} answer within ${timeoutMs} ms`));
+      if (err)
+        reject(new CohortError('ROUND_DEADLINE', `no ${event} answer within ${timeoutMs} ms`));
       else resolve(res);
     });
   });

@@ -37,7 +37,9 @@ type Phase = 'advertiseKeys' | 'shareKeys' | 'maskedInput' | 'consistencyCheck' 
  * into it (validated there), and every phase closes when all answered or its deadline passed.
  * Fewer than t survivors at any phase abort the round with nothing applied.
  */
-export async function runSecureAggregation(input: SecureAggregationInput): Promise<SecureAggregationOutcome> {
+export async function runSecureAggregation(
+  input: SecureAggregationInput,
+): Promise<SecureAggregationOutcome> {
   const lost = new Map<string, ErrorCode>();
   const byId = new Map(input.clients.map((c) => [c.id, c]));
   let phasesCompleted = 0;
@@ -67,14 +69,18 @@ export async function runSecureAggregation(input: SecureAggregationInput): Promi
             input.signal,
           );
           if (isErrorAck(raw)) {
-            const code = Object.hasOwn(ERROR_CODES, raw.code) ? (raw.code as ErrorCode) : 'INTERNAL';
+            const code = Object.hasOwn(ERROR_CODES, raw.code)
+              ? (raw.code as ErrorCode)
+              : 'INTERNAL';
             throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
           }
           await receive(server, phase, clientId, raw);
         } catch (error) {
           const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
           if (!lost.has(clientId)) lost.set(clientId, code);
-          input.log.warn(`round ${input.round}: ${phase} from ${clientId.slice(0, 8)} failed: ${String(error)}`);
+          input.log.warn(
+            `round ${input.round}: ${phase} from ${clientId.slice(0, 8)} failed: ${String(error)}`,
+          );
         }
       }),
     );
@@ -96,7 +102,12 @@ export async function runSecureAggregation(input: SecureAggregationInput): Promi
   }
 }
 
-async function receive(server: SecAggServerRound, phase: Phase, clientId: string, payload: unknown): Promise<void> {
+async function receive(
+  server: SecAggServerRound,
+  phase: Phase,
+  clientId: string,
+  payload: unknown,
+): Promise<void> {
   switch (phase) {
     case 'advertiseKeys':
       return server.receiveAdvertiseKeys(clientId, payload);

@@ -55,13 +55,23 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
   if (!Number.isInteger(options.clients) || options.clients < 1) {
     throw new CohortError('CONFIG_INVALID', '--clients must be a positive integer');
   }
-  if (!(dropout >= 0 && dropout < 1)) throw new CohortError('CONFIG_INVALID', '--dropout must be in [0, 1)');
+  if (!(dropout >= 0 && dropout < 1))
+    throw new CohortError('CONFIG_INVALID', '--dropout must be in [0, 1)');
   const spec = parsePartitionSpec(options.partition ?? 'iid');
   const { train, test } = options.data;
   const trainParts = partitionIndices(train.labels, train.classes, options.clients, spec, seed);
-  const testParts = partitionIndices(test.labels, test.classes, options.clients, { kind: 'iid' }, seed + 1);
+  const testParts = partitionIndices(
+    test.labels,
+    test.classes,
+    options.clients,
+    { kind: 'iid' },
+    seed + 1,
+  );
   if (trainParts.some((p) => p.length === 0)) {
-    throw new CohortError('CONFIG_INVALID', 'a client received no training examples: fewer clients or another partition');
+    throw new CohortError(
+      'CONFIG_INVALID',
+      'a client received no training examples: fewer clients or another partition',
+    );
   }
 
   let tempDir: string | null = null;
@@ -82,7 +92,10 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
       overSelection: 0,
       ...options.coordinator,
     },
-    { testSet: limitExamples(test, options.testLimit), ...(options.log ? { log: options.log } : {}) },
+    {
+      testSet: limitExamples(test, options.testLimit),
+      ...(options.log ? { log: options.log } : {}),
+    },
   );
   options.onCoordinator?.(coordinator);
   const clients: NodeClient[] = [];
@@ -101,7 +114,9 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
           reconnectDelayMs: 200,
           reconnectDelayMaxMs: 2_000,
           ...(options.clientEvents ? { events: options.clientEvents(i) } : {}),
-          ...(dropout > 0 ? { faults: { dropMidRound: () => rng.next() < dropout, rejoinAfterMs: 300 } } : {}),
+          ...(dropout > 0
+            ? { faults: { dropMidRound: () => rng.next() < dropout, rejoinAfterMs: 300 } }
+            : {}),
         }),
       );
     }

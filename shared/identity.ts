@@ -20,7 +20,10 @@ export function generateIdentity(): IdentityKeyPair {
 /** Rebuilds an identity from its 64-byte secret key, checking it is well formed. */
 export function identityFromSecretKey(secretKey: Uint8Array): IdentityKeyPair {
   if (secretKey.length !== nacl.sign.secretKeyLength) {
-    throw new CohortError('AUTH_FAILED', `identity secret key must be ${nacl.sign.secretKeyLength} bytes`);
+    throw new CohortError(
+      'AUTH_FAILED',
+      `identity secret key must be ${nacl.sign.secretKeyLength} bytes`,
+    );
   }
   const pair = nacl.sign.keyPair.fromSecretKey(secretKey);
   return { publicKey: pair.publicKey, secretKey: pair.secretKey };

@@ -29,18 +29,36 @@ export function clientCommand(): Command {
   const command = new Command('client')
     .description('join a coordinator as a Node client and train on local data')
     .requiredOption('--server <url>', 'coordinator URL, e.g. http://HOST:8080')
-    .addOption(new Option('--task <task>', 'learning task; must match the coordinator').choices(TASK_CHOICES).default('mnist'))
+    .addOption(
+      new Option('--task <task>', 'learning task; must match the coordinator')
+        .choices(TASK_CHOICES)
+        .default('mnist'),
+    )
     .option('--shard <i/n>', "train on shard i of n of the task's bundled or downloaded dataset")
-    .option('--data <dir>', 'private dataset: class folders of PNG/JPEG, CIFAR-10 binary or IDX files (.gz ok)')
+    .option(
+      '--data <dir>',
+      'private dataset: class folders of PNG/JPEG, CIFAR-10 binary or IDX files (.gz ok)',
+    )
     .option('--limit <n>', 'train on at most N examples (quick runs)', integerFlag(1))
-    .option('--identity <file>', 'long-term identity key file (created on first run, mode 0600)', defaultIdentityPath())
+    .option(
+      '--identity <file>',
+      'long-term identity key file (created on first run, mode 0600)',
+      defaultIdentityPath(),
+    )
     .option('--name <name>', 'display name shown by the coordinator')
-    .option('--cache-dir <dir>', 'where downloaded datasets are cached', join(homedir(), '.cache', 'cohort'));
+    .option(
+      '--cache-dir <dir>',
+      'where downloaded datasets are cached',
+      join(homedir(), '.cache', 'cohort'),
+    );
   addBackendOption(command);
   return command.action((flags: ClientFlags) =>
     runCommand(async () => {
       if (flags.shard !== undefined && flags.data !== undefined) {
-        throw new CohortError('CONFIG_INVALID', '--shard and --data conflict: a private --data folder is used whole');
+        throw new CohortError(
+          'CONFIG_INVALID',
+          '--shard and --data conflict: a private --data folder is used whole',
+        );
       }
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
       const backend = await chooseBackend(flags.backend);
@@ -50,7 +68,10 @@ export function clientCommand(): Command {
       const data =
         flags.data !== undefined
           ? await loadDataFolder(flags.data)
-          : await loadTaskData(flags.task, { ...(shard ? { shard } : {}), cacheDir: flags.cacheDir });
+          : await loadTaskData(flags.task, {
+              ...(shard ? { shard } : {}),
+              cacheDir: flags.cacheDir,
+            });
       const train = limitExamples(data.train, flags.limit);
       console.log(`data: ${train.count} training and ${data.test.count} test examples`);
       let lastStep = -1;
@@ -78,7 +99,9 @@ export function clientCommand(): Command {
           onRoundSummary: (s) =>
             console.log(
               `round ${s.round} ${s.status}: ${s.participants} clients` +
-                (s.testAccuracy !== null ? `, test accuracy ${(s.testAccuracy * 100).toFixed(2)}%` : ''),
+                (s.testAccuracy !== null
+                  ? `, test accuracy ${(s.testAccuracy * 100).toFixed(2)}%`
+                  : ''),
             ),
         },
       });

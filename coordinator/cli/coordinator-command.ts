@@ -30,12 +30,37 @@ export function coordinatorCommand(): Command {
     .description('run a coordinator: schedules rounds, aggregates updates, persists every round')
     .option('--host <address>', 'interface to listen on', '0.0.0.0')
     .option('--port <n>', 'TCP port (0 = any free port)', integerFlag(0, 65_535), 8080)
-    .option('--experiment <name>', 'experiment name; an existing one in the database is resumed (default: the task)')
-    .option('--min-clients <n>', 'clients that must be connected before a round starts', integerFlag(1), 2)
-    .option('--clients-per-round <n>', 'updates wanted per round (default: everyone connected)', integerFlag(1))
-    .option('--fraction <f>', 'fraction of connected clients selected per round', numberFlag(0, 1, true))
-    .option('--over-selection <f>', 'extra fraction selected to absorb dropouts', numberFlag(0, 1), 0.1)
-    .option('--wait-timeout <seconds>', 'give up if --min-clients do not connect in time (default: wait)', secondsFlag)
+    .option(
+      '--experiment <name>',
+      'experiment name; an existing one in the database is resumed (default: the task)',
+    )
+    .option(
+      '--min-clients <n>',
+      'clients that must be connected before a round starts',
+      integerFlag(1),
+      2,
+    )
+    .option(
+      '--clients-per-round <n>',
+      'updates wanted per round (default: everyone connected)',
+      integerFlag(1),
+    )
+    .option(
+      '--fraction <f>',
+      'fraction of connected clients selected per round',
+      numberFlag(0, 1, true),
+    )
+    .option(
+      '--over-selection <f>',
+      'extra fraction selected to absorb dropouts',
+      numberFlag(0, 1),
+      0.1,
+    )
+    .option(
+      '--wait-timeout <seconds>',
+      'give up if --min-clients do not connect in time (default: wait)',
+      secondsFlag,
+    )
     .option('--database <url>', 'file:./path.db (SQLite) or postgresql://...', 'file:./cohort.db')
     .option('--keep-alive', 'keep serving after the last round', false)
     .option('--data <dir>', 'coordinator-held test set for centralized evaluation (cifar10)')
@@ -59,11 +84,16 @@ export function coordinatorCommand(): Command {
         ...(flags.data !== undefined ? { dataDir: flags.data } : {}),
       };
       await chooseBackend(flags.backend);
-      const testSet = await loadCoordinatorTestSet(flags.task, { dataDir: flags.data, limit: flags.testLimit });
+      const testSet = await loadCoordinatorTestSet(flags.task, {
+        dataDir: flags.data,
+        limit: flags.testLimit,
+      });
       const coordinator = await Coordinator.start(config, { testSet });
       attachReporter(coordinator);
       const stop = () => {
-        console.log('stopping coordinator (completed rounds are in the database; restart to resume)');
+        console.log(
+          'stopping coordinator (completed rounds are in the database; restart to resume)',
+        );
         void coordinator.stop();
       };
       process.once('SIGINT', stop);

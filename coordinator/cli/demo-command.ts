@@ -24,8 +24,13 @@ export function demoCommand(): Command {
   return command.action((flags: SimulateFlags) =>
     runCommand(async () => {
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
-      const history = await runSimulation({ ...flags, experiment: flags.experiment ?? `demo-${stamp}` });
-      const final = [...history.rounds].reverse().find((r) => r.testAccuracy !== null)?.testAccuracy;
+      const history = await runSimulation({
+        ...flags,
+        experiment: flags.experiment ?? `demo-${stamp}`,
+      });
+      const final = [...history.rounds]
+        .reverse()
+        .find((r) => r.testAccuracy !== null)?.testAccuracy;
       console.log(
         `demo done: final test accuracy ${final !== undefined && final !== null ? (final * 100).toFixed(2) + '%' : 'n/a'}`,
       );

@@ -9,7 +9,7 @@ export function modelCommand(): Command {
   const model = new Command('model').description('inspect the models Cohort trains');
   model
     .command('spec')
-    .description('print the JSON layer spec of a task\'s model')
+    .description("print the JSON layer spec of a task's model")
     .addOption(new Option('--task <task>', 'learning task').choices(TASK_CHOICES).default('mnist'))
     .action((flags: { task: string }) =>
       runCommand(() => {

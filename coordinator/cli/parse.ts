@@ -6,7 +6,8 @@ import { InvalidArgumentError } from 'commander';
  */
 export function integerFlag(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (value: string): number => {
-    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+    if (!/^-?\d+$/.test(value.trim()))
+      throw new InvalidArgumentError(`expected an integer, got "${value}"`);
     const n = Number(value);
     if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
     return n;
@@ -17,9 +18,12 @@ export function integerFlag(min: number, max = Number.MAX_SAFE_INTEGER) {
 export function numberFlag(min: number, max: number, exclusiveMin = false) {
   return (value: string): number => {
     const n = Number(value);
-    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+    if (value.trim() === '' || !Number.isFinite(n))
+      throw new InvalidArgumentError(`expected a number, got "${value}"`);
     if (exclusiveMin ? n <= min : n < min) {
-      throw new InvalidArgumentError(`must be ${exclusiveMin ? 'greater than' : 'at least'} ${min}`);
+      throw new InvalidArgumentError(
+        `must be ${exclusiveMin ? 'greater than' : 'at least'} ${min}`,
+      );
     }
     if (n > max) throw new InvalidArgumentError(`must be at most ${max}`);
     return n;

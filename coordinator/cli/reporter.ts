@@ -49,12 +49,20 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
   const progress = new Map<string, number>();
   let lastShown = -1;
   coordinator.on('listening', ({ url }) => out(`coordinator listening on ${url}`));
-  coordinator.on('resumed', ({ round }) => out(`resuming: rounds 1..${round} are already completed in the database`));
-  coordinator.on('client-joined', (c) =>
-    out(`client ${c.clientId.slice(0, 8)} joined (${c.platform}, ${c.backend}); ${c.connected} connected`),
+  coordinator.on('resumed', ({ round }) =>
+    out(`resuming: rounds 1..${round} are already completed in the database`),
   );
-  coordinator.on('client-left', (c) => out(`client ${c.clientId.slice(0, 8)} left (${c.reason}); ${c.connected} connected`));
-  coordinator.on('waiting', (w) => out(`round ${w.round}: waiting for clients (${w.connected}/${w.needed})`));
+  coordinator.on('client-joined', (c) =>
+    out(
+      `client ${c.clientId.slice(0, 8)} joined (${c.platform}, ${c.backend}); ${c.connected} connected`,
+    ),
+  );
+  coordinator.on('client-left', (c) =>
+    out(`client ${c.clientId.slice(0, 8)} left (${c.reason}); ${c.connected} connected`),
+  );
+  coordinator.on('waiting', (w) =>
+    out(`round ${w.round}: waiting for clients (${w.connected}/${w.needed})`),
+  );
   coordinator.on('round-start', (r) => {
     progress.clear();
     lastShown = -1;
@@ -64,7 +72,8 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
     progress.set(clientId, fraction);
     const mean = [...progress.values()].reduce((s, f) => s + f, 0) / Math.max(1, progress.size);
     const step = Math.floor(mean * 4);
-    if (tty && !options.quiet) process.stdout.write(`\rround ${round}: ${(mean * 100).toFixed(0).padStart(3)}% trained`);
+    if (tty && !options.quiet)
+      process.stdout.write(`\rround ${round}: ${(mean * 100).toFixed(0).padStart(3)}% trained`);
     else if (step > lastShown && step < 4) {
       lastShown = step;
       out(`round ${round}: ${step * 25}% trained`);

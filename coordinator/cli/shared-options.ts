@@ -10,21 +10,66 @@ export const TASK_CHOICES = ['mnist', 'cifar10'] as const;
 /** Adds the training and aggregation flags that `coordinator`, `simulate` and `demo` share. */
 export function addRoundOptions(command: Command, defaults: { rounds: number }): Command {
   return command
-    .addOption(new Option('--task <task>', 'learning task (model + dataset)').choices(TASK_CHOICES).default('mnist'))
+    .addOption(
+      new Option('--task <task>', 'learning task (model + dataset)')
+        .choices(TASK_CHOICES)
+        .default('mnist'),
+    )
     .option('--rounds <n>', 'number of federated rounds', integerFlag(1, 100_000), defaults.rounds)
     .option('--epochs <n>', 'local epochs per round', integerFlag(1, 1000), 1)
     .option('--batch-size <n>', 'local mini-batch size', integerFlag(1, 65_536), 32)
     .option('--lr <rate>', 'local learning rate', numberFlag(0, 10, true), 0.1)
-    .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'adam']).default('sgd'))
-    .option('--max-examples <n>', 'cap on training examples per client per round (0 = all)', integerFlag(0), 0)
-    .addOption(new Option('--strategy <name>', 'aggregation strategy').choices(STRATEGY_NAMES).default('fedavg'))
-    .option('--server-lr <rate>', 'server learning rate (fedavgm, fedadam, fedyogi)', numberFlag(0, 100, true))
-    .option('--mu <value>', 'FedProx proximal term weight (with --strategy fedprox)', numberFlag(0, 100))
-    .addOption(new Option('--evaluation <mode>', 'who evaluates the global model').choices(EVALUATION_MODES).default('auto'))
-    .option('--secure-aggregation <on|off>', 'mask updates so only their average is learned', onOffFlag, true)
-    .option('--round-timeout <seconds>', 'deadline for a round\'s training phase', secondsFlag, 600_000)
-    .option('--seed <n>', 'seed for selection, shuffling and initial weights', integerFlag(0, 2 ** 32 - 1), 0)
-    .option('--export <dir>', 'write the final model in TensorFlow.js format (model.json + weights)')
+    .addOption(
+      new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'adam']).default('sgd'),
+    )
+    .option(
+      '--max-examples <n>',
+      'cap on training examples per client per round (0 = all)',
+      integerFlag(0),
+      0,
+    )
+    .addOption(
+      new Option('--strategy <name>', 'aggregation strategy')
+        .choices(STRATEGY_NAMES)
+        .default('fedavg'),
+    )
+    .option(
+      '--server-lr <rate>',
+      'server learning rate (fedavgm, fedadam, fedyogi)',
+      numberFlag(0, 100, true),
+    )
+    .option(
+      '--mu <value>',
+      'FedProx proximal term weight (with --strategy fedprox)',
+      numberFlag(0, 100),
+    )
+    .addOption(
+      new Option('--evaluation <mode>', 'who evaluates the global model')
+        .choices(EVALUATION_MODES)
+        .default('auto'),
+    )
+    .option(
+      '--secure-aggregation <on|off>',
+      'mask updates so only their average is learned',
+      onOffFlag,
+      true,
+    )
+    .option(
+      '--round-timeout <seconds>',
+      "deadline for a round's training phase",
+      secondsFlag,
+      600_000,
+    )
+    .option(
+      '--seed <n>',
+      'seed for selection, shuffling and initial weights',
+      integerFlag(0, 2 ** 32 - 1),
+      0,
+    )
+    .option(
+      '--export <dir>',
+      'write the final model in TensorFlow.js format (model.json + weights)',
+    )
     .option('--json <file>', 'write the round history as JSON');
 }
 

@@ -28,17 +28,39 @@ export interface SimulateFlags extends RoundFlags {
 }
 
 /** Adds the simulation flags to a command. */
-export function addSimulateOptions(command: Command, defaults: { clients: number; rounds: number }): Command {
+export function addSimulateOptions(
+  command: Command,
+  defaults: { clients: number; rounds: number },
+): Command {
   command
-    .option('--clients <n>', 'number of simulated clients', integerFlag(1, 10_000), defaults.clients)
-    .option('--partition <spec>', 'iid | dirichlet:ALPHA | shards:K', (v) => (parsePartitionSpec(v), v), 'iid')
-    .option('--dropout <p>', 'probability that a client vanishes mid-round (fault injection)', numberFlag(0, 0.99), 0)
+    .option(
+      '--clients <n>',
+      'number of simulated clients',
+      integerFlag(1, 10_000),
+      defaults.clients,
+    )
+    .option(
+      '--partition <spec>',
+      'iid | dirichlet:ALPHA | shards:K',
+      (v) => (parsePartitionSpec(v), v),
+      'iid',
+    )
+    .option(
+      '--dropout <p>',
+      'probability that a client vanishes mid-round (fault injection)',
+      numberFlag(0, 0.99),
+      0,
+    )
     .option('--limit <n>', 'cap on training examples per client', integerFlag(1))
     .option('--test-limit <n>', 'cap on the coordinator test set', integerFlag(1))
     .option('--database <url>', 'database URL (default: a temporary SQLite file)')
     .option('--experiment <name>', 'experiment name in the database')
     .option('--data <dir>', 'dataset folder instead of the bundled/downloaded one')
-    .option('--cache-dir <dir>', 'where downloaded datasets are cached', join(homedir(), '.cache', 'cohort'));
+    .option(
+      '--cache-dir <dir>',
+      'where downloaded datasets are cached',
+      join(homedir(), '.cache', 'cohort'),
+    );
   addRoundOptions(command, { rounds: defaults.rounds });
   return addBackendOption(command);
 }
@@ -68,7 +90,10 @@ export async function runSimulation(flags: SimulateFlags): Promise<RunHistory> {
     ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
     ...(flags.testLimit !== undefined ? { testLimit: flags.testLimit } : {}),
     ...(flags.database !== undefined ? { database: flags.database } : {}),
-    coordinator: { ...config, ...(flags.experiment !== undefined ? { experiment: flags.experiment } : {}) },
+    coordinator: {
+      ...config,
+      ...(flags.experiment !== undefined ? { experiment: flags.experiment } : {}),
+    },
     onCoordinator: (coordinator) => attachReporter(coordinator),
   });
   return history;

@@ -31,13 +31,7 @@ export type ClientSocket = Socket<ClientSideServerEvents, ClientToServerEvents>;
 
 /** Where the client is in its life; rounds may add phases without changing the others. */
 export type ClientState =
-  | 'connecting'
-  | 'registering'
-  | 'idle'
-  | 'training'
-  | 'submitting'
-  | 'evaluating'
-  | 'done';
+  'connecting' | 'registering' | 'idle' | 'training' | 'submitting' | 'evaluating' | 'done';
 
 /** Events a session reports so CLIs and pages can show progress without knowing the protocol. */
 export interface ClientSessionEvents {
@@ -214,7 +208,10 @@ export class ClientSession {
   private async onFit(raw: unknown): Promise<FitRes> {
     const ins = parseMessage(fitInsSchema, raw, 'fit request');
     if (ins.secure && !this.options.secure) {
-      throw new CohortError('CONFIG_INVALID', 'coordinator asked for secure aggregation, unsupported here');
+      throw new CohortError(
+        'CONFIG_INVALID',
+        'coordinator asked for secure aggregation, unsupported here',
+      );
     }
     this.setState('training');
     const dropAt = this.options.faults?.dropMidRound?.(ins.round) ?? false;

@@ -41,7 +41,8 @@ export class SecAggSubmission implements SecureSubmission {
 
   async handle(phase: string, roundId: string, body: unknown): Promise<unknown> {
     const pending = this.rounds.get(roundId);
-    if (!pending) throw new CohortError('UPDATE_STALE', `no secure round ${roundId} in progress here`);
+    if (!pending)
+      throw new CohortError('UPDATE_STALE', `no secure round ${roundId} in progress here`);
     try {
       switch (phase) {
         case 'advertiseKeys':

@@ -71,7 +71,7 @@ export class TfjsTrainer implements Trainer {
           ...p,
           fraction: (p.epoch * p.batches + p.batch + 1) / (config.epochs * p.batches),
         }),
-      ...(hooks.shouldStop ? { shouldStop: hooks.shouldStop } : {}),
+      ...(hooks.shouldStop ? { shouldStop: () => hooks.shouldStop!() } : {}),
     });
     const { data: after } = extractWeights(this.model);
     const delta = new Float32Array(after.length);

@@ -47,12 +47,24 @@ export const weightManifestSchema = z
       .array(
         z.object({
           name: z.string().min(1).max(MAX_NAME),
-          shape: z.array(z.number().int().positive().max(1 << 24)).max(8),
+          shape: z
+            .array(
+              z
+                .number()
+                .int()
+                .positive()
+                .max(1 << 24),
+            )
+            .max(8),
         }),
       )
       .min(1)
       .max(10_000),
-    length: z.number().int().positive().max(1 << 28),
+    length: z
+      .number()
+      .int()
+      .positive()
+      .max(1 << 28),
   })
   .refine(
     (m) => m.entries.reduce((sum, e) => sum + e.shape.reduce((p, d) => p * d, 1), 0) === m.length,
@@ -98,7 +110,11 @@ export const fitConfigSchema = z.object({
   learningRate: finite.refine((v) => v > 0 && v <= 10, 'learning rate must be in (0, 10]'),
   optimizer: z.enum(['sgd', 'adam']),
   proximalMu: finite.refine((v) => v >= 0 && v <= 100, 'proximalMu must be in [0, 100]'),
-  seed: z.number().int().nonnegative().max(2 ** 32 - 1),
+  seed: z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 32 - 1),
   /** Cap on local training examples (0 = all). */
   maxExamples: count,
 });
@@ -198,6 +214,10 @@ export const progressSchema = z.object({
 export type ProgressMessage = z.infer<typeof progressSchema>;
 
 /** What a client signs to register: binds the nonce to this coordinator and key. */
-export function registrationMessage(nonce: string, coordinatorId: string, publicKeyHex: string): string {
+export function registrationMessage(
+  nonce: string,
+  coordinatorId: string,
+  publicKeyHex: string,
+): string {
   return `cohort-register/v${PROTOCOL_VERSION}/${coordinatorId}/${nonce}/${publicKeyHex}`;
 }

@@ -7,7 +7,11 @@ import { CohortError } from '../errors';
  * Failures become CohortError MESSAGE_INVALID naming the first offending field, so the
  * sender learns what was wrong and the receiver's state is never touched.
  */
-export function parseMessage<S extends z.ZodType>(schema: S, value: unknown, what: string): z.infer<S> {
+export function parseMessage<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+): z.infer<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const issue = result.error.issues[0];

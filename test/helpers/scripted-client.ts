@@ -23,7 +23,11 @@ export async function connectScriptedClient(
     fit?(ins: Record<string, unknown>): unknown;
     evaluate?(ins: Record<string, unknown>): unknown;
   },
-  options: { task?: string; trainExamples?: number; registerOverride?: Record<string, unknown> } = {},
+  options: {
+    task?: string;
+    trainExamples?: number;
+    registerOverride?: Record<string, unknown>;
+  } = {},
 ): Promise<ScriptedClient> {
   const task = options.task ?? 'mnist';
   const hash = await specHash(getModelSpec(task));
@@ -33,7 +37,10 @@ export async function connectScriptedClient(
     socket.on('challenge', (challenge: { nonce: string; coordinatorId: string }) => {
       const publicKey = toHex(identity.publicKey);
       const signature = toHex(
-        signDetached(utf8(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)), identity),
+        signDetached(
+          utf8(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
+          identity,
+        ),
       );
       socket.emit(
         'register',

@@ -89,7 +89,9 @@ describe('plain federated rounds on real sockets', () => {
       [3, 'completed', 3],
     ]);
     expect(rounds[2]!.testAccuracy).toBeCloseTo(accuracies[2]!, 6);
-    expect(rounds[2]!.participations.every((p) => p.status === 'completed' && p.numExamples === 300)).toBe(true);
+    expect(
+      rounds[2]!.participations.every((p) => p.status === 'completed' && p.numExamples === 300),
+    ).toBe(true);
   });
 
   test('a client that disconnects mid-round does not stall the round', async () => {
@@ -112,9 +114,19 @@ describe('plain federated rounds on real sockets', () => {
       i === 0 ? { faults: { dropMidRound: (round) => round === 1, rejoinAfterMs: 200 } } : {},
     );
     const history = await coordinator.done;
-    expect(history.rounds[0]).toMatchObject({ round: 1, status: 'completed', participants: 2, dropped: 1 });
+    expect(history.rounds[0]).toMatchObject({
+      round: 1,
+      status: 'completed',
+      participants: 2,
+      dropped: 1,
+    });
     // The vanished client rejoined on its own and took part in the next round.
-    expect(history.rounds[1]).toMatchObject({ round: 2, status: 'completed', participants: 3, dropped: 0 });
+    expect(history.rounds[1]).toMatchObject({
+      round: 2,
+      status: 'completed',
+      participants: 3,
+      dropped: 0,
+    });
   });
 
   test('a coordinator stopped and restarted on the same database resumes; clients reconnect by themselves', async () => {
@@ -142,7 +154,9 @@ describe('plain federated rounds on real sockets', () => {
     expect(history.resumedFromRound).toBeGreaterThanOrEqual(1);
     expect(history.rounds[0]!.round).toBe(history.resumedFromRound + 1);
     expect(history.rounds.at(-1)!.round).toBe(3);
-    expect(history.rounds.every((r) => r.status === 'completed' && r.participants === 2)).toBe(true);
+    expect(history.rounds.every((r) => r.status === 'completed' && r.participants === 2)).toBe(
+      true,
+    );
     const done = await Promise.all(clients.map((c) => c.session.finished));
     expect(done.every((d) => d.rounds === 3)).toBe(true);
 
