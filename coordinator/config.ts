@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { CohortError } from '../shared/errors';
+import { getModelSpec } from '../shared/model/registry';
+import { summarizeModelSpec } from '../shared/model/validate-spec';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
 
 /** Federated evaluation modes: who measures the global model after each round. */
@@ -87,8 +89,17 @@ export const coordinatorConfigSchema = z
 export type CoordinatorConfig = Readonly<z.infer<typeof coordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof coordinatorConfigSchema>;
 
-/** Validates options once, fills defaults, and freezes the result. */
+/**
+ * Validates options once, fills defaults, checks secure-aggregation safety for the task's
+ * model, and freezes the result. Everything a coordinator refuses, it refuses here.
+ */
 export function resolveCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfig {
+  const config = parseCoordinatorConfig(input);
+  assertSecureAggregationSafe(config, summarizeModelSpec(getModelSpec(config.task)).parameters);
+  return config;
+}
+
+function parseCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfig {
   const parsed = coordinatorConfigSchema.safeParse(input);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
@@ -105,7 +116,7 @@ export function resolveCoordinatorConfig(input: CoordinatorConfigInput): Coordin
  * below the minimum threshold (a mean of two reveals each update to the other), and, when
  * the cohort size is bounded, parameters that could overflow the 2^32 modulus.
  */
-export function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: number): void {
+function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: number): void {
   if (!config.secureAggregation) return;
   if (config.minClients < MIN_THRESHOLD) {
     throw new CohortError(

@@ -31,7 +31,7 @@ import {
 import type { ConnectedClient } from './client-registry';
 import { ClientRegistry } from './client-registry';
 import type { CoordinatorConfig, CoordinatorConfigInput } from './config';
-import { assertSecureAggregationSafe, resolveCoordinatorConfig } from './config';
+import { resolveCoordinatorConfig } from './config';
 import { runEvaluatePhase } from './evaluate-phase';
 import { exportModel } from './export-model';
 import type { AcceptedFit, Participation } from './fit-phase';
@@ -108,9 +108,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     const spec = getModelSpec(config.task);
     this.evalModel = buildModel(spec, config.seed);
-    const modelLength = extractWeights(this.evalModel).manifest.length;
-    assertSecureAggregationSafe(config, modelLength);
-    const modelBytes = modelLength * 4;
+    const modelBytes = extractWeights(this.evalModel).manifest.length * 4;
     this.io = new Server(this.httpServer, {
       maxHttpBufferSize: config.maxMessageBytes ?? Math.ceil(modelBytes * 1.25) + 1_000_000,
       cors: { origin: '*' },

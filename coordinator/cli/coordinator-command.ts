@@ -1,6 +1,7 @@
 /* eslint-disable no-console -- the CLI's job is to print */
 import { Command } from 'commander';
 import { loadCoordinatorTestSet } from '../test-set';
+import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
 import { integerFlag, numberFlag, secondsFlag } from './parse';
 import { attachReporter } from './reporter';
@@ -83,6 +84,7 @@ export function coordinatorCommand(): Command {
         ...(flags.waitTimeout !== undefined ? { waitForClientsMs: flags.waitTimeout } : {}),
         ...(flags.data !== undefined ? { dataDir: flags.data } : {}),
       };
+      resolveCoordinatorConfig(config); // refuse bad options before loading anything
       await chooseBackend(flags.backend);
       const testSet = await loadCoordinatorTestSet(flags.task, {
         dataDir: flags.data,

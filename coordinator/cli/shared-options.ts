@@ -87,6 +87,9 @@ export interface RoundFlags {
   mu?: number;
   evaluation: (typeof EVALUATION_MODES)[number];
   secureAggregation: boolean;
+  clip: number;
+  weightCap: number;
+  phaseTimeout: number;
   roundTimeout: number;
   seed: number;
   export?: string;
@@ -106,6 +109,9 @@ export function roundFlagsToConfig(flags: RoundFlags): CoordinatorConfigInput {
     strategy: flags.strategy,
     evaluation: flags.evaluation,
     secureAggregation: flags.secureAggregation,
+    clipRange: flags.clip,
+    weightCap: flags.weightCap,
+    phaseTimeoutMs: flags.phaseTimeout,
     roundTimeoutMs: flags.roundTimeout,
     seed: flags.seed,
     ...(flags.serverLr !== undefined ? { serverLearningRate: flags.serverLr } : {}),

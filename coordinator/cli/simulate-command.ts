@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData } from '../../client-node/data/load-task-data';
 import { parsePartitionSpec } from '../../shared/data/partition';
+import { resolveCoordinatorConfig } from '../config';
 import type { RunHistory } from '../history';
 import { simulate } from '../simulation';
 import { integerFlag, numberFlag } from './parse';
@@ -67,6 +68,9 @@ export function addSimulateOptions(
 
 /** Runs a simulation from parsed flags, printing progress; shared by `simulate` and `demo`. */
 export async function runSimulation(flags: SimulateFlags): Promise<RunHistory> {
+  const config = roundFlagsToConfig(flags);
+  // Refuse bad options before loading anything (simulate() runs every client each round).
+  resolveCoordinatorConfig({ ...config, minClients: flags.clients });
   const backend = await chooseBackend(flags.backend);
   console.log(`loading ${flags.task} data...`);
   const data =
@@ -77,7 +81,6 @@ export async function runSimulation(flags: SimulateFlags): Promise<RunHistory> {
     `simulating ${flags.clients} clients (${flags.partition} partition, dropout ${flags.dropout}) ` +
       `for ${flags.rounds} rounds on ${data.train.count} training examples`,
   );
-  const config = roundFlagsToConfig(flags);
   const history = await simulate({
     clients: flags.clients,
     rounds: flags.rounds,

@@ -4,10 +4,12 @@
  */
 import { aggregationSuite } from './aggregation-suite';
 import type { BenchSuite } from './bench-types';
+import { secaggSuite } from './secagg-suite';
 import { trainingSuite } from './training-suite';
 
 /** Suites by name. */
 export const SUITES: Readonly<Record<string, BenchSuite>> = {
   aggregation: aggregationSuite,
   training: trainingSuite,
+  secagg: secaggSuite,
 };
