@@ -111,13 +111,13 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
   const full = process.env[FULL_GRID_ENV] === '1';
   const { cases, skipped } = planSecAggCases(context.quick, full);
   context.progress('secagg: warm-up round (5 clients, 1,000 params)');
-  await measureCase({ clients: 5, params: 1000, dropout: 0 });
+  await measureSecAggCase({ clients: 5, params: 1000, dropout: 0 });
   const rows: BenchRow[] = [];
   const details: Record<string, unknown>[] = [];
   for (const c of cases) {
     context.progress(`secagg: ${caseLabel(c)}`);
     const t0 = performance.now();
-    const measured = await measureCase(c);
+    const measured = await measureSecAggCase(c);
     rows.push(measured.row);
     details.push(measured.detail);
     context.progress(
@@ -163,7 +163,7 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
 }
 
 /** Runs the secure and the plain round of one case and turns them into a table row. */
-async function measureCase(
+export async function measureSecAggCase(
   c: SecAggCase,
 ): Promise<{ row: BenchRow; detail: Record<string, unknown> }> {
   const config = chooseSecAggParams(c.clients, {

@@ -1,0 +1,156 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Coordinator } from '../../coordinator/coordinator';
+import type { Dataset } from '../../shared/data/dataset';
+import { bytesToFloats } from '../../shared/weights/codec';
+import { useWasmBackend } from '../helpers/backend';
+import { smallMnist } from '../helpers/mnist-fixture';
+import {
+  difference,
+  exampleWeightedMean,
+  initialGlobal,
+  maxAbs,
+  maxAbsDiff,
+  readPersistedRun,
+  secAggTolerance,
+  totalExamples,
+} from '../helpers/secagg-expectations';
+import type { ProbedClient, SecAggPhaseName } from '../helpers/secagg-probe';
+import { closeProbedClients, startProbedClients } from '../helpers/secagg-probe';
+
+/**
+ * Secure aggregation on real sockets (Coordinator on 127.0.0.1, real Node clients on the wasm
+ * backend): one of five clients is lost after each phase, and the round must still complete
+ * with exactly the example-weighted mean of the clients whose masked input was summed. With
+ * five clients the complete graph has t = max(3, ceil(10/3)) = 4, so one loss is tolerated.
+ */
+
+const SEED = 5;
+/** Different shard sizes, so the example-weighted mean differs from the plain one. */
+const SIZES = [40, 60, 80, 100, 120];
+const LOST = 2;
+
+let backend: string;
+let data: { train: Dataset; test: Dataset };
+let dir: string;
+let clients: ProbedClient[] = [];
+let coordinator: Coordinator | undefined;
+
+beforeAll(async () => {
+  backend = await useWasmBackend();
+  data = await smallMnist(400, 50);
+});
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cohort-secagg-drop-'));
+});
+afterEach(async () => {
+  closeProbedClients(clients);
+  clients = [];
+  await coordinator?.stop();
+  coordinator = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('secure aggregation survives a client lost after each phase (real sockets)', () => {
+  it.each([
+    ['after AdvertiseKeys (gone before ShareKeys)', 'shareKeys', false],
+    ['after ShareKeys (gone before MaskedInput)', 'maskedInput', false],
+    ['after MaskedInput (gone before ConsistencyCheck)', 'consistencyCheck', true],
+    ['during Unmasking', 'unmasking', true],
+  ] as [string, SecAggPhaseName, boolean][])(
+    'a client lost %s: the round completes with the survivors’ weighted mean',
+    async (_label, phase, inputSummed) => {
+      const experiment = `drop-at-${phase}`;
+      const database = `file:${join(dir, 'run.db')}`;
+      coordinator = await Coordinator.start({
+        host: '127.0.0.1',
+        port: 0,
+        experiment,
+        rounds: 1,
+        minClients: SIZES.length,
+        overSelection: 0,
+        batchSize: 32,
+        learningRate: 0.1,
+        seed: SEED,
+        evaluation: 'none',
+        roundTimeoutMs: 120_000,
+        phaseTimeoutMs: 60_000,
+        database,
+      });
+      clients = await startProbedClients(coordinator.url, backend, data, SIZES, (i) =>
+        i === LOST ? { faults: { vanishAt: { phase } } } : {},
+      );
+      const history = await coordinator.done;
+      await coordinator.stop();
+
+      const lost = clients[LOST]!;
+      expect(lost.probe.vanished).toBe(true);
+      // A client whose masked input was summed before it left is in the mean (Bonawitz U3).
+      const survivors = inputSummed ? clients : clients.filter((c) => c !== lost);
+      expect(history.rounds).toHaveLength(1);
+      expect(history.rounds[0]).toMatchObject({
+        round: 1,
+        status: 'completed',
+        selected: SIZES.length,
+        participants: survivors.length,
+        secureAggregation: 'on',
+        failureReason: null,
+      });
+
+      const initial = await initialGlobal(SEED);
+      const updates = survivors.map((c) => c.probe.updateOf(1));
+      for (const u of updates) {
+        expect(u.modelHash).toBe(initial.hash);
+        // Clipping at clipRange 4 must not have touched the updates, or the means would differ.
+        expect(maxAbs(u.delta)).toBeLessThan(4);
+      }
+      expect(updates.map((u) => u.numExamples)).toEqual(
+        survivors.map((c) => SIZES[clients.indexOf(c)]),
+      );
+
+      const { rounds, checkpoint } = await readPersistedRun(database, experiment);
+      expect(checkpoint?.round).toBe(1);
+      const applied = difference(bytesToFloats(checkpoint!.weights), initial.weights);
+      const expected = exampleWeightedMean(updates);
+      const { tolerance } = secAggTolerance({
+        cohort: SIZES.length,
+        vectorLength: initial.weights.length,
+        survivors: updates.length,
+        totalWeight: totalExamples(updates),
+      });
+      expect(maxAbsDiff(applied, expected)).toBeLessThan(tolerance);
+      // The check has teeth: the wrong client set, or an unweighted mean, is far off.
+      const everyone = exampleWeightedMean(clients.map((c) => c.probe.updateOf(1)));
+      const wrongSet = inputSummed
+        ? exampleWeightedMean(updates.filter((u) => u !== lost.probe.updateOf(1)))
+        : everyone;
+      expect(maxAbsDiff(applied, wrongSet)).toBeGreaterThan(20 * tolerance);
+      const unweighted = exampleWeightedMean(updates.map((u) => ({ ...u, numExamples: 1 })));
+      expect(maxAbsDiff(applied, unweighted)).toBeGreaterThan(20 * tolerance);
+
+      expect(rounds).toHaveLength(1);
+      const round = rounds[0]!;
+      expect(round).toMatchObject({
+        number: 1,
+        status: 'completed',
+        secureAggregation: true,
+        participants: survivors.length,
+        failureCode: null,
+      });
+      expect(round.checkpoint).not.toBeNull();
+      const byClient = new Map(round.participations.map((p) => [p.clientId, p]));
+      expect(byClient.get(lost.id)).toMatchObject({
+        status: 'dropped',
+        errorCode: 'CLIENT_DROPPED',
+      });
+      for (const c of clients.filter((x) => x !== lost)) {
+        expect(byClient.get(c.id)).toMatchObject({
+          status: 'completed',
+          numExamples: SIZES[clients.indexOf(c)],
+          errorCode: null,
+        });
+      }
+    },
+  );
+});
