@@ -1,3 +1,4 @@
+import type { TaskName } from '../shared/model/registry';
 import { io } from 'socket.io-client';
 import type {
   ClientSessionEvents,
@@ -15,7 +16,7 @@ import { specHash } from '../shared/model/spec-hash';
 /** Everything a Node client needs once its data and backend are ready. */
 export interface NodeClientOptions {
   server: string;
-  task: 'mnist' | 'cifar10';
+  task: TaskName;
   train: Dataset;
   test: Dataset;
   identity: IdentityKeyPair;

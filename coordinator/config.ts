@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CohortError } from '../shared/errors';
-import { getModelSpec } from '../shared/model/registry';
+import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import { summarizeModelSpec } from '../shared/model/validate-spec';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
 
@@ -19,7 +19,7 @@ export const coordinatorConfigSchema = z
   .object({
     host: z.string().min(1).default('0.0.0.0'),
     port: z.number().int().min(0).max(65_535).default(8080),
-    task: z.enum(['mnist', 'cifar10']).default('mnist'),
+    task: z.enum(TASK_NAMES).default('mnist'),
     experiment: z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'letters, digits, _ . - only')

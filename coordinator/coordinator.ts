@@ -187,6 +187,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       resumedFromRound: opened.lastCompletedRound,
       rounds: [],
       modelExportedTo: null,
+      historyFile: config.jsonPath ? resolve(config.jsonPath) : null,
       database: redactDatabaseUrl(config.database),
     };
     this.registry = new ClientRegistry(this.io, {
@@ -608,8 +609,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   /** Rewrites the `--json` history file, so a long run can be followed while it goes. */
   private async writeHistory(): Promise<void> {
-    if (!this.config.jsonPath) return;
-    const path = resolve(this.config.jsonPath);
+    const path = this.history.historyFile;
+    if (path === null) return;
     await mkdir(dirname(path), { recursive: true });
     await writeFile(path, JSON.stringify(this.history, null, 2) + '\n');
   }

@@ -33,5 +33,7 @@ export interface RunHistory {
   resumedFromRound: number;
   rounds: RoundHistoryEntry[];
   modelExportedTo: string | null;
+  /** Where `--json` writes this history (absolute), or null. */
+  historyFile: string | null;
   database: string;
 }

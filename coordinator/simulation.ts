@@ -7,6 +7,7 @@ import type { ClientSessionEvents } from '../shared/client/client-session';
 import type { Dataset } from '../shared/data/dataset';
 import { limitExamples, selectExamples } from '../shared/data/dataset';
 import { parsePartitionSpec, partitionIndices } from '../shared/data/partition';
+import type { TaskName } from '../shared/model/registry';
 import { CohortError } from '../shared/errors';
 import { generateIdentity } from '../shared/identity';
 import { createRng, mixSeeds } from '../shared/random';
@@ -20,7 +21,7 @@ import type { Logger } from './logger';
 export interface SimulationOptions {
   clients: number;
   rounds: number;
-  task: 'mnist' | 'cifar10';
+  task: TaskName;
   /** Full train/test data; partitioned among the clients here. */
   data: { train: Dataset; test: Dataset };
   /** 'iid', 'dirichlet:ALPHA' or 'shards:K'. */

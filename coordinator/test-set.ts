@@ -1,3 +1,4 @@
+import type { TaskName } from '../shared/model/registry';
 import { loadDataFolder } from '../client-node/data/load-data-folder';
 import { loadTaskData } from '../client-node/data/load-task-data';
 import type { Dataset } from '../shared/data/dataset';
@@ -9,7 +10,7 @@ import { limitExamples } from '../shared/data/dataset';
  * clients instead" (federated evaluation).
  */
 export async function loadCoordinatorTestSet(
-  task: 'mnist' | 'cifar10',
+  task: TaskName,
   options: { dataDir?: string | undefined; limit?: number | undefined },
 ): Promise<Dataset | null> {
   let test: Dataset | null = null;

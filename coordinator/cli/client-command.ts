@@ -11,10 +11,11 @@ import { CohortError } from '../../shared/errors';
 import { integerFlag } from './parse';
 import { addBackendOption, chooseBackend, runCommand } from './run-context';
 import { TASK_CHOICES } from './shared-options';
+import type { TaskName } from '../../shared/model/registry';
 
 interface ClientFlags {
   server: string;
-  task: (typeof TASK_CHOICES)[number];
+  task: TaskName;
   shard?: string;
   data?: string;
   limit?: number;

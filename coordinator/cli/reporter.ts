@@ -37,6 +37,7 @@ export function formatSummary(history: RunHistory): string[] {
       : 'test accuracy: not measured',
     `database: ${history.database}`,
     `model: ${history.modelExportedTo ?? 'not exported (use --export DIR)'}`,
+    `history: ${history.historyFile ?? 'not written (use --json FILE)'}`,
   ];
 }
 
@@ -47,7 +48,8 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
   };
   const tty = process.stdout.isTTY === true;
   const progress = new Map<string, number>();
-  let lastShown = -1;
+  let lastShown = 0;
+  let finished = false;
   coordinator.on('listening', ({ url }) => out(`coordinator listening on ${url}`));
   coordinator.on('resumed', ({ round }) =>
     out(`resuming: rounds 1..${round} are already completed in the database`),
@@ -58,14 +60,16 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
     ),
   );
   coordinator.on('client-left', (c) =>
-    out(`client ${c.clientId.slice(0, 8)} left (${c.reason}); ${c.connected} connected`),
+    finished
+      ? undefined
+      : out(`client ${c.clientId.slice(0, 8)} left (${c.reason}); ${c.connected} connected`),
   );
   coordinator.on('waiting', (w) =>
     out(`round ${w.round}: waiting for clients (${w.connected}/${w.needed})`),
   );
   coordinator.on('round-start', (r) => {
     progress.clear();
-    lastShown = -1;
+    lastShown = 0;
     out(`round ${r.round}: training on ${r.selected} clients (target ${r.target})`);
   });
   coordinator.on('client-progress', ({ round, clientId, fraction }) => {
@@ -83,5 +87,8 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
     if (tty && !options.quiet) process.stdout.write('\r\x1b[K');
     out(formatRound(entry));
   });
-  coordinator.on('finished', (history) => formatSummary(history).forEach(out));
+  coordinator.on('finished', (history) => {
+    finished = true;
+    formatSummary(history).forEach(out);
+  });
 }

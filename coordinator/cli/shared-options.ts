@@ -2,10 +2,12 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { EVALUATION_MODES, STRATEGY_NAMES } from '../config';
 import type { CoordinatorConfigInput } from '../config';
+import { TASK_NAMES } from '../../shared/model/registry';
+import type { TaskName } from '../../shared/model/registry';
 import { integerFlag, numberFlag, onOffFlag, secondsFlag } from './parse';
 
 /** The tasks a command accepts. */
-export const TASK_CHOICES = ['mnist', 'cifar10'] as const;
+export const TASK_CHOICES = TASK_NAMES;
 
 /** Adds the training and aggregation flags that `coordinator`, `simulate` and `demo` share. */
 export function addRoundOptions(command: Command, defaults: { rounds: number }): Command {
@@ -75,7 +77,7 @@ export function addRoundOptions(command: Command, defaults: { rounds: number }):
 
 /** Commander's parsed values for the shared flags. */
 export interface RoundFlags {
-  task: (typeof TASK_CHOICES)[number];
+  task: TaskName;
   rounds: number;
   epochs: number;
   batchSize: number;

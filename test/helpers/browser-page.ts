@@ -188,7 +188,7 @@ export async function openBundlePage(
       call<T>(fn: string, ...args: unknown[]): Promise<T> {
         const target = `globalThis[${JSON.stringify(bundle.globalName)}][${JSON.stringify(fn)}]`;
         const argList = args.map((a) => JSON.stringify(a)).join(', ');
-        return page.evaluate(`${target}(${argList})`) as Promise<T>;
+        return page.evaluate<T>(`${target}(${argList})`);
       },
       async close(): Promise<void> {
         await openedBrowser.close();
