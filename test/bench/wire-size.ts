@@ -21,9 +21,11 @@ export interface WireSize {
 export function wireSize(message: unknown): WireSize {
   let binaryBytes = 0;
   let attachments = 0;
-  const text = JSON.stringify(message, (_key, value: unknown) => {
-    if (value instanceof Uint8Array) {
-      binaryBytes += value.byteLength;
+  // The holder's own property, not `value`: a Node Buffer's toJSON has already run on `value`.
+  const text = JSON.stringify(message, function (this: unknown, key: string, value: unknown) {
+    const original = (this as Record<string, unknown>)[key];
+    if (original instanceof Uint8Array) {
+      binaryBytes += original.byteLength;
       return { _placeholder: true, num: attachments++ };
     }
     return value;

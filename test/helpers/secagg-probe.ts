@@ -20,11 +20,7 @@ import { slice } from './federation';
 
 /** The five secure-aggregation phases, as the coordinator names them on the wire. */
 export type SecAggPhaseName =
-  | 'advertiseKeys'
-  | 'shareKeys'
-  | 'maskedInput'
-  | 'consistencyCheck'
-  | 'unmasking';
+  'advertiseKeys' | 'shareKeys' | 'maskedInput' | 'consistencyCheck' | 'unmasking';
 
 /** One update as the client trained it, copied before the submission wipes it. */
 export interface CapturedUpdate {

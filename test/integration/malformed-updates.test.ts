@@ -52,7 +52,10 @@ afterEach(async () => {
 });
 
 /** Plain mode (secure aggregation is the default), small batches, seeded, generous deadline. */
-function options(database: string, overrides: Partial<CoordinatorConfigInput>): CoordinatorConfigInput {
+function options(
+  database: string,
+  overrides: Partial<CoordinatorConfigInput>,
+): CoordinatorConfigInput {
   return {
     host: '127.0.0.1',
     port: 0,
@@ -84,7 +87,11 @@ interface FitRequest {
 
 function readFit(ins: Record<string, unknown>): FitRequest {
   const model = ins.model as { modelHash: string; manifest: { length: number } };
-  return { roundId: ins.roundId as string, modelHash: model.modelHash, modelLength: model.manifest.length };
+  return {
+    roundId: ins.roundId as string,
+    modelHash: model.modelHash,
+    modelLength: model.manifest.length,
+  };
 }
 
 /** A well-formed answer (a zero delta), which each rogue then breaks in one way. */
@@ -155,7 +162,11 @@ const ROGUES: ReadonlyArray<{ name: string; code: string; answer(fit: FitRequest
   {
     name: 'answer with wrong field types',
     code: 'MESSAGE_INVALID',
-    answer: (fit) => ({ ...wellFormed(fit), numExamples: String(ROGUE_EXAMPLES), trainLoss: 'low' }),
+    answer: (fit) => ({
+      ...wellFormed(fit),
+      numExamples: String(ROGUE_EXAMPLES),
+      trainLoss: 'low',
+    }),
   },
   {
     name: 'empty acknowledgement',
@@ -175,7 +186,10 @@ const ROGUES: ReadonlyArray<{ name: string; code: string; answer(fit: FitRequest
   {
     name: 'update as a JSON number array',
     code: 'MESSAGE_INVALID',
-    answer: (fit) => ({ ...wellFormed(fit), update: Array.from({ length: fit.modelLength }, () => 0) }),
+    answer: (fit) => ({
+      ...wellFormed(fit),
+      update: Array.from({ length: fit.modelLength }, () => 0),
+    }),
   },
   {
     name: 'plain-mode answer without an update',
@@ -188,7 +202,12 @@ const ROGUES: ReadonlyArray<{ name: string; code: string; answer(fit: FitRequest
   {
     name: 'error status with an unpublished code',
     code: 'TRAINING_FAILED',
-    answer: (fit) => ({ status: 'error', roundId: fit.roundId, code: 'DROP_TABLES', message: 'nope' }),
+    answer: (fit) => ({
+      status: 'error',
+      roundId: fit.roundId,
+      code: 'DROP_TABLES',
+      message: 'nope',
+    }),
   },
 ];
 
@@ -201,7 +220,9 @@ async function registeredId(client: ScriptedClient): Promise<string> {
 }
 
 /** Runs `rounds` rounds with the two honest clients and whatever joined before them. */
-async function runWithHonestClients(coordinator: Coordinator): Promise<{ history: RunHistory; honestIds: string[] }> {
+async function runWithHonestClients(
+  coordinator: Coordinator,
+): Promise<{ history: RunHistory; honestIds: string[] }> {
   clients = await startClients(coordinator.url, HONEST, data, PER_CLIENT, backend);
   const history = await coordinator.done;
   const honestIds = clients.map((c) => c.session.id).filter((id): id is string => id !== null);
@@ -248,7 +269,11 @@ describe('malformed fit answers', () => {
     for (const round of persisted) {
       const byClient = new Map(round.participations.map((p) => [p.clientId, p]));
       for (const id of honestIds) {
-        expect(byClient.get(id)).toMatchObject({ status: 'completed', numExamples: PER_CLIENT, errorCode: null });
+        expect(byClient.get(id)).toMatchObject({
+          status: 'completed',
+          numExamples: PER_CLIENT,
+          errorCode: null,
+        });
       }
       const seen = [...rogueIds].map(([id, rogue]) => ({
         rogue: rogue.name,
@@ -268,14 +293,27 @@ describe('malformed fit answers', () => {
 
     // The same two honest clients alone, same seed and data: the very same global models.
     const reference = await startCoordinator(
-      options(`file:${join(dir, 'reference.db')}`, { experiment: 'reference', rounds: 2, minClients: HONEST }),
+      options(`file:${join(dir, 'reference.db')}`, {
+        experiment: 'reference',
+        rounds: 2,
+        minClients: HONEST,
+      }),
     );
     closeAll(clients);
     const alone = await runWithHonestClients(reference);
-    const referenceRounds = await readPersistedRounds(`file:${join(dir, 'reference.db')}`, 'reference');
-    expect(referenceRounds.map((r) => r.checkpoint?.modelHash)).toEqual(persisted.map((r) => r.checkpoint?.modelHash));
-    expect(alone.history.rounds.map((r) => r.testAccuracy)).toEqual(history.rounds.map((r) => r.testAccuracy));
-    expect(alone.history.rounds.map((r) => r.trainLoss)).toEqual(history.rounds.map((r) => r.trainLoss));
+    const referenceRounds = await readPersistedRounds(
+      `file:${join(dir, 'reference.db')}`,
+      'reference',
+    );
+    expect(referenceRounds.map((r) => r.checkpoint?.modelHash)).toEqual(
+      persisted.map((r) => r.checkpoint?.modelHash),
+    );
+    expect(alone.history.rounds.map((r) => r.testAccuracy)).toEqual(
+      history.rounds.map((r) => r.testAccuracy),
+    );
+    expect(alone.history.rounds.map((r) => r.trainLoss)).toEqual(
+      history.rounds.map((r) => r.trainLoss),
+    );
   }, 120_000);
 });
 
@@ -312,7 +350,9 @@ async function raw(url: string): Promise<RawSocket> {
 describe('refused registrations and junk events', () => {
   test('bad registrations get an error ack with the right code and never count; junk does not crash', async () => {
     const database = `file:${join(dir, 'refusals.db')}`;
-    const coordinator = await startCoordinator(options(database, { experiment: 'refusals', rounds: 1, minClients: HONEST }));
+    const coordinator = await startCoordinator(
+      options(database, { experiment: 'refusals', rounds: 1, minClients: HONEST }),
+    );
     const joined: string[] = [];
     coordinator.on('client-joined', (c) => joined.push(c.clientId));
     const url = coordinator.url;
@@ -322,7 +362,16 @@ describe('refused registrations and junk events', () => {
     const impostor = generateIdentity();
     const forgedBody = await signedRegistration(forged);
     forgedBody.signature = toHex(
-      signDetached(utf8(registrationMessage(forged.challenge.nonce, forged.challenge.coordinatorId, forgedBody.publicKey)), impostor),
+      signDetached(
+        utf8(
+          registrationMessage(
+            forged.challenge.nonce,
+            forged.challenge.coordinatorId,
+            forgedBody.publicKey,
+          ),
+        ),
+        impostor,
+      ),
     );
     const replay = await raw(url);
     const other = await raw(url);
@@ -332,25 +381,75 @@ describe('refused registrations and junk events', () => {
 
     const cases: Array<{ name: string; socket: RawSocket; body: unknown; code: string }> = [
       { name: 'signature by another key', socket: forged, body: forgedBody, code: 'AUTH_FAILED' },
-      { name: "signature over another connection's nonce", socket: replay, body: replayed, code: 'AUTH_FAILED' },
-      { name: 'all-zero signature', socket: zeros, body: await signedRegistration(zeros, { signature: '00'.repeat(64) }), code: 'AUTH_FAILED' },
+      {
+        name: "signature over another connection's nonce",
+        socket: replay,
+        body: replayed,
+        code: 'AUTH_FAILED',
+      },
+      {
+        name: 'all-zero signature',
+        socket: zeros,
+        body: await signedRegistration(zeros, { signature: '00'.repeat(64) }),
+        code: 'AUTH_FAILED',
+      },
     ];
-    const more: Array<{ name: string; body: (s: RawSocket) => Promise<unknown> | unknown; code: string }> = [
-      { name: 'wrong task', body: (s) => signedRegistration(s, { task: 'cifar10', modelSpecHash: cifarHash }), code: 'TASK_MISMATCH' },
-      { name: 'right task, other model', body: (s) => signedRegistration(s, { modelSpecHash: cifarHash }), code: 'TASK_MISMATCH' },
-      { name: 'unknown task', body: (s) => signedRegistration(s, { task: 'imagenet' }), code: 'TASK_MISMATCH' },
-      { name: 'newer protocol', body: (s) => signedRegistration(s, { protocolVersion: PROTOCOL_VERSION + 1 }), code: 'PROTOCOL_VERSION' },
+    const more: Array<{
+      name: string;
+      body: (s: RawSocket) => unknown;
+      code: string;
+    }> = [
+      {
+        name: 'wrong task',
+        body: (s) => signedRegistration(s, { task: 'cifar10', modelSpecHash: cifarHash }),
+        code: 'TASK_MISMATCH',
+      },
+      {
+        name: 'right task, other model',
+        body: (s) => signedRegistration(s, { modelSpecHash: cifarHash }),
+        code: 'TASK_MISMATCH',
+      },
+      {
+        name: 'unknown task',
+        body: (s) => signedRegistration(s, { task: 'imagenet' }),
+        code: 'TASK_MISMATCH',
+      },
+      {
+        name: 'newer protocol',
+        body: (s) => signedRegistration(s, { protocolVersion: PROTOCOL_VERSION + 1 }),
+        code: 'PROTOCOL_VERSION',
+      },
       { name: 'string payload', body: () => 'garbage', code: 'MESSAGE_INVALID' },
       { name: 'number payload', body: () => 42, code: 'MESSAGE_INVALID' },
       { name: 'null payload', body: () => null, code: 'MESSAGE_INVALID' },
       { name: 'array payload', body: () => [1, 2, 3], code: 'MESSAGE_INVALID' },
       { name: 'binary payload', body: () => new Uint8Array(4096).fill(7), code: 'MESSAGE_INVALID' },
       { name: 'empty object', body: () => ({}), code: 'MESSAGE_INVALID' },
-      { name: 'public key not hex', body: (s) => signedRegistration(s, { publicKey: 'zz'.repeat(32) }), code: 'MESSAGE_INVALID' },
-      { name: 'negative example count', body: (s) => signedRegistration(s, { trainExamples: -1 }), code: 'MESSAGE_INVALID' },
-      { name: 'fractional protocol version', body: (s) => signedRegistration(s, { protocolVersion: 1.5 }), code: 'MESSAGE_INVALID' },
-      { name: 'unknown platform', body: (s) => signedRegistration(s, { platform: 'toaster' }), code: 'MESSAGE_INVALID' },
-      { name: 'oversized display name', body: (s) => signedRegistration(s, { displayName: 'x'.repeat(100_000) }), code: 'MESSAGE_INVALID' },
+      {
+        name: 'public key not hex',
+        body: (s) => signedRegistration(s, { publicKey: 'zz'.repeat(32) }),
+        code: 'MESSAGE_INVALID',
+      },
+      {
+        name: 'negative example count',
+        body: (s) => signedRegistration(s, { trainExamples: -1 }),
+        code: 'MESSAGE_INVALID',
+      },
+      {
+        name: 'fractional protocol version',
+        body: (s) => signedRegistration(s, { protocolVersion: 1.5 }),
+        code: 'MESSAGE_INVALID',
+      },
+      {
+        name: 'unknown platform',
+        body: (s) => signedRegistration(s, { platform: 'toaster' }),
+        code: 'MESSAGE_INVALID',
+      },
+      {
+        name: 'oversized display name',
+        body: (s) => signedRegistration(s, { displayName: 'x'.repeat(100_000) }),
+        code: 'MESSAGE_INVALID',
+      },
       {
         name: 'deeply nested object',
         body: () => {
@@ -400,7 +499,9 @@ describe('refused registrations and junk events', () => {
 
     // A message far above the size cap: that connection is closed, the coordinator is not.
     const huge = await raw(url);
-    const hugeOutcome = (await emitAndWait(huge, 'register', new Uint8Array(8 * 1024 * 1024))) as { disconnected?: string };
+    const hugeOutcome = (await emitAndWait(huge, 'register', new Uint8Array(8 * 1024 * 1024))) as {
+      disconnected?: string;
+    };
     expect(hugeOutcome.disconnected).toBeDefined();
 
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -409,11 +510,38 @@ describe('refused registrations and junk events', () => {
     // The coordinator still runs a round for proper clients, and only they are recorded.
     const { history, honestIds } = await runWithHonestClients(coordinator);
     expect(history.rounds).toHaveLength(1);
-    expect(history.rounds[0]).toMatchObject({ status: 'completed', participants: HONEST, rejected: 0, dropped: 0 });
+    expect(history.rounds[0]).toMatchObject({
+      status: 'completed',
+      participants: HONEST,
+      rejected: 0,
+      dropped: 0,
+    });
     const persisted = await readPersistedRounds(database, 'refusals');
     expect(persisted).toHaveLength(1);
-    expect(persisted[0]!.participations.map((p) => p.clientId).sort()).toEqual([...honestIds].sort());
+    expect(persisted[0]!.participations.map((p) => p.clientId).sort()).toEqual(
+      [...honestIds].sort(),
+    );
   }, 120_000);
+
+  test('one connection cannot stand for several clients, and leaves nothing registered when it closes', async () => {
+    const coordinator = await startCoordinator(
+      options(`file:${join(dir, 'sybil.db')}`, { experiment: 'sybil', rounds: 1, minClients: 5 }),
+    );
+    const sequential = await raw(coordinator.url);
+    for (let i = 0; i < 3; i++)
+      await emitAndWait(sequential, 'register', await signedRegistration(sequential));
+    const concurrent = await raw(coordinator.url);
+    const bodies = await Promise.all([1, 2, 3].map(() => signedRegistration(concurrent)));
+    await Promise.all(bodies.map((body) => emitAndWait(concurrent, 'register', body)));
+    // However the coordinator answers a second identity on a live connection, two
+    // connections are at most two clients toward --min-clients and round selection...
+    expect(coordinator.connectedClients).toBeLessThanOrEqual(2);
+    sequential.close();
+    concurrent.close();
+    // ...and a closed connection leaves no ghost behind that rounds would select.
+    await waitUntil(() => coordinator.connectedClients === 0, 3_000).catch(() => undefined);
+    expect(coordinator.connectedClients).toBe(0);
+  }, 60_000);
 });
 
 /** Polls a condition the coordinator reaches on its own (socket close handling). */

@@ -1,0 +1,203 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import type { RunHistory } from '../../coordinator/history';
+import { clientIdFromPublicKey, fromHex } from '../../shared/identity';
+import { evaluateModel } from '../../shared/training/local-train';
+import { useWasmBackend } from '../helpers/backend';
+import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
+import type { CliResult } from '../helpers/cli-process';
+import { smallMnist } from '../helpers/mnist-fixture';
+import { readPersistedRounds } from '../helpers/persisted-rounds';
+
+const CLIENTS = 3;
+const ROUNDS = 3;
+const EXAMPLES = 300;
+const TEST_LIMIT = 1000;
+/** Generous: four processes on two shared cores, each loading MNIST and tfjs. */
+const RUN_TIMEOUT_MS = 240_000;
+
+let dir: string;
+
+beforeAll(() => assertCliBuilt());
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cohort-cli-run-'));
+});
+afterEach(async () => {
+  await killAllCliProcesses();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function expectCleanExit(result: CliResult, what: string): void {
+  if (result.code !== 0) {
+    throw new Error(
+      `${what} exited with ${result.code ?? result.signal}\n--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
+    );
+  }
+}
+
+/** The exported model, loaded the way a tfjs user would (from model.json + weights). */
+async function loadExportedModel(directory: string): Promise<tf.LayersModel> {
+  const modelJson = JSON.parse(readFileSync(join(directory, 'model.json'), 'utf8')) as {
+    format: string;
+    modelTopology: object;
+    weightsManifest: Array<{ paths: string[]; weights: tf.io.WeightsManifestEntry[] }>;
+  };
+  expect(modelJson.format).toBe('layers-model');
+  const manifest = modelJson.weightsManifest;
+  const buffers = manifest.flatMap((group) =>
+    group.paths.map((path) => readFileSync(join(directory, path))),
+  );
+  const weightData = tf.io.concatenateArrayBuffers(
+    buffers.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
+  );
+  return tf.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: modelJson.modelTopology,
+      weightSpecs: manifest.flatMap((group) => group.weights),
+      weightData,
+    }),
+  );
+}
+
+describe('cohort coordinator + cohort client, as separate processes', () => {
+  test(
+    `${CLIENTS} clients x ${ROUNDS} rounds on MNIST shards: all exit 0, history, database, model and identities agree`,
+    async () => {
+      const database = `file:${join(dir, 'cohort.db')}`;
+      const historyPath = join(dir, 'history.json');
+      const exportDir = join(dir, 'model');
+      // The tests load part of the test set in-process to re-evaluate the exported model.
+      const [, testData] = await Promise.all([useWasmBackend(), smallMnist(1, TEST_LIMIT)]);
+
+      const coordinator = new CliProcess([
+        'coordinator',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--task',
+        'mnist',
+        '--rounds',
+        String(ROUNDS),
+        '--min-clients',
+        String(CLIENTS),
+        '--clients-per-round',
+        String(CLIENTS),
+        '--database',
+        database,
+        '--export',
+        exportDir,
+        '--json',
+        historyPath,
+        '--secure-aggregation',
+        'off',
+        '--max-examples',
+        String(EXAMPLES),
+        '--test-limit',
+        String(TEST_LIMIT),
+        '--backend',
+        'wasm',
+      ]);
+      const listening = await coordinator.waitForOutput(
+        /coordinator listening on (http:\/\/127\.0\.0\.1:\d+)/,
+        30_000,
+      );
+      const url = listening[1]!;
+
+      const identities = Array.from({ length: CLIENTS }, (_, i) =>
+        join(dir, 'keys', `id-${i + 1}.json`),
+      );
+      const clients = identities.map(
+        (identity, i) =>
+          new CliProcess([
+            'client',
+            '--server',
+            url,
+            '--task',
+            'mnist',
+            '--shard',
+            `${i + 1}/${CLIENTS}`,
+            '--limit',
+            String(EXAMPLES),
+            '--backend',
+            'wasm',
+            '--identity',
+            identity,
+            '--name',
+            `cli-${i + 1}`,
+          ]),
+      );
+
+      const [coordinatorResult, ...clientResults] = await Promise.all([
+        coordinator.result(RUN_TIMEOUT_MS),
+        ...clients.map((c) => c.result(RUN_TIMEOUT_MS)),
+      ]);
+      expectCleanExit(coordinatorResult, 'coordinator');
+      clientResults.forEach((r, i) => expectCleanExit(r, `client ${i + 1}`));
+      for (const result of clientResults) {
+        expect(result.stdout).toMatch(/registered as [0-9a-f]{32}/);
+        expect(result.stdout).toMatch(/coordinator finished/);
+      }
+      expect(coordinatorResult.stdout).toMatch(new RegExp(`${ROUNDS}/${ROUNDS} rounds completed`));
+
+      // The JSON history: every round completed by all three, accuracy rising.
+      const history = JSON.parse(readFileSync(historyPath, 'utf8')) as RunHistory;
+      expect(history.finishedAt).not.toBeNull();
+      expect(
+        history.rounds.map((r) => [r.round, r.status, r.participants, r.secureAggregation]),
+      ).toEqual(Array.from({ length: ROUNDS }, (_, i) => [i + 1, 'completed', CLIENTS, 'off']));
+      const accuracies = history.rounds.map((r) => r.testAccuracy);
+      for (const accuracy of accuracies) {
+        expect(accuracy).toBeGreaterThanOrEqual(0);
+        expect(accuracy).toBeLessThanOrEqual(1);
+      }
+      expect(accuracies.at(-1)!).toBeGreaterThan(accuracies[0]!);
+      expect(history.rounds.every((r) => r.evaluation === 'centralized')).toBe(true);
+
+      // The database: the same rounds, each with three completed participations of 300 examples.
+      const rounds = await readPersistedRounds(database, 'mnist');
+      expect(rounds.map((r) => [r.number, r.status, r.participants])).toEqual(
+        Array.from({ length: ROUNDS }, (_, i) => [i + 1, 'completed', CLIENTS]),
+      );
+      for (const [i, round] of rounds.entries()) {
+        expect(round.testAccuracy).toBeCloseTo(accuracies[i]!, 6);
+        expect(round.participations.map((p) => [p.status, p.numExamples])).toEqual(
+          Array.from({ length: CLIENTS }, () => ['completed', EXAMPLES]),
+        );
+      }
+
+      // Identities: owner-only files whose keys are exactly the clients the database recorded.
+      const idsFromFiles = identities.map((path) => {
+        expect(statSync(path).mode & 0o777).toBe(0o600);
+        const file = JSON.parse(readFileSync(path, 'utf8')) as { publicKey: string };
+        return clientIdFromPublicKey(fromHex(file.publicKey));
+      });
+      expect(new Set(idsFromFiles).size).toBe(CLIENTS);
+      expect(
+        rounds
+          .at(-1)!
+          .participations.map((p) => p.clientId)
+          .sort(),
+      ).toEqual([...idsFromFiles].sort());
+      expect(
+        rounds
+          .at(-1)!
+          .participations.map((p) => p.displayName)
+          .sort(),
+      ).toEqual(['cli-1', 'cli-2', 'cli-3']);
+
+      // The exported model is the final global model: it scores what the last round reported.
+      const model = await loadExportedModel(exportDir);
+      try {
+        const evaluation = await evaluateModel(model, testData.test, 256);
+        expect(evaluation.numExamples).toBe(TEST_LIMIT);
+        expect(evaluation.accuracy).toBeCloseTo(accuracies.at(-1)!, 6);
+      } finally {
+        model.dispose();
+      }
+    },
+    RUN_TIMEOUT_MS + 60_000,
+  );
+});

@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server } from 'socket.io';
+import type { Socket } from 'socket.io';
+import { clientIdFromPublicKey, fromHex } from '../../shared/identity';
+import { buildModel } from '../../shared/model/build-model';
+import { getModelSpec } from '../../shared/model/registry';
+import type { FitConfigMessage, FitIns, ModelPayload } from '../../shared/protocol/messages';
+import { extractWeights, floatsToBytes, hashWeights } from '../../shared/weights/codec';
+
+/**
+ * A coordinator that tests script to misbehave: its own socket.io server on 127.0.0.1 that
+ * speaks Cohort's wire protocol (challenge, register, fit, secagg envelopes) but sends
+ * whatever the test decides, so real Node clients can be checked against a malicious
+ * coordinator over real sockets. It trusts registrations blindly: what matters here is what
+ * the honest clients accept, not what this server checks.
+ */
+
+/** A client that registered with the harness. */
+export interface HarnessClient {
+  id: string;
+  identityPublicKey: Uint8Array;
+  socket: Socket;
+}
+
+/** How long the harness waits for any acknowledgement before failing the test. */
+const ACK_TIMEOUT_MS = 60_000;
+
+/** See the module comment. */
+export class MaliciousCoordinator {
+  /** Registered clients by id. */
+  readonly clients = new Map<string, HarnessClient>();
+  private readonly waiters: Array<() => void> = [];
+
+  private constructor(
+    private readonly http: HttpServer,
+    private readonly io: Server,
+    readonly url: string,
+  ) {
+    io.on('connection', (socket) => this.onConnection(socket));
+  }
+
+  /** Listens on an ephemeral port of 127.0.0.1. */
+  static async start(): Promise<MaliciousCoordinator> {
+    const http = createServer();
+    const io = new Server(http, { maxHttpBufferSize: 16_000_000 });
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
+    const { port } = http.address() as AddressInfo;
+    return new MaliciousCoordinator(http, io, `http://127.0.0.1:${port}`);
+  }
+
+  /** Resolves with the registered clients, sorted by id, once there are `count`. */
+  async waitForClients(count: number): Promise<HarnessClient[]> {
+    while (this.clients.size < count) {
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    }
+    return [...this.clients.values()].sort((a, b) => (a.id < b.id ? -1 : 1));
+  }
+
+  /** Sends a fit request (secure mode) to each client and returns every acknowledgement. */
+  async fit(
+    roundId: string,
+    round: number,
+    modelFor: (clientId: string) => ModelPayload,
+    config: FitConfigMessage,
+  ): Promise<Map<string, unknown>> {
+    const ids = [...this.clients.keys()];
+    const acks = await Promise.all(
+      ids.map((id) => {
+        const ins: FitIns = {
+          roundId,
+          round,
+          model: modelFor(id),
+          config,
+          deadlineMs: ACK_TIMEOUT_MS,
+          secure: true,
+        };
+        return this.request(id, 'fit', ins);
+      }),
+    );
+    return new Map(ids.map((id, i) => [id, acks[i]] as const));
+  }
+
+  /** Sends one secure-aggregation envelope and returns the client's acknowledgement. */
+  secagg(clientId: string, phase: string, roundId: string, body: unknown): Promise<unknown> {
+    return this.request(clientId, 'secagg', { phase, roundId, body });
+  }
+
+  /** Sends `event` to one client and waits for its acknowledgement. */
+  request(clientId: string, event: string, payload: unknown): Promise<unknown> {
+    const client = this.clients.get(clientId);
+    if (!client) throw new Error(`no client ${clientId}`);
+    return client.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload) as Promise<unknown>;
+  }
+
+  /** Disconnects everyone and closes the server. */
+  async close(): Promise<void> {
+    this.io.disconnectSockets(true);
+    await new Promise<void>((resolve) => {
+      void this.io.close(() => resolve());
+    });
+    this.http.close();
+  }
+
+  private onConnection(socket: Socket): void {
+    socket.on('register', (ins: { publicKey?: unknown }, ack: (res: unknown) => void) => {
+      if (typeof ack !== 'function' || typeof ins?.publicKey !== 'string') return;
+      const identityPublicKey = fromHex(ins.publicKey);
+      const id = clientIdFromPublicKey(identityPublicKey);
+      this.clients.set(id, { id, identityPublicKey, socket });
+      ack({ status: 'ok', clientId: id, experiment: 'adversarial', secureAggregation: true });
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+    socket.on('disconnect', () => {
+      for (const [id, c] of this.clients) if (c.socket === socket) this.clients.delete(id);
+    });
+    socket.emit('challenge', {
+      nonce: randomBytes(32).toString('hex'),
+      coordinatorId: 'malicious',
+    });
+  }
+}
+
+/** A global model as a coordinator sends it: weights of buildModel(mnist, seed) with their hash. */
+export async function mnistModelPayload(seed: number): Promise<ModelPayload> {
+  const model = buildModel(getModelSpec('mnist'), seed);
+  try {
+    const { manifest, data } = extractWeights(model);
+    const weights = data.slice();
+    return {
+      modelHash: await hashWeights(manifest, weights),
+      manifest,
+      weights: floatsToBytes(weights),
+    };
+  } finally {
+    model.dispose();
+  }
+}
+
+/** True when an acknowledgement is Cohort's error shape ({ status: 'error', code, message }). */
+export function isErrorAck(
+  ack: unknown,
+): ack is { status: 'error'; code: string; message: string } {
+  if (typeof ack !== 'object' || ack === null) return false;
+  const a = ack as Record<string, unknown>;
+  return a.status === 'error' && typeof a.code === 'string' && typeof a.message === 'string';
+}
