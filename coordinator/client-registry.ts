@@ -80,15 +80,27 @@ export class ClientRegistry extends EventEmitter<{
       else if (data instanceof Uint8Array) bytes += data.byteLength;
       else if (data instanceof ArrayBuffer) bytes += data.byteLength;
     });
-    let registeredId: string | null = null;
+    // One identity per connection: a second registration while one is pending or done is
+    // refused, so a socket can never stand for several clients.
+    let state: 'none' | 'pending' | { id: string } = 'none';
     socket.on('register', (raw, ack) => {
       if (typeof ack !== 'function') return;
+      if (state !== 'none') {
+        ack({
+          status: 'error',
+          code: 'MESSAGE_INVALID',
+          message: 'this connection has already registered (reconnect to register again)',
+        });
+        return;
+      }
+      state = 'pending';
       void this.register(socket, nonce, raw, () => bytes).then(
         (res) => {
-          if (res.status === 'ok') registeredId = res.clientId;
+          state = res.status === 'ok' ? { id: res.clientId } : 'none';
           ack(res);
         },
         (error: unknown) => {
+          state = 'none';
           this.options.log.warn(`registration error: ${String(error)}`);
           ack({ status: 'error', code: 'INTERNAL', message: 'registration failed' });
         },
@@ -96,9 +108,10 @@ export class ClientRegistry extends EventEmitter<{
     });
     // Progress is advisory; it is validated where it is consumed (round runner).
     socket.on('disconnect', (reason) => {
-      if (registeredId !== null && this.clients.get(registeredId)?.socket === socket) {
-        this.clients.delete(registeredId);
-        this.emit('left', registeredId, reason);
+      for (const [id, client] of this.clients) {
+        if (client.socket !== socket) continue;
+        this.clients.delete(id);
+        this.emit('left', id, reason);
       }
     });
     socket.emit('challenge', { nonce, coordinatorId: this.options.coordinatorId });

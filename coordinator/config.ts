@@ -45,7 +45,7 @@ export const coordinatorConfigSchema = z
     secureAggregation: z.boolean().default(true),
     /** Secure aggregation: every update element is clipped to [-clipRange, clipRange]. */
     clipRange: z.number().gt(0).max(1e6).default(4),
-    /** Secure aggregation: example counts above this are capped in the weighted mean. */
+    /** Example counts above this are capped in the weighted mean (both modes). */
     weightCap: positiveInt.max(1 << 24).default(16_384),
     /** Secure aggregation: deadline of each of the five phases. */
     phaseTimeoutMs: positiveInt.default(120_000),

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -64,6 +64,8 @@ export interface CoordinatorDependencies {
   testSet?: Dataset | null;
   /** Injected store (tests); otherwise opened from config.database. */
   store?: CohortStore;
+  /** Attaches listeners before start-up, so 'listening' and 'resumed' are not missed. */
+  observe?(coordinator: Coordinator): void;
 }
 
 interface GlobalModel {
@@ -99,6 +101,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private constructor(config: CoordinatorConfig, deps: CoordinatorDependencies) {
     super();
+    // Every request of a round listens for shutdown: large cohorts are expected, not a leak.
+    setMaxListeners(0, this.shutdown.signal);
     this.config = config;
     this.log = deps.log ?? debugLogger('cohort:coordinator');
     this.testSet = deps.testSet ?? null;
@@ -131,6 +135,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   ): Promise<Coordinator> {
     const config = resolveCoordinatorConfig(input);
     const coordinator = new Coordinator(config, deps);
+    deps.observe?.(coordinator);
     try {
       await coordinator.init();
     } catch (error) {
@@ -396,7 +401,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           );
         }
         assertFinite(delta);
-        mean.add(delta, res.numExamples);
+        // The same weight cap as secure mode, so one client's claimed size cannot dominate.
+        mean.add(delta, Math.min(res.numExamples, this.config.weightCap));
       },
       onProgress: (clientId, fraction) =>
         this.emit('client-progress', { round, clientId, fraction }),

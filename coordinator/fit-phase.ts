@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/messages';
@@ -61,6 +62,8 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
   const participations = new Map<string, Participation>();
   const accepted: AcceptedFit[] = [];
   const controller = new AbortController();
+  // One listener per cohort member: large cohorts are expected, not a leak.
+  setMaxListeners(0, controller.signal);
   const deadline = setTimeout(() => controller.abort(), input.deadlineMs);
   const abort = () => controller.abort();
   input.signal?.addEventListener('abort', abort);

@@ -21,28 +21,37 @@ export function requestFromClient<E extends RequestEvent>(
       reject(new CohortError('CLIENT_DROPPED', 'client is not connected'));
       return;
     }
+    let settled = false;
     const cleanup = () => {
+      settled = true;
+      clearTimeout(timer);
       socket.off('disconnect', onDisconnect);
       signal?.removeEventListener('abort', onAbort);
     };
-    const onDisconnect = () => {
+    const fail = (error: CohortError) => {
+      if (settled) return;
       cleanup();
-      reject(new CohortError('CLIENT_DROPPED', `client disconnected during ${event}`));
+      reject(error);
     };
-    const onAbort = () => {
-      cleanup();
-      reject(new CohortError('ROUND_DEADLINE', `${event} abandoned: round closed`));
-    };
+    const onDisconnect = () =>
+      fail(new CohortError('CLIENT_DROPPED', `client disconnected during ${event}`));
+    const onAbort = () =>
+      fail(new CohortError('ROUND_DEADLINE', `${event} abandoned: round closed`));
+    // Our own timer (not socket.timeout) so a vanished client leaves no timer keeping the
+    // process alive until the deadline.
+    const timer = setTimeout(
+      () => fail(new CohortError('ROUND_DEADLINE', `no ${event} answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     socket.on('disconnect', onDisconnect);
     signal?.addEventListener('abort', onAbort);
-    const emitter = socket.timeout(timeoutMs) as unknown as {
-      emit(event: string, payload: unknown, ack: (err: Error | null, res: unknown) => void): void;
+    const emitter = socket as unknown as {
+      emit(event: string, payload: unknown, ack: (res: unknown) => void): void;
     };
-    emitter.emit(event, payload, (err, res) => {
+    emitter.emit(event, payload, (res) => {
+      if (settled) return; // a late answer after the deadline is ignored
       cleanup();
-      if (err)
-        reject(new CohortError('ROUND_DEADLINE', `no ${event} answer within ${timeoutMs} ms`));
-      else resolve(res);
+      resolve(res);
     });
   });
 }

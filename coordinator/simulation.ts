@@ -40,7 +40,7 @@ export interface SimulationOptions {
   /** Any other coordinator option (strategy, epochs, secure aggregation...). */
   coordinator?: Partial<CoordinatorConfigInput>;
   log?: Logger;
-  /** Observes coordinator progress (the CLI prints it). */
+  /** Observes coordinator progress from before it starts listening (the CLI prints it). */
   onCoordinator?(coordinator: Coordinator): void;
   clientEvents?(index: number): ClientSessionEvents;
 }

@@ -90,9 +90,13 @@ export function coordinatorCommand(): Command {
         dataDir: flags.data,
         limit: flags.testLimit,
       });
-      const coordinator = await Coordinator.start(config, { testSet });
-      attachReporter(coordinator);
+      const coordinator = await Coordinator.start(config, {
+        testSet,
+        observe: (c) => attachReporter(c),
+      });
+      let stopRequested = false;
       const stop = () => {
+        stopRequested = true;
         console.log(
           'stopping coordinator (completed rounds are in the database; restart to resume)',
         );
@@ -100,7 +104,13 @@ export function coordinatorCommand(): Command {
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
-      await coordinator.done;
+      try {
+        await coordinator.done;
+      } catch (error) {
+        // An operator's stop is a clean exit; anything else is a failure.
+        if (stopRequested) return;
+        throw error;
+      }
       if (flags.keepAlive) {
         console.log('run complete; --keep-alive: still serving, Ctrl-C to stop');
         return;

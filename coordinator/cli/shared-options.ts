@@ -50,17 +50,35 @@ export function addRoundOptions(command: Command, defaults: { rounds: number }):
         .choices(EVALUATION_MODES)
         .default('auto'),
     )
-    .option(
-      '--secure-aggregation <on|off>',
-      'mask updates so only their average is learned',
-      onOffFlag,
-      true,
+    .addOption(
+      new Option(
+        '--secure-aggregation <on|off>',
+        'mask updates so only their weighted average is learned',
+      )
+        .argParser(onOffFlag)
+        .default(true, 'on'),
     )
     .option(
-      '--round-timeout <seconds>',
-      "deadline for a round's training phase",
-      secondsFlag,
-      600_000,
+      '--clip <range>',
+      'secure aggregation: clip each update value to [-range, range]',
+      numberFlag(0, 1e6, true),
+      4,
+    )
+    .option(
+      '--weight-cap <n>',
+      "cap on the example count a client's update is weighted by",
+      integerFlag(1, 1 << 24),
+      16_384,
+    )
+    .addOption(
+      new Option('--phase-timeout <seconds>', 'secure aggregation: deadline of each protocol phase')
+        .argParser(secondsFlag)
+        .default(120_000, '120'),
+    )
+    .addOption(
+      new Option('--round-timeout <seconds>', "deadline for a round's training phase")
+        .argParser(secondsFlag)
+        .default(600_000, '600'),
     )
     .option(
       '--seed <n>',

@@ -1,7 +1,7 @@
 /* eslint-disable no-console -- the CLI's job is to print */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData } from '../../client-node/data/load-task-data';
 import { parsePartitionSpec } from '../../shared/data/partition';
@@ -28,6 +28,15 @@ export interface SimulateFlags extends RoundFlags {
   backend: string;
 }
 
+function partitionFlag(value: string): string {
+  try {
+    parsePartitionSpec(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+  return value;
+}
+
 /** Adds the simulation flags to a command. */
 export function addSimulateOptions(
   command: Command,
@@ -40,12 +49,7 @@ export function addSimulateOptions(
       integerFlag(1, 10_000),
       defaults.clients,
     )
-    .option(
-      '--partition <spec>',
-      'iid | dirichlet:ALPHA | shards:K',
-      (v) => (parsePartitionSpec(v), v),
-      'iid',
-    )
+    .option('--partition <spec>', 'iid | dirichlet:ALPHA | shards:K', partitionFlag, 'iid')
     .option(
       '--dropout <p>',
       'probability that a client vanishes mid-round (fault injection)',

@@ -10,6 +10,7 @@ import { createRng } from '../../shared/random';
 import type { SecAggConfig, SecAggPhase } from '../../shared/secagg';
 import { chooseSecAggParams } from '../../shared/secagg';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
+import { secAggNotes } from './secagg-notes';
 import type {
   BenchClient,
   ClientCost,
@@ -98,9 +99,9 @@ const MAJORITY_THRESHOLD_K80 = 41;
 /**
  * The cases a run measures, and what it leaves out (with why). Default: the whole grid at 0.1M
  * parameters (the 200-client, 30% row twice: default threshold, which aborts, and t = 41),
- * SecAgg+ k=70 at 100 clients with 0% and 10% dropout (at 30% its
- * default t = 48 of 71 holders aborts, as at 200 clients), and LARGE_DEFAULT_CASES at 1.2M. `full`
- * adds every other 1.2M case; `quick` is a smoke subset.
+ * SecAgg+ k=70 at 100 clients with 0% and 10% dropout (at 30% its default t = 48 of 71
+ * holders aborts too), and LARGE_DEFAULT_CASES at 1.2M. `full` adds every other 1.2M case and
+ * the k=70 rows at 1.2M; `quick` is a smoke subset.
  */
 export function planSecAggCases(
   quick: boolean,
@@ -113,7 +114,7 @@ export function planSecAggCases(
     };
   }
   const cases: SecAggCase[] = [];
-  const skipped: string[] = [];
+  const leftOut: string[] = [];
   for (const params of [SMALL, LARGE]) {
     const wanted = (clients: number, dropout: number): boolean =>
       full ||
@@ -122,7 +123,7 @@ export function planSecAggCases(
     for (const clients of [10, 50, 100, 200]) {
       for (const dropout of DROPOUTS) {
         if (!wanted(clients, dropout)) {
-          skipped.push(`${clients}/${pct(dropout)}`);
+          leftOut.push(`${clients}/${pct(dropout)}`);
           continue;
         }
         if (clients === 200 && dropout === 0.3) {
@@ -137,14 +138,14 @@ export function planSecAggCases(
       }
     }
   }
-  if (skipped.length > 0) {
-    skipped.unshift(
-      `Left out of the default run at 1.2M params to keep it near 10 minutes on 2 cores ` +
-        `(clients/dropout): ${skipped.splice(0).join(', ')}, and the SecAgg+ k=` +
-        `${FORCED_NEIGHBOURS} rows; ${FULL_GRID_ENV}=1 npm run bench -- secagg runs them ` +
-        '(about 45 minutes here).',
-    );
-  }
+  const skipped =
+    leftOut.length === 0
+      ? []
+      : [
+          'Left out of the default run at 1.2M params to keep it near 10 minutes on 2 cores ' +
+            `(clients/dropout): ${leftOut.join(', ')}, and the SecAgg+ k=${FORCED_NEIGHBOURS} ` +
+            `rows; ${FULL_GRID_ENV}=1 npm run bench -- secagg runs them (about 45 minutes here).`,
+        ];
   return { cases, skipped };
 }
 
@@ -167,7 +168,7 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
     );
   }
   const failed = rows.filter((r) => String(r.check).startsWith('FAIL'));
-  const notes = suiteNotes(skipped);
+  const notes = secAggNotes(skipped);
   if (failed.length > 0) {
     notes.unshift(
       `WARNING: ${failed.length} secure result(s) differ from the plain weighted mean by more ` +
@@ -327,50 +328,6 @@ function compare(
   const share = `${Math.round((100 * maxAbsError) / tolerance)}% of tol`;
   const label = ok ? `ok (${share})` : `FAIL (${sameSet ? share : 'contributors differ'})`;
   return { label, ok, maxAbsError, tolerance };
-}
-
-function suiteNotes(skipped: string[]): string[] {
-  return [
-    'One process, clients simulated one after another: "secure round s" and "plain round ms" ' +
-      "are the summed wall time of every party's timed work (client phase calls and " +
-      'coordinator calls; update generation excluded), i.e. a round with no network and no ' +
-      'parallelism between clients. secure/plain compares the two on the same cohort and ' +
-      'dropouts. In a deployment clients run in parallel, so wall time is closer to one ' +
-      "client's CPU plus the coordinator's.",
-    'Each case runs its secure round once (the plain round 3 times, median kept). On the ' +
-      'shared 2-core VM these numbers came from, rerunning one case moved client CPU by up to ' +
-      '~50%: read trends across rows, not the second digit.',
-    "CPU = process.cpuUsage (user + system, all threads, so WebCrypto's AES-CTR and X25519 " +
-      'work on the libuv pool counts) around each call. client CPU = mean over clients that ' +
-      'answered all five phases; coord. CPU = all receive/close/finish calls; "of it unmask" ' +
-      '= finish(): rebuilding seeds and keys and removing self and pairwise masks.',
-    'sent/client = mean over full-round clients of their five responses as socket.io would ' +
-      'send them: binary fields at their byteLength plus the JSON text with placeholders ' +
-      '(packet prefix, WebSocket framing and TCP/TLS left out). vs float32 = that / (params x ' +
-      '4 bytes), the size of a plain float32 update.',
-    'Dropout: round(d x n) clients from a seeded shuffle go silent, cycling after ShareKeys ' +
-      '(their pairwise masks must be rebuilt and expanded by the coordinator: the expensive ' +
-      'case), after MaskedInput and after the consistency check. "in mean" counts clients ' +
-      'whose input is in the result; the plain round aggregates exactly those.',
-    'check vs plain: the secure mean equals StreamingWeightedMean over the same updates ' +
-      'within survivors / (scale x total weight) + 1e-6 (stochastic rounding), with identical ' +
-      'total weight; "% of tol" is the worst element. Clip range 0.1, updates uniform in ' +
-      '[-0.05, 0.05), 10-109 examples per client, default weight cap and scale.',
-    'Graph: complete (Bonawitz et al. 2017) up to 100 clients; SecAgg+ (Bell et al. 2020) with ' +
-      'the k chooseSecAggParams picks at 200 (k=80), and k forced to 70 in the extra ' +
-      '100-client rows. t = Shamir threshold, by default ceil(2/3 of the k+1 holders). ' +
-      '"aborted: SECAGG_BELOW_THRESHOLD" means the coordinator refused to unmask because some ' +
-      'secret it must rebuild had fewer than t confirmed holders left: at 200 clients, 30% ' +
-      'random dropout leaves some 81-holder neighbourhood below t=54, so the round outputs ' +
-      'nothing (correct, but a deployment expecting that much dropout needs a larger k or a ' +
-      'lower t); the row after it uses t=41, the lowest that stays above half of a neighbourhood.',
-    'Anchors: Bonawitz et al. (CCS 2017) report ~1.7x bandwidth expansion and minutes of ' +
-      "server time at 500-1000 clients with 10-30% dropout. Flower's SecAgg+ seeds its mask " +
-      'generator with 32 bits (an open issue) and has no consistency check; Cohort expands ' +
-      'masks with AES-256-CTR from 256-bit seeds and runs the signed consistency check ' +
-      '(every survivor signs the survivor list before any share is revealed).',
-    ...skipped,
-  ];
 }
 
 function summarize(costs: ClientCost[]): Record<string, number | null> {
