@@ -1,5 +1,6 @@
 import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
+import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
 import type { SecAggConfig, SecAggResult } from '../shared/secagg';
 import { SecAggServerRound } from '../shared/secagg';
 import type { ConnectedClient } from './client-registry';
@@ -64,7 +65,7 @@ export async function runSecureAggregation(
           const raw = await requestFromClient(
             client.socket,
             'secagg',
-            { phase, roundId: input.roundId, body },
+            { phase, roundId: input.roundId, ...packBinary(body) },
             input.phaseTimeoutMs,
             input.signal,
           );
@@ -74,7 +75,7 @@ export async function runSecureAggregation(
               : 'INTERNAL';
             throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
           }
-          await receive(server, phase, clientId, raw);
+          await receive(server, phase, clientId, unpackBinary(raw));
         } catch (error) {
           const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
           if (!lost.has(clientId)) lost.set(clientId, code);
@@ -129,6 +130,8 @@ function isErrorAck(raw: unknown): raw is { status: 'error'; code: string; messa
 }
 
 function failureOf(error: unknown): { code: ErrorCode; reason: string } {
-  if (isCohortError(error)) return { code: error.code, reason: error.message };
+  if (isCohortError(error)) {
+    return { code: error.code, reason: error.message.replace(`${error.code}: `, '') };
+  }
   throw error;
 }

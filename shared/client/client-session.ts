@@ -22,6 +22,7 @@ import type {
   RegisterIns,
   RoundSummaryMessage,
 } from '../protocol/messages';
+import { packBinary, unpackBinary } from '../protocol/binary-envelope';
 import { parseMessage } from '../protocol/validate';
 import { floatsToBytes } from '../weights/codec';
 import type { LocalFitResult, Trainer, TrainingProgress } from './trainer';
@@ -80,6 +81,7 @@ export class ClientSession {
   /** Resolves when the coordinator announces the end; rejects on a fatal registration error. */
   readonly finished: Promise<DoneMessage>;
   private clientId: string | null = null;
+  private closed = false;
 
   constructor(
     private readonly socket: ClientSocket,
@@ -276,13 +278,14 @@ export class ClientSession {
     if (typeof raw !== 'object' || raw === null) {
       throw new CohortError('MESSAGE_INVALID', 'secagg envelope must be an object');
     }
-    const { phase, roundId, body } = raw as Record<string, unknown>;
+    const { phase, roundId } = raw as Record<string, unknown>;
     if (typeof phase !== 'string' || typeof roundId !== 'string') {
       throw new CohortError('MESSAGE_INVALID', 'secagg envelope needs string phase and roundId');
     }
+    const body = unpackBinary(raw);
     this.setState('submitting');
     try {
-      return await this.options.secure.handle(phase, roundId, body);
+      return packBinary(await this.options.secure.handle(phase, roundId, body));
     } finally {
       if (this.state === 'submitting') this.setState('idle');
     }
@@ -298,8 +301,10 @@ export class ClientSession {
     }, delay);
   }
 
-  /** Leaves for good: no reconnection. */
+  /** Leaves for good: no reconnection. Idempotent. */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     if (this.state !== 'done') this.setState('done');
     this.socket.disconnect();
     this.options.trainer.dispose();

@@ -16,11 +16,16 @@ import type {
 /** A response callback: whatever the peer passes must be validated by the receiver. */
 export type Ack = (response: unknown) => void;
 
-/** A secure-aggregation phase request; `body` is validated by the secagg message schemas. */
+/**
+ * A secure-aggregation phase request. `body` and `blob` are a packed message (see
+ * ./binary-envelope: one attachment whatever the cohort size); the unpacked body is validated
+ * by the secagg message schemas. Answers are packed the same way.
+ */
 export interface SecAggEnvelope {
   phase: string;
   roundId: string;
   body: unknown;
+  blob: Uint8Array;
 }
 
 export interface ServerToClientEvents {

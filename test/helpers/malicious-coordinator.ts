@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { packBinary, unpackBinary } from '../../shared/protocol/binary-envelope';
 import { createServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -26,7 +27,7 @@ export interface HarnessClient {
 }
 
 /** How long the harness waits for any acknowledgement before failing the test. */
-const ACK_TIMEOUT_MS = 60_000;
+const ACK_TIMEOUT_MS = 30_000;
 
 /** See the module comment. */
 export class MaliciousCoordinator {
@@ -83,16 +84,37 @@ export class MaliciousCoordinator {
     return new Map(ids.map((id, i) => [id, acks[i]] as const));
   }
 
-  /** Sends one secure-aggregation envelope and returns the client's acknowledgement. */
-  secagg(clientId: string, phase: string, roundId: string, body: unknown): Promise<unknown> {
-    return this.request(clientId, 'secagg', { phase, roundId, body });
+  /**
+   * Sends one secure-aggregation envelope (packed, as the real coordinator does) and returns
+   * the client's acknowledgement, unpacked unless it is an error.
+   */
+  async secagg(clientId: string, phase: string, roundId: string, body: unknown): Promise<unknown> {
+    const answer = await this.request(clientId, 'secagg', { phase, roundId, ...packBinary(body) });
+    return isErrorAck(answer) ? answer : unpackBinary(answer);
   }
 
-  /** Sends `event` to one client and waits for its acknowledgement. */
+  /**
+   * Sends `event` to one client and waits for its acknowledgement; rejects at once if the
+   * client disconnects meanwhile (a test should fail fast, not wait for the timeout).
+   */
   request(clientId: string, event: string, payload: unknown): Promise<unknown> {
     const client = this.clients.get(clientId);
-    if (!client) throw new Error(`no client ${clientId}`);
-    return client.socket.timeout(ACK_TIMEOUT_MS).emitWithAck(event, payload) as Promise<unknown>;
+    if (!client) return Promise.reject(new Error(`no client ${clientId} is connected`));
+    const { socket } = client;
+    return new Promise<unknown>((resolve, reject) => {
+      const onDisconnect = (reason: string) =>
+        reject(
+          new Error(`client ${clientId} disconnected (${reason}) instead of answering ${event}`),
+        );
+      socket.once('disconnect', onDisconnect);
+      socket
+        .timeout(ACK_TIMEOUT_MS)
+        .emit(event, payload, (error: Error | null, answer: unknown) => {
+          socket.off('disconnect', onDisconnect);
+          if (error) reject(error);
+          else resolve(answer);
+        });
+    });
   }
 
   /** Disconnects everyone and closes the server. */

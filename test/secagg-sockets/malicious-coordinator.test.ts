@@ -158,6 +158,26 @@ function expectRefusal(
 }
 
 describe('honest Node clients against a malicious coordinator (real sockets)', () => {
+  it('the transport delivers a secagg message with hundreds of binary fields', async () => {
+    // A ShareKeys request of a 100-client complete graph carries 99 x 4 keys and signatures.
+    // Delivered, the client answers (no round in progress here: UPDATE_STALE); a transport
+    // that cannot decode it drops the connection instead.
+    const key = () => new Uint8Array(32).fill(7);
+    const neighbours = Array.from({ length: 99 }, (_, i) => ({
+      clientId: i.toString(16).padStart(32, '0'),
+      identityPublicKey: key(),
+      cPublicKey: key(),
+      sPublicKey: key(),
+      signature: new Uint8Array(64),
+    }));
+    const answer = await harness.secagg(victim, 'shareKeys', 'adv-none', {
+      roundId: 'adv-none',
+      participants: neighbours.map((n) => n.clientId),
+      neighbours,
+    });
+    expect(isErrorAck(answer) && answer.code).toBe('UPDATE_STALE');
+  });
+
   it('all refuse a config with a tiny modulus, and refuse again when it retries with the honest one', async () => {
     const report = await attack((phase, _id, honest) =>
       phase === 'advertiseKeys'
