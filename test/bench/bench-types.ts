@@ -30,6 +30,8 @@ export interface SuiteResult {
 export interface SuiteContext {
   /** A much shorter run: fewer images and iterations, for a smoke check. */
   quick: boolean;
+  /** Every case, where a suite trims its default grid. */
+  full: boolean;
   /** The repository root (holds package.json), for finding ../shared. */
   repoRoot: string;
   /** Writes one progress line (to stderr, so stdout stays the table). */

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- <suite>] [--quick] [--out DIR]`: runs benchmark suites, prints each
+ * `npm run bench [-- <suite>] [--quick | --full] [--out DIR]`: runs benchmark suites, prints each
  * result as an aligned table on stdout (progress goes to stderr) and writes it as JSON with a
  * description of the machine, to `<out>/<suite>-<timestamp>.json` and `<suite>-latest.json`.
  */
@@ -15,16 +15,19 @@ import { SUITES } from './suites';
 export interface BenchArgs {
   suites: string[];
   quick: boolean;
+  /** Run every case of suites that trim their default grid (e.g. secagg). */
+  full: boolean;
   out: string | null;
   help: boolean;
 }
 
 /** Parses `[suite...] [--quick] [--out DIR] [--help]`; throws on an unknown suite or flag. */
 export function parseBenchArgs(argv: string[], known: readonly string[]): BenchArgs {
-  const args: BenchArgs = { suites: [], quick: false, out: null, help: false };
+  const args: BenchArgs = { suites: [], quick: false, full: false, out: null, help: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') args.quick = true;
+    else if (arg === '--full') args.full = true;
     else if (arg === '--help' || arg === '-h') args.help = true;
     else if (arg === '--out' || arg.startsWith('--out=')) {
       const value = arg === '--out' ? argv[++i] : arg.slice('--out='.length);
@@ -53,12 +56,13 @@ export function findRepoRoot(start: string): string {
 function usage(): string {
   const lines = Object.values(SUITES).map((s) => `  ${s.name.padEnd(12)} ${s.description}`);
   return [
-    'usage: npm run bench [-- <suite>...] [--quick] [--out DIR]',
+    'usage: npm run bench [-- <suite>...] [--quick | --full] [--out DIR]',
     '',
     'suites (all of them when none is named):',
     ...lines,
     '',
     '  --quick     a much shorter run (smoke check; noisier numbers)',
+    '  --full      every case, where a suite trims its default grid (slow)',
     '  --out DIR   where result JSON goes (default <repo>/bench-results)',
     '',
   ].join('\n');
@@ -121,7 +125,7 @@ async function main(argv: string[]): Promise<number> {
     const t0 = performance.now();
     progress(`${name}: start`);
     try {
-      const result = await suite.run({ quick: args.quick, repoRoot, progress });
+      const result = await suite.run({ quick: args.quick, full: args.full, repoRoot, progress });
       const seconds = (performance.now() - t0) / 1000;
       const path = writeResult(outDir, suite, result, { startedAt, seconds, quick: args.quick });
       progress(`${name}: done in ${seconds.toFixed(1)} s, wrote ${path}`);
