@@ -1,7 +1,7 @@
 import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
-import type { SecAggConfig, SecAggResult } from '../shared/secagg';
+import type { SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
 import { SecAggServerRound } from '../shared/secagg';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
@@ -30,8 +30,6 @@ export interface SecureAggregationOutcome {
   phasesCompleted: number;
 }
 
-type Phase = 'advertiseKeys' | 'shareKeys' | 'maskedInput' | 'consistencyCheck' | 'unmasking';
-
 /**
  * Drives the five secure-aggregation phases over socket.io for one round. The coordinator
  * only routes: each client's request comes from SecAggServerRound, each response goes back
@@ -56,7 +54,7 @@ export async function runSecureAggregation(
     return { result: null, failure: failureOf(error), lost, phasesCompleted };
   }
 
-  const exchange = async (phase: Phase, requests: Map<string, unknown>): Promise<void> => {
+  const exchange = async (phase: SecAggPhase, requests: Map<string, unknown>): Promise<void> => {
     await Promise.all(
       [...requests].map(async ([clientId, body]) => {
         const client = byId.get(clientId);
@@ -75,7 +73,7 @@ export async function runSecureAggregation(
               : 'INTERNAL';
             throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
           }
-          await receive(server, phase, clientId, unpackBinary(raw));
+          await server.receive(phase, clientId, unpackBinary(raw));
         } catch (error) {
           const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
           if (!lost.has(clientId)) lost.set(clientId, code);
@@ -100,26 +98,6 @@ export async function runSecureAggregation(
   } catch (error) {
     server.abort();
     return { result: null, failure: failureOf(error), lost, phasesCompleted };
-  }
-}
-
-async function receive(
-  server: SecAggServerRound,
-  phase: Phase,
-  clientId: string,
-  payload: unknown,
-): Promise<void> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return server.receiveAdvertiseKeys(clientId, payload);
-    case 'shareKeys':
-      return server.receiveShareKeys(clientId, payload);
-    case 'maskedInput':
-      return server.receiveMaskedInput(clientId, payload);
-    case 'consistencyCheck':
-      return server.receiveConsistencyCheck(clientId, payload);
-    case 'unmasking':
-      return server.receiveUnmasking(clientId, payload);
   }
 }
 

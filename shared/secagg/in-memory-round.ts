@@ -1,11 +1,10 @@
 import { isCohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey } from '../identity';
-import type { SecAggClientPhase } from './client';
 import { SecAggClientSession } from './client';
 import type { SecAggConfig } from './params';
 import type { RandomFill } from './quantize';
-import type { SecAggServerPhase } from './server';
+import type { SecAggPhase, SecAggServerPhase } from './server';
 import { SecAggServerRound } from './server';
 import type { SecAggResult } from './unmask';
 
@@ -17,7 +16,6 @@ import type { SecAggResult } from './unmask';
  */
 
 /** A protocol phase: the one a client stops answering at, or the one a hook is called for. */
-export type SecAggPhase = Exclude<SecAggClientPhase, 'done' | 'failed'>;
 
 /** One simulated client. */
 export interface SimulatedSecAggClient {
@@ -142,7 +140,7 @@ export async function runInMemorySecAggRound(
       report.responses.get(phase)!.set(id, response);
       if (hooks.deliverResponse && !(await hooks.deliverResponse(phase, id, response))) continue;
       try {
-        await receive(server, phase, id, response);
+        await server.receive(phase, id, response);
       } catch (err) {
         report.serverRejections.set(id, err);
       }
@@ -193,25 +191,5 @@ async function answer(
       return session.consistencyCheck(request);
     case 'unmasking':
       return session.unmasking(request);
-  }
-}
-
-function receive(
-  server: SecAggServerRound,
-  phase: SecAggPhase,
-  id: string,
-  response: unknown,
-): Promise<void> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return server.receiveAdvertiseKeys(id, response);
-    case 'shareKeys':
-      return server.receiveShareKeys(id, response);
-    case 'maskedInput':
-      return server.receiveMaskedInput(id, response);
-    case 'consistencyCheck':
-      return server.receiveConsistencyCheck(id, response);
-    case 'unmasking':
-      return server.receiveUnmasking(id, response);
   }
 }

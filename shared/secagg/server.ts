@@ -1,4 +1,5 @@
 import { CohortError } from '../errors';
+import type { SecAggClientPhase } from './client';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
 import { bytesToUint32LE } from './encoding';
@@ -51,6 +52,9 @@ export interface SecAggRoundStats {
   signedSurvivors: number;
   unmasked: number;
 }
+
+/** The five protocol phases, in order of the round. */
+export type SecAggPhase = Exclude<SecAggClientPhase, 'done' | 'failed'>;
 
 /**
  * The coordinator's side of one secure-aggregation round, transport-free. The transport sends
@@ -342,6 +346,25 @@ export class SecAggServerRound {
    * masking key, removes all masks and decodes the weighted mean. Any shortfall or bad
    * reconstruction aborts the round and outputs nothing.
    */
+  /**
+   * Routes one response to its phase's `receive*` method, so every transport (sockets, the
+   * in-memory driver, benchmarks) dispatches the same way.
+   */
+  receive(phase: SecAggPhase, clientId: string, payload: unknown): Promise<void> {
+    switch (phase) {
+      case 'advertiseKeys':
+        return this.receiveAdvertiseKeys(clientId, payload);
+      case 'shareKeys':
+        return this.receiveShareKeys(clientId, payload);
+      case 'maskedInput':
+        return this.receiveMaskedInput(clientId, payload);
+      case 'consistencyCheck':
+        return this.receiveConsistencyCheck(clientId, payload);
+      case 'unmasking':
+        return this.receiveUnmasking(clientId, payload);
+    }
+  }
+
   async finish(): Promise<SecAggResult> {
     this.gate.beginFinish();
     this.closeGate('unmasking'); // at least t clients must have answered

@@ -196,7 +196,7 @@ export async function runTimedSecureRound(
       const tally = sent.get(id)!;
       tally.bytes += wireSize(response).totalBytes;
       tally.phases += 1;
-      await server.time(() => receive(coordinator, phase, id, response), round);
+      await server.time(() => coordinator.receive(phase, id, response), round);
     }
   };
 
@@ -299,25 +299,5 @@ async function answer(
       return session.consistencyCheck(request);
     case 'unmasking':
       return session.unmasking(request);
-  }
-}
-
-function receive(
-  server: SecAggServerRound,
-  phase: SecAggPhase,
-  id: string,
-  response: unknown,
-): Promise<void> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return server.receiveAdvertiseKeys(id, response);
-    case 'shareKeys':
-      return server.receiveShareKeys(id, response);
-    case 'maskedInput':
-      return server.receiveMaskedInput(id, response);
-    case 'consistencyCheck':
-      return server.receiveConsistencyCheck(id, response);
-    case 'unmasking':
-      return server.receiveUnmasking(id, response);
   }
 }

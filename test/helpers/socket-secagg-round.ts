@@ -93,7 +93,7 @@ export async function runSocketSecAggRound(
           if (delivered || !requests.has(id) || report.refusals.has(id)) continue;
           delivered = true;
           try {
-            await receive(server, phase, id, ack);
+            await server.receive(phase, id, ack);
           } catch (error) {
             report.serverRejections.set(id, error);
           }
@@ -126,24 +126,4 @@ export function acksFrom(
   return SECAGG_PHASES.slice(SECAGG_PHASES.indexOf(phase)).flatMap(
     (p) => report.acks.get(p)!.get(clientId) ?? [],
   );
-}
-
-function receive(
-  server: SecAggServerRound,
-  phase: SecAggPhase,
-  clientId: string,
-  payload: unknown,
-): Promise<void> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return server.receiveAdvertiseKeys(clientId, payload);
-    case 'shareKeys':
-      return server.receiveShareKeys(clientId, payload);
-    case 'maskedInput':
-      return server.receiveMaskedInput(clientId, payload);
-    case 'consistencyCheck':
-      return server.receiveConsistencyCheck(clientId, payload);
-    case 'unmasking':
-      return server.receiveUnmasking(clientId, payload);
-  }
 }
