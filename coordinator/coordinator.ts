@@ -6,43 +6,27 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { Server } from 'socket.io';
-import { StreamingWeightedMean } from '../shared/aggregation/streaming-weighted-mean';
 import type { Dataset } from '../shared/data/dataset';
 import { CohortError } from '../shared/errors';
-import type { ErrorCode } from '../shared/errors';
-import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
 import { buildModel } from '../shared/model/build-model';
 import { getModelSpec } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
-import type { FitConfigMessage, ModelPayload } from '../shared/protocol/messages';
 import { createStrategy } from '../shared/strategies/create-strategy';
 import type { Strategy } from '../shared/strategies/strategy';
-import { evaluateModel } from '../shared/training/local-train';
-import type { WeightManifest } from '../shared/weights/codec';
-import {
-  applyWeights,
-  assertFinite,
-  bytesToFloats,
-  extractWeights,
-  floatsToBytes,
-  hashWeights,
-} from '../shared/weights/codec';
-import type { ConnectedClient } from './client-registry';
+import { applyWeights, bytesToFloats, extractWeights, hashWeights } from '../shared/weights/codec';
 import { ClientRegistry } from './client-registry';
 import type { CoordinatorConfig, CoordinatorConfigInput } from './config';
 import { resolveCoordinatorConfig } from './config';
-import { runEvaluatePhase } from './evaluate-phase';
+import { GlobalModelEvaluator } from './evaluation';
 import { exportModel } from './export-model';
-import type { AcceptedFit, Participation } from './fit-phase';
-import { runFitPhase } from './fit-phase';
-import { runSecureAggregation } from './secure-aggregation-phase';
-import type { RoundHistoryEntry, RunHistory } from './history';
+import type { RunHistory, RoundHistoryEntry } from './history';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
 import type { CohortStore } from './persistence/store';
 import { openStore, redactDatabaseUrl } from './persistence/store';
-import { cohortTarget, selectCohort } from './selection';
+import type { GlobalModel, RoundContext } from './round-runner';
+import { runRound } from './round-runner';
 
 /** Events for progress output; the CLI renders them, tests may assert on them. */
 export interface CoordinatorEvents {
@@ -68,13 +52,6 @@ export interface CoordinatorDependencies {
   observe?(coordinator: Coordinator): void;
 }
 
-interface GlobalModel {
-  manifest: WeightManifest;
-  weights: Float32Array;
-  hash: string;
-  strategyState: Float32Array;
-}
-
 /**
  * A running coordinator: owns the socket.io server, the round loop, the store. `done`
  * resolves with the run history after the last round (or rejects on a fatal error);
@@ -90,7 +67,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private ownsStore = true;
   private readonly strategy: Strategy;
   private readonly evalModel: tf.LayersModel;
-  private readonly testSet: Dataset | null;
+  private readonly evaluator: GlobalModelEvaluator;
   private stopped = false;
   /** Aborts the round in flight when the coordinator stops. */
   private readonly shutdown = new AbortController();
@@ -105,13 +82,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     setMaxListeners(0, this.shutdown.signal);
     this.config = config;
     this.log = deps.log ?? debugLogger('cohort:coordinator');
-    this.testSet = deps.testSet ?? null;
+
     if (deps.store) {
       this.store = deps.store;
       this.ownsStore = false;
     }
     const spec = getModelSpec(config.task);
     this.evalModel = buildModel(spec, config.seed);
+    this.evaluator = new GlobalModelEvaluator(
+      config,
+      this.evalModel,
+      deps.testSet ?? null,
+      this.log,
+    );
     const modelBytes = extractWeights(this.evalModel).manifest.length * 4;
     this.io = new Server(this.httpServer, {
       maxHttpBufferSize: config.maxMessageBytes ?? Math.ceil(modelBytes * 1.25) + 1_000_000,
@@ -278,7 +261,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         );
       }
       if (!ready) break;
-      const { entry, next } = await this.runRound(round, global);
+      const { entry, next } = await runRound(this.roundContext(), round, global);
       global = next;
       this.history.rounds.push(entry);
       await this.writeHistory();
@@ -339,277 +322,21 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
   }
 
-  private fitConfig(round: number): FitConfigMessage {
-    const c = this.config;
-    const base = {
-      epochs: c.epochs,
-      batchSize: c.batchSize,
-      learningRate: c.learningRate,
-      optimizer: c.optimizer,
-      proximalMu: 0,
-    };
-    const configured = this.strategy.configureFit(base, round);
-    return { ...configured, seed: (c.seed + round) >>> 0, maxExamples: c.maxExamples };
-  }
-
-  private async runRound(
-    round: number,
-    global: GlobalModel,
-  ): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
-    const started = Date.now();
-    const roundId = `${this.experimentId.slice(0, 12)}-r${round}-${randomBytes(4).toString('hex')}`;
-    const clients = this.registry.list();
-    const target = cohortTarget(clients.length, this.config);
-    const selectedIds = selectCohort(
-      clients.map((c) => c.id),
-      target,
-      this.config.overSelection,
-      this.config.seed,
-      round,
-    );
-    const cohort = selectedIds
-      .map((id) => this.registry.get(id))
-      .filter((c): c is ConnectedClient => c !== undefined);
-    const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
-    this.emit('round-start', { round, selected: cohort.length, target });
-    const secure = this.config.secureAggregation;
-    const model: ModelPayload = {
-      modelHash: global.hash,
-      manifest: global.manifest,
-      weights: floatsToBytes(global.weights),
-    };
-    const mean = new StreamingWeightedMean(global.manifest.length);
-
-    const fit = await runFitPhase({
-      round,
-      roundId,
-      cohort,
-      target,
-      model,
-      config: this.fitConfig(round),
-      secure,
-      deadlineMs: this.config.roundTimeoutMs,
-      log: this.log,
-      signal: this.shutdown.signal,
-      accept: (res: AcceptedFit) => {
-        if (secure) return;
-        const delta = bytesToFloats(res.update!);
-        if (delta.length !== global.manifest.length) {
-          throw new CohortError(
-            'UPDATE_SHAPE',
-            `update has ${delta.length} values, model has ${global.manifest.length}`,
-          );
-        }
-        assertFinite(delta);
-        // The same weight cap as secure mode, so one client's claimed size cannot dominate.
-        mean.add(delta, Math.min(res.numExamples, this.config.weightCap));
-      },
-      onProgress: (clientId, fraction) =>
-        this.emit('client-progress', { round, clientId, fraction }),
-    });
-
-    const participations = fit.participations;
-    let contributors = fit.accepted;
-    let meanDelta: Float32Array | null = null;
-    let failure: { code: ErrorCode; reason: string } | null = null;
-    if (fit.accepted.length === 0) {
-      failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
-    } else if (!secure) {
-      meanDelta = mean.mean();
-    } else {
-      const outcome = await this.secureAggregate(round, roundId, global, fit.accepted);
-      for (const [clientId, code] of outcome.lost) {
-        const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
-        participations.set(clientId, {
-          clientId,
-          status: dropped ? 'dropped' : 'rejected',
-          numExamples: 0,
-          errorCode: code,
-        });
-      }
-      if (outcome.result) {
-        const survivors = new Set(outcome.result.survivors);
-        for (const f of fit.accepted) {
-          if (
-            !survivors.has(f.client.id) &&
-            participations.get(f.client.id)?.status === 'completed'
-          ) {
-            participations.set(f.client.id, {
-              clientId: f.client.id,
-              status: 'dropped',
-              numExamples: 0,
-              errorCode: 'CLIENT_DROPPED',
-            });
-          }
-        }
-        contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
-        meanDelta = outcome.result.weightedMean;
-      } else {
-        failure = outcome.failure ?? { code: 'ROUND_ABORTED', reason: 'secure aggregation failed' };
-        contributors = [];
-      }
-    }
-
-    let next = global;
-    if (meanDelta) {
-      const { weights, state } = this.strategy.aggregateFit(
-        { global: global.weights, meanDelta, round },
-        global.strategyState,
-      );
-      assertFinite(weights, 'aggregated model');
-      next = {
-        manifest: global.manifest,
-        weights,
-        strategyState: state,
-        hash: await hashWeights(global.manifest, weights),
-      };
-    }
-    const status: 'completed' | 'failed' = failure ? 'failed' : 'completed';
-    const list = [...participations.values()];
-    const counts = countParticipations(list, cohort.length);
-    const participants = status === 'completed' ? contributors.length : 0;
-    const evaluation =
-      status === 'completed'
-        ? await this.evaluate(
-            round,
-            roundId,
-            next,
-            contributors.map((f) => f.client),
-          )
-        : null;
-    const bytesReceived = cohort.reduce(
-      (sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0),
-      0,
-    );
-    const entry: RoundHistoryEntry = {
-      round,
-      status,
-      participants,
-      dropped: counts.dropped,
-      rejected: counts.rejected,
-      selected: cohort.length,
-      trainLoss: status === 'completed' ? weightedLoss(contributors) : null,
-      testLoss: evaluation?.loss ?? null,
-      testAccuracy: evaluation?.accuracy ?? null,
-      evaluation: evaluation?.source ?? 'none',
-      federatedAccuracy: evaluation?.federatedAccuracy ?? null,
-      durationMs: Date.now() - started,
-      bytesReceived,
-      secureAggregation: secure ? 'on' : 'off',
-      failureReason: failure ? `${failure.code}: ${failure.reason}` : null,
-    };
-    if (this.stopped)
-      throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
-    await this.store.recordRound({
-      experimentId: this.experimentId,
-      number: round,
-      status,
-      failureReason: failure?.reason ?? null,
-      failureCode: failure?.code ?? null,
-      secureAggregation: secure,
-      startedAt: new Date(started),
-      finishedAt: new Date(),
-      durationMs: entry.durationMs,
-      participants,
-      dropped: entry.dropped,
-      bytesReceived,
-      trainLoss: entry.trainLoss,
-      testLoss: entry.testLoss,
-      testAccuracy: entry.testAccuracy,
-      participations: list,
-      metrics: metricsOf(entry),
-      checkpoint:
-        status === 'completed'
-          ? {
-              weights: floatsToBytes(next.weights),
-              strategyState: floatsToBytes(next.strategyState),
-              modelHash: next.hash,
-            }
-          : null,
-    });
-    return { entry, next };
-  }
-
-  /** Runs the secure phases among the clients that trained; the coordinator sees only the mean. */
-  private async secureAggregate(
-    round: number,
-    roundId: string,
-    global: GlobalModel,
-    accepted: AcceptedFit[],
-  ) {
-    if (accepted.length < MIN_THRESHOLD) {
-      return {
-        result: null,
-        failure: {
-          code: 'SECAGG_BELOW_THRESHOLD' as const,
-          reason: `${accepted.length} clients finished training; secure aggregation needs at least ${MIN_THRESHOLD}`,
-        },
-        lost: new Map<string, ErrorCode>(),
-      };
-    }
-    const config = chooseSecAggParams(accepted.length, {
-      vectorLength: global.manifest.length,
-      clipRange: this.config.clipRange,
-      weightCap: this.config.weightCap,
-    });
-    return runSecureAggregation({
-      round,
-      roundId,
-      modelHash: global.hash,
-      clients: accepted.map((f) => f.client),
-      config,
-      phaseTimeoutMs: this.config.phaseTimeoutMs,
-      log: this.log,
-      signal: this.shutdown.signal,
-    });
-  }
-
-  private async evaluate(
-    round: number,
-    roundId: string,
-    model: GlobalModel,
-    clients: ConnectedClient[],
-  ): Promise<{
-    loss: number | null;
-    accuracy: number | null;
-    source: 'centralized' | 'federated';
-    federatedAccuracy: number | null;
-  } | null> {
-    const mode =
-      this.config.evaluation === 'auto'
-        ? this.testSet
-          ? 'centralized'
-          : 'federated'
-        : this.config.evaluation;
-    if (mode === 'none') return null;
-    let central: { loss: number; accuracy: number } | null = null;
-    let federated: { loss: number; accuracy: number } | null = null;
-    if ((mode === 'centralized' || mode === 'both') && this.testSet) {
-      applyWeights(this.evalModel, model.manifest, model.weights);
-      central = await evaluateModel(this.evalModel, this.testSet, 256);
-    }
-    if (mode === 'federated' || mode === 'both') {
-      federated = await runEvaluatePhase({
-        round,
-        roundId,
-        clients,
-        model: {
-          modelHash: model.hash,
-          manifest: model.manifest,
-          weights: floatsToBytes(model.weights),
-        },
-        batchSize: 256,
-        deadlineMs: this.config.evaluateTimeoutMs,
-        log: this.log,
-      });
-    }
-    const primary = central ?? federated;
-    if (!primary) return null;
+  /** What a round needs from this coordinator; rounds are plain functions over it. */
+  private roundContext(): RoundContext {
     return {
-      loss: primary.loss,
-      accuracy: primary.accuracy,
-      source: central ? 'centralized' : 'federated',
-      federatedAccuracy: federated?.accuracy ?? null,
+      config: this.config,
+      registry: this.registry,
+      store: this.store,
+      strategy: this.strategy,
+      evaluator: this.evaluator,
+      experimentId: this.experimentId,
+      log: this.log,
+      signal: this.shutdown.signal,
+      isStopped: () => this.stopped,
+      onRoundStart: (info) => this.emit('round-start', info),
+      onProgress: (round, clientId, fraction) =>
+        this.emit('client-progress', { round, clientId, fraction }),
     };
   }
 
@@ -636,25 +363,4 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.ownsStore && this.store) await this.store.close();
     this.evalModel.dispose();
   }
-}
-
-function countParticipations(list: readonly Participation[], selected: number) {
-  const completed = list.filter((p) => p.status === 'completed').length;
-  const rejected = list.filter((p) => p.status === 'rejected').length;
-  return { completed, rejected, dropped: selected - completed - rejected };
-}
-
-function weightedLoss(accepted: AcceptedFit[]): number | null {
-  const total = accepted.reduce((s, f) => s + f.numExamples, 0);
-  if (total === 0) return null;
-  return accepted.reduce((s, f) => s + f.trainLoss * f.numExamples, 0) / total;
-}
-
-function metricsOf(entry: RoundHistoryEntry): Record<string, number> {
-  const metrics: Record<string, number> = { selected: entry.selected, rejected: entry.rejected };
-  if (entry.trainLoss !== null) metrics.train_loss = entry.trainLoss;
-  if (entry.testLoss !== null) metrics.test_loss = entry.testLoss;
-  if (entry.testAccuracy !== null) metrics.test_accuracy = entry.testAccuracy;
-  if (entry.federatedAccuracy !== null) metrics.federated_accuracy = entry.federatedAccuracy;
-  return metrics;
 }

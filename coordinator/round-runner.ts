@@ -1,0 +1,296 @@
+import { randomBytes } from 'node:crypto';
+import { StreamingWeightedMean } from '../shared/aggregation/streaming-weighted-mean';
+import { CohortError } from '../shared/errors';
+import type { ErrorCode } from '../shared/errors';
+import type { FitConfigMessage, ModelPayload } from '../shared/protocol/messages';
+import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
+import type { Strategy } from '../shared/strategies/strategy';
+import type { WeightManifest } from '../shared/weights/codec';
+import { assertFinite, bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
+import type { ClientRegistry, ConnectedClient } from './client-registry';
+import type { CoordinatorConfig } from './config';
+import type { GlobalModelEvaluator } from './evaluation';
+import type { AcceptedFit, Participation } from './fit-phase';
+import { runFitPhase } from './fit-phase';
+import type { RoundHistoryEntry } from './history';
+import type { Logger } from './logger';
+import type { CohortStore } from './persistence/store';
+import { runSecureAggregation } from './secure-aggregation-phase';
+import { cohortTarget, selectCohort } from './selection';
+
+/** The global model between rounds: weights, their hash, and the server optimizer's state. */
+export interface GlobalModel {
+  manifest: WeightManifest;
+  weights: Float32Array;
+  hash: string;
+  strategyState: Float32Array;
+}
+
+/** Everything one round needs from the coordinator that runs it. */
+export interface RoundContext {
+  config: CoordinatorConfig;
+  registry: ClientRegistry;
+  store: CohortStore;
+  strategy: Strategy;
+  evaluator: GlobalModelEvaluator;
+  experimentId: string;
+  log: Logger;
+  /** Aborts the round in flight when the coordinator stops. */
+  signal: AbortSignal;
+  isStopped(): boolean;
+  onRoundStart(info: { round: number; selected: number; target: number }): void;
+  onProgress(round: number, clientId: string, fraction: number): void;
+}
+
+/** The local fit config of a round: the base options, adjusted by the strategy (FedProx's mu). */
+function fitConfig(ctx: RoundContext, round: number): FitConfigMessage {
+  const c = ctx.config;
+  const base = {
+    epochs: c.epochs,
+    batchSize: c.batchSize,
+    learningRate: c.learningRate,
+    optimizer: c.optimizer,
+    proximalMu: 0,
+  };
+  const configured = ctx.strategy.configureFit(base, round);
+  return { ...configured, seed: (c.seed + round) >>> 0, maxExamples: c.maxExamples };
+}
+
+/**
+ * One federated round, start to finish: select the cohort, fit (plain or secure), aggregate
+ * with the strategy, evaluate, and persist the round before it is announced. Returns the
+ * history line and the next global model (the same model when the round failed).
+ */
+export async function runRound(
+  ctx: RoundContext,
+  round: number,
+  global: GlobalModel,
+): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
+  const started = Date.now();
+  const roundId = `${ctx.experimentId.slice(0, 12)}-r${round}-${randomBytes(4).toString('hex')}`;
+  const clients = ctx.registry.list();
+  const target = cohortTarget(clients.length, ctx.config);
+  const selectedIds = selectCohort(
+    clients.map((c) => c.id),
+    target,
+    ctx.config.overSelection,
+    ctx.config.seed,
+    round,
+  );
+  const cohort = selectedIds
+    .map((id) => ctx.registry.get(id))
+    .filter((c): c is ConnectedClient => c !== undefined);
+  const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
+  ctx.onRoundStart({ round, selected: cohort.length, target });
+  const secure = ctx.config.secureAggregation;
+  const model: ModelPayload = {
+    modelHash: global.hash,
+    manifest: global.manifest,
+    weights: floatsToBytes(global.weights),
+  };
+  const mean = new StreamingWeightedMean(global.manifest.length);
+
+  const fit = await runFitPhase({
+    round,
+    roundId,
+    cohort,
+    target,
+    model,
+    config: fitConfig(ctx, round),
+    secure,
+    deadlineMs: ctx.config.roundTimeoutMs,
+    log: ctx.log,
+    signal: ctx.signal,
+    accept: (res: AcceptedFit) => {
+      if (secure) return;
+      const delta = bytesToFloats(res.update!);
+      if (delta.length !== global.manifest.length) {
+        throw new CohortError(
+          'UPDATE_SHAPE',
+          `update has ${delta.length} values, model has ${global.manifest.length}`,
+        );
+      }
+      assertFinite(delta);
+      // The same weight cap as secure mode, so one client's claimed size cannot dominate.
+      mean.add(delta, Math.min(res.numExamples, ctx.config.weightCap));
+    },
+    onProgress: (clientId, fraction) => ctx.onProgress(round, clientId, fraction),
+  });
+
+  const participations = fit.participations;
+  let contributors = fit.accepted;
+  let meanDelta: Float32Array | null = null;
+  let failure: { code: ErrorCode; reason: string } | null = null;
+  if (fit.accepted.length === 0) {
+    failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
+  } else if (!secure) {
+    meanDelta = mean.mean();
+  } else {
+    const outcome = await secureAggregate(ctx, round, roundId, global, fit.accepted);
+    for (const [clientId, code] of outcome.lost) {
+      const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
+      participations.set(clientId, {
+        clientId,
+        status: dropped ? 'dropped' : 'rejected',
+        numExamples: 0,
+        errorCode: code,
+      });
+    }
+    if (outcome.result) {
+      const survivors = new Set(outcome.result.survivors);
+      for (const f of fit.accepted) {
+        if (
+          !survivors.has(f.client.id) &&
+          participations.get(f.client.id)?.status === 'completed'
+        ) {
+          participations.set(f.client.id, {
+            clientId: f.client.id,
+            status: 'dropped',
+            numExamples: 0,
+            errorCode: 'CLIENT_DROPPED',
+          });
+        }
+      }
+      contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
+      meanDelta = outcome.result.weightedMean;
+    } else {
+      failure = outcome.failure ?? { code: 'ROUND_ABORTED', reason: 'secure aggregation failed' };
+      contributors = [];
+    }
+  }
+
+  let next = global;
+  if (meanDelta) {
+    const { weights, state } = ctx.strategy.aggregateFit(
+      { global: global.weights, meanDelta, round },
+      global.strategyState,
+    );
+    assertFinite(weights, 'aggregated model');
+    next = {
+      manifest: global.manifest,
+      weights,
+      strategyState: state,
+      hash: await hashWeights(global.manifest, weights),
+    };
+  }
+  const status: 'completed' | 'failed' = failure ? 'failed' : 'completed';
+  const list = [...participations.values()];
+  const counts = countParticipations(list, cohort.length);
+  const participants = status === 'completed' ? contributors.length : 0;
+  const evaluation =
+    status === 'completed'
+      ? await ctx.evaluator.evaluate(
+          round,
+          roundId,
+          next,
+          contributors.map((f) => f.client),
+        )
+      : null;
+  const bytesReceived = cohort.reduce(
+    (sum, c) => sum + c.bytesReceived() - (bytesBefore.get(c.id) ?? 0),
+    0,
+  );
+  const entry: RoundHistoryEntry = {
+    round,
+    status,
+    participants,
+    dropped: counts.dropped,
+    rejected: counts.rejected,
+    selected: cohort.length,
+    trainLoss: status === 'completed' ? weightedLoss(contributors) : null,
+    testLoss: evaluation?.loss ?? null,
+    testAccuracy: evaluation?.accuracy ?? null,
+    evaluation: evaluation?.source ?? 'none',
+    federatedAccuracy: evaluation?.federatedAccuracy ?? null,
+    durationMs: Date.now() - started,
+    bytesReceived,
+    secureAggregation: secure ? 'on' : 'off',
+    failureReason: failure ? `${failure.code}: ${failure.reason}` : null,
+  };
+  if (ctx.isStopped())
+    throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
+  await ctx.store.recordRound({
+    experimentId: ctx.experimentId,
+    number: round,
+    status,
+    failureReason: failure?.reason ?? null,
+    failureCode: failure?.code ?? null,
+    secureAggregation: secure,
+    startedAt: new Date(started),
+    finishedAt: new Date(),
+    durationMs: entry.durationMs,
+    participants,
+    dropped: entry.dropped,
+    bytesReceived,
+    trainLoss: entry.trainLoss,
+    testLoss: entry.testLoss,
+    testAccuracy: entry.testAccuracy,
+    participations: list,
+    metrics: metricsOf(entry),
+    checkpoint:
+      status === 'completed'
+        ? {
+            weights: floatsToBytes(next.weights),
+            strategyState: floatsToBytes(next.strategyState),
+            modelHash: next.hash,
+          }
+        : null,
+  });
+  return { entry, next };
+}
+
+/** Runs the secure phases among the clients that trained; the coordinator sees only the mean. */
+async function secureAggregate(
+  ctx: RoundContext,
+  round: number,
+  roundId: string,
+  global: GlobalModel,
+  accepted: AcceptedFit[],
+) {
+  if (accepted.length < MIN_THRESHOLD) {
+    return {
+      result: null,
+      failure: {
+        code: 'SECAGG_BELOW_THRESHOLD' as const,
+        reason: `${accepted.length} clients finished training; secure aggregation needs at least ${MIN_THRESHOLD}`,
+      },
+      lost: new Map<string, ErrorCode>(),
+    };
+  }
+  const config = chooseSecAggParams(accepted.length, {
+    vectorLength: global.manifest.length,
+    clipRange: ctx.config.clipRange,
+    weightCap: ctx.config.weightCap,
+  });
+  return runSecureAggregation({
+    round,
+    roundId,
+    modelHash: global.hash,
+    clients: accepted.map((f) => f.client),
+    config,
+    phaseTimeoutMs: ctx.config.phaseTimeoutMs,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+}
+
+function countParticipations(list: readonly Participation[], selected: number) {
+  const completed = list.filter((p) => p.status === 'completed').length;
+  const rejected = list.filter((p) => p.status === 'rejected').length;
+  return { completed, rejected, dropped: selected - completed - rejected };
+}
+
+function weightedLoss(accepted: AcceptedFit[]): number | null {
+  const total = accepted.reduce((s, f) => s + f.numExamples, 0);
+  if (total === 0) return null;
+  return accepted.reduce((s, f) => s + f.trainLoss * f.numExamples, 0) / total;
+}
+
+function metricsOf(entry: RoundHistoryEntry): Record<string, number> {
+  const metrics: Record<string, number> = { selected: entry.selected, rejected: entry.rejected };
+  if (entry.trainLoss !== null) metrics.train_loss = entry.trainLoss;
+  if (entry.testLoss !== null) metrics.test_loss = entry.testLoss;
+  if (entry.testAccuracy !== null) metrics.test_accuracy = entry.testAccuracy;
+  if (entry.federatedAccuracy !== null) metrics.federated_accuracy = entry.federatedAccuracy;
+  return metrics;
+}
