@@ -48,6 +48,8 @@ export interface CoordinatorDependencies {
   testSet?: Dataset | null;
   /** Injected store (tests); otherwise opened from config.database. */
   store?: CohortStore;
+  /** How the history names the database, when its URL would mislead (a temporary file). */
+  databaseLabel?: string;
   /** Attaches listeners before start-up, so 'listening' and 'resumed' are not missed. */
   observe?(coordinator: Coordinator): void;
 }
@@ -68,6 +70,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly strategy: Strategy;
   private readonly evalModel: tf.LayersModel;
   private readonly evaluator: GlobalModelEvaluator;
+  private readonly databaseLabel: string | undefined;
   private stopped = false;
   /** Aborts the round in flight when the coordinator stops. */
   private readonly shutdown = new AbortController();
@@ -82,6 +85,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     setMaxListeners(0, this.shutdown.signal);
     this.config = config;
     this.log = deps.log ?? debugLogger('cohort:coordinator');
+    this.databaseLabel = deps.databaseLabel;
 
     if (deps.store) {
       this.store = deps.store;
@@ -176,7 +180,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       rounds: [],
       modelExportedTo: null,
       historyFile: config.jsonPath ? resolve(config.jsonPath) : null,
-      database: redactDatabaseUrl(config.database),
+      database: this.databaseLabel ?? redactDatabaseUrl(config.database),
     };
     this.registry = new ClientRegistry(this.io, {
       coordinatorId: randomBytes(8).toString('hex'),
