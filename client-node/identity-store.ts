@@ -51,3 +51,39 @@ export async function loadOrCreateIdentity(
   await chmod(path, 0o600);
   return { identity, created: true };
 }
+
+/**
+ * Reads pinned identity keys: one hex Ed25519 public key per line (`#` comments allowed).
+ * A client given these refuses any secure round whose members are not all listed, so a
+ * coordinator cannot invent clients to isolate it.
+ */
+export async function loadTrustedKeys(path: string): Promise<Uint8Array[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `cannot read trusted keys ${path}: ${(error as Error).message}`,
+    );
+  }
+  const keys: Uint8Array[] = [];
+  for (const [index, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (line === '') continue;
+    if (!/^[0-9a-fA-F]{64}$/.test(line)) {
+      throw new CohortError(
+        'CONFIG_INVALID',
+        `${path}:${index + 1}: expected a 64-character hex public key`,
+      );
+    }
+    keys.push(fromHex(line.toLowerCase()));
+  }
+  if (keys.length === 0) throw new CohortError('CONFIG_INVALID', `${path} lists no keys`);
+  return keys;
+}
+
+/** The hex public key of an identity, as listed in a trusted-keys file. */
+export function publicKeyHex(identity: IdentityKeyPair): string {
+  return toHex(identity.publicKey);
+}

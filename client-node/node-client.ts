@@ -26,6 +26,8 @@ export interface NodeClientOptions {
   events?: ClientSessionEvents;
   faults?: ClientSessionOptions['faults'];
   secure?: ClientSessionOptions['secure'];
+  /** Pinned identity keys of every acceptable cohort member (see loadTrustedKeys). */
+  trustedKeys?: Uint8Array[];
   /** Reconnection backoff: first delay and cap, in ms (socket.io adds jitter). */
   reconnectDelayMs?: number;
   reconnectDelayMaxMs?: number;
@@ -68,7 +70,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     ...(options.events ? { events: options.events } : {}),
     ...(options.faults ? { faults: options.faults } : {}),
     // Secure aggregation is always available; the coordinator decides whether a round uses it.
-    secure: options.secure ?? new SecAggSubmission(options.identity),
+    secure: options.secure ?? new SecAggSubmission(options.identity, options.trustedKeys),
   });
   // When the run is over the socket is closed so the process can exit on its own.
   session.finished.then(

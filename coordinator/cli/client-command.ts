@@ -4,7 +4,12 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
-import { defaultIdentityPath, loadOrCreateIdentity } from '../../client-node/identity-store';
+import {
+  defaultIdentityPath,
+  loadOrCreateIdentity,
+  loadTrustedKeys,
+  publicKeyHex,
+} from '../../client-node/identity-store';
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
@@ -20,6 +25,7 @@ interface ClientFlags {
   data?: string;
   limit?: number;
   identity: string;
+  trustedKeys?: string;
   name?: string;
   cacheDir: string;
   backend: string;
@@ -46,6 +52,10 @@ export function clientCommand(): Command {
       'long-term identity key file (created on first run, mode 0600)',
       defaultIdentityPath(),
     )
+    .option(
+      '--trusted-keys <file>',
+      'secure rounds only with these identities: one hex public key per line',
+    )
     .option('--name <name>', 'display name shown by the coordinator')
     .option(
       '--cache-dir <dir>',
@@ -63,8 +73,13 @@ export function clientCommand(): Command {
       }
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
       const backend = await chooseBackend(flags.backend);
+      const trustedKeys =
+        flags.trustedKeys !== undefined ? await loadTrustedKeys(flags.trustedKeys) : undefined;
       const { identity, created } = await loadOrCreateIdentity(flags.identity);
-      console.log(`${created ? 'created' : 'loaded'} identity ${flags.identity}`);
+      console.log(
+        `${created ? 'created' : 'loaded'} identity ${flags.identity} (public key ${publicKeyHex(identity)})`,
+      );
+      if (trustedKeys) console.log(`secure rounds limited to ${trustedKeys.length} trusted keys`);
       console.log('loading data...');
       const data =
         flags.data !== undefined
@@ -83,6 +98,7 @@ export function clientCommand(): Command {
         test: data.test,
         identity,
         backend,
+        ...(trustedKeys ? { trustedKeys } : {}),
         ...(flags.name !== undefined ? { displayName: flags.name } : {}),
         events: {
           onLog: (line) => console.log(line),
