@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { clientCommand } from './client-command';
 import { coordinatorCommand } from './coordinator-command';
 import { demoCommand } from './demo-command';
@@ -8,7 +8,7 @@ import { simulateCommand } from './simulate-command';
 
 /** The `cohort` command line: every subcommand has --help; bad flags are refused up front. */
 export function buildProgram(): Command {
-  return new Command('cohort')
+  const program = new Command('cohort')
     .description('Cohort: federated learning with secure aggregation over socket.io')
     .version('0.1.0')
     .showHelpAfterError()
@@ -17,12 +17,24 @@ export function buildProgram(): Command {
     .addCommand(simulateCommand())
     .addCommand(demoCommand())
     .addCommand(modelCommand());
+  // Usage errors throw instead of exiting, so they share the exit code of refused options.
+  const override = (command: Command): void => {
+    command.exitOverride();
+    command.commands.forEach(override);
+  };
+  override(program);
+  return program;
 }
 
 if (require.main === module) {
   buildProgram()
     .parseAsync(process.argv)
     .catch((error: unknown) => {
+      if (error instanceof CommanderError) {
+        // commander already printed the message (or the help / version).
+        process.exitCode = error.exitCode === 0 ? 0 : 2;
+        return;
+      }
       process.stderr.write(`${String(error)}\n`);
       process.exitCode = 1;
     });
