@@ -1,0 +1,61 @@
+import { resolveCoordinatorConfig } from '../../coordinator/config';
+import { isCohortError } from '../../shared/errors';
+
+function refusal(input: Parameters<typeof resolveCoordinatorConfig>[0]): {
+  code: string;
+  message: string;
+} {
+  try {
+    resolveCoordinatorConfig(input);
+  } catch (error) {
+    if (isCohortError(error)) return { code: error.code, message: error.message };
+    throw error;
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('coordinator options', () => {
+  test('defaults are filled in, the experiment is named after the task, the result is frozen', () => {
+    const config = resolveCoordinatorConfig({});
+    expect(config).toMatchObject({
+      task: 'mnist',
+      experiment: 'mnist',
+      rounds: 10,
+      minClients: 3,
+      secureAggregation: true,
+      database: 'file:./cohort.db',
+      learningRate: 0.1,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  test('an explicit 0 is kept, never replaced by a default', () => {
+    expect(resolveCoordinatorConfig({ overSelection: 0, port: 0, seed: 0 })).toMatchObject({
+      overSelection: 0,
+      port: 0,
+      seed: 0,
+    });
+  });
+
+  test.each([
+    [{ clientsPerRound: 5, fraction: 0.5 }, 'CONFIG_INVALID', /conflict/],
+    [{ minClients: 5, clientsPerRound: 3 }, 'CONFIG_INVALID', /below --min-clients/],
+    [{ proximalMu: 0.1 }, 'CONFIG_INVALID', /fedprox/],
+    [{ serverLearningRate: 0.1 }, 'CONFIG_INVALID', /no effect/],
+    [{ rounds: 0 }, 'CONFIG_INVALID', /rounds/],
+    [{ learningRate: -1 }, 'CONFIG_INVALID', /learningRate/],
+    [{ task: 'imagenet' as never }, 'CONFIG_INVALID', /task/],
+    [{ bogus: 1 } as never, 'CONFIG_INVALID', /bogus|Unrecognized/],
+    [{ minClients: 2 }, 'CONFIG_UNSAFE', /at least 3 clients/],
+  ])('refuses %j with %s', (input, code, message) => {
+    const refused = refusal(input);
+    expect(refused.code).toBe(code);
+    expect(refused.message).toMatch(message);
+  });
+
+  test('plain FedAvg accepts two clients', () => {
+    expect(resolveCoordinatorConfig({ minClients: 2, secureAggregation: false }).minClients).toBe(
+      2,
+    );
+  });
+});
