@@ -127,7 +127,10 @@ export async function runRound(
     meanDelta = mean.mean();
   } else {
     const outcome = await secureAggregate(ctx, round, roundId, global, fit.accepted);
+    const inMean = new Set(outcome.result?.survivors ?? []);
     for (const [clientId, code] of outcome.lost) {
+      // Lost after its masked input was summed: its update is in the mean, so it completed.
+      if (inMean.has(clientId)) continue;
       const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
       participations.set(clientId, {
         clientId,

@@ -140,10 +140,12 @@ describe('secure aggregation survives a client lost after each phase (real socke
       });
       expect(round.checkpoint).not.toBeNull();
       const byClient = new Map(round.participations.map((p) => [p.clientId, p]));
-      expect(byClient.get(lost.id)).toMatchObject({
-        status: 'dropped',
-        errorCode: 'CLIENT_DROPPED',
-      });
+      // A client lost after its masked input was summed still contributed to the mean.
+      expect(byClient.get(lost.id)).toMatchObject(
+        inputSummed
+          ? { status: 'completed', numExamples: SIZES[clients.indexOf(lost)], errorCode: null }
+          : { status: 'dropped', errorCode: 'CLIENT_DROPPED' },
+      );
       for (const c of clients.filter((x) => x !== lost)) {
         expect(byClient.get(c.id)).toMatchObject({
           status: 'completed',
