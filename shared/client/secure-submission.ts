@@ -19,6 +19,8 @@ interface PendingRound {
  */
 export class SecAggSubmission implements SecureSubmission {
   private readonly rounds = new Map<string, PendingRound>();
+  /** Recently ended rounds, so a repeated request is named a replay rather than unknown. */
+  private readonly ended: string[] = [];
 
   constructor(
     private readonly identity: IdentityKeyPair,
@@ -41,8 +43,12 @@ export class SecAggSubmission implements SecureSubmission {
 
   async handle(phase: string, roundId: string, body: unknown): Promise<unknown> {
     const pending = this.rounds.get(roundId);
-    if (!pending)
+    if (!pending) {
+      if (this.ended.includes(roundId)) {
+        throw new CohortError('SECAGG_REPLAY', `secure round ${roundId} already ended here`);
+      }
       throw new CohortError('UPDATE_STALE', `no secure round ${roundId} in progress here`);
+    }
     try {
       switch (phase) {
         case 'advertiseKeys':
@@ -73,5 +79,7 @@ export class SecAggSubmission implements SecureSubmission {
     if (!pending) return;
     pending.delta.fill(0);
     this.rounds.delete(roundId);
+    this.ended.push(roundId);
+    if (this.ended.length > 32) this.ended.shift();
   }
 }

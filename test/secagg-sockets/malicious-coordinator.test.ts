@@ -188,7 +188,7 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
       const [first, retry] = report.acks.get('advertiseKeys')!.get(id)!;
       expect(isErrorAck(first) && first.code).toBe('CONFIG_UNSAFE');
       // The session was abandoned on the first refusal: nothing can be retried with a variation.
-      expect(isErrorAck(retry) && retry.code).toBe('UPDATE_STALE');
+      expect(isErrorAck(retry) && retry.code).toBe('SECAGG_REPLAY');
     }
     expect(report.error).toMatchObject({ code: 'SECAGG_BELOW_THRESHOLD' });
   });
@@ -367,7 +367,7 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     expect(isErrorAck(first)).toBe(false);
     expect((first as RevealedShares).selfMaskShares.map((s) => s.ownerId).sort()).toEqual(ids);
     // The session wiped its shares after answering: the round is over for it.
-    expect(isErrorAck(second) && second.code).toBe('UPDATE_STALE');
+    expect(isErrorAck(second) && second.code).toBe('SECAGG_REPLAY');
     expectNothingUnmasks(report);
     expect(report.result?.survivors).toEqual(ids);
   });
