@@ -1,6 +1,7 @@
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import type { FitIns } from '../protocol/messages';
+import type { SecAggPhase } from '../secagg';
 import { SecAggClientSession } from '../secagg';
 import type { SecureSubmission } from './client-session';
 import type { LocalFitResult } from './trainer';
@@ -49,24 +50,16 @@ export class SecAggSubmission implements SecureSubmission {
       }
       throw new CohortError('UPDATE_STALE', `no secure round ${roundId} in progress here`);
     }
+    if (!isPhase(phase)) {
+      throw new CohortError('MESSAGE_INVALID', `unknown secure-aggregation phase "${phase}"`);
+    }
     try {
-      switch (phase) {
-        case 'advertiseKeys':
-          return await pending.session.advertiseKeys(body);
-        case 'shareKeys':
-          return await pending.session.shareKeys(body);
-        case 'maskedInput':
-          return await pending.session.maskedInput(body, pending.delta, pending.numExamples);
-        case 'consistencyCheck':
-          return await pending.session.consistencyCheck(body);
-        case 'unmasking': {
-          const response = await pending.session.unmasking(body);
-          this.forget(roundId);
-          return response;
-        }
-        default:
-          throw new CohortError('MESSAGE_INVALID', `unknown secure-aggregation phase "${phase}"`);
-      }
+      const response = await pending.session.answer(phase, body, {
+        update: pending.delta,
+        exampleCount: pending.numExamples,
+      });
+      if (phase === 'unmasking') this.forget(roundId);
+      return response;
     } catch (error) {
       // The session refuses for good after any error; drop the update with it.
       this.forget(roundId);
@@ -82,4 +75,16 @@ export class SecAggSubmission implements SecureSubmission {
     this.ended.push(roundId);
     if (this.ended.length > 32) this.ended.shift();
   }
+}
+
+const PHASES: readonly string[] = [
+  'advertiseKeys',
+  'shareKeys',
+  'maskedInput',
+  'consistencyCheck',
+  'unmasking',
+] satisfies SecAggPhase[];
+
+function isPhase(phase: string): phase is SecAggPhase {
+  return PHASES.includes(phase);
 }

@@ -67,6 +67,9 @@ export type SecAggClientPhase =
   | 'done'
   | 'failed';
 
+/** The five protocol phases, in the order a round runs them. */
+export type SecAggPhase = Exclude<SecAggClientPhase, 'done' | 'failed'>;
+
 interface HeldShares {
   selfMaskShare: Uint8Array;
   secretKeyShare: Uint8Array;
@@ -282,6 +285,29 @@ export class SecAggClientSession {
         signature: await signMessage(consistencyBytes(ctx, req.survivors), this.options.identity),
       };
     });
+  }
+
+  /**
+   * Routes one request to its phase's method, so every transport (sockets, the in-memory
+   * driver, benchmarks) dispatches the same way; `input` is only read by MaskedInput.
+   */
+  answer(
+    phase: SecAggPhase,
+    request: unknown,
+    input: { update: Float32Array; exampleCount: number },
+  ): Promise<unknown> {
+    switch (phase) {
+      case 'advertiseKeys':
+        return this.advertiseKeys(request);
+      case 'shareKeys':
+        return this.shareKeys(request);
+      case 'maskedInput':
+        return this.maskedInput(request, input.update, input.exampleCount);
+      case 'consistencyCheck':
+        return this.consistencyCheck(request);
+      case 'unmasking':
+        return this.unmasking(request);
+    }
   }
 
   /**

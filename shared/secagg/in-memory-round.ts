@@ -1,10 +1,11 @@
 import { isCohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey } from '../identity';
+import type { SecAggPhase } from './client';
 import { SecAggClientSession } from './client';
 import type { SecAggConfig } from './params';
 import type { RandomFill } from './quantize';
-import type { SecAggPhase, SecAggServerPhase } from './server';
+import type { SecAggServerPhase } from './server';
 import { SecAggServerRound } from './server';
 import type { SecAggResult } from './unmask';
 
@@ -132,7 +133,10 @@ export async function runInMemorySecAggRound(
         : original;
       let response: unknown;
       try {
-        response = await answer(phase, sessions.get(id)!, clients.get(id)!, request);
+        const client = clients.get(id)!;
+        response = await sessions
+          .get(id)!
+          .answer(phase, request, { update: client.update, exampleCount: client.exampleCount });
       } catch (err) {
         report.clientErrors.set(id, err);
         continue;
@@ -172,24 +176,4 @@ export async function runInMemorySecAggRound(
   }
   report.serverPhase = server.phase;
   return report;
-}
-
-async function answer(
-  phase: SecAggPhase,
-  session: SecAggClientSession,
-  client: SimulatedSecAggClient,
-  request: unknown,
-): Promise<unknown> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return session.advertiseKeys(request);
-    case 'shareKeys':
-      return session.shareKeys(request);
-    case 'maskedInput':
-      return session.maskedInput(request, client.update, client.exampleCount);
-    case 'consistencyCheck':
-      return session.consistencyCheck(request);
-    case 'unmasking':
-      return session.unmasking(request);
-  }
 }

@@ -1,5 +1,5 @@
 import { CohortError } from '../errors';
-import type { SecAggClientPhase } from './client';
+import type { SecAggPhase } from './client';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
 import { bytesToUint32LE } from './encoding';
@@ -52,9 +52,6 @@ export interface SecAggRoundStats {
   signedSurvivors: number;
   unmasked: number;
 }
-
-/** The five protocol phases, in order of the round. */
-export type SecAggPhase = Exclude<SecAggClientPhase, 'done' | 'failed'>;
 
 /**
  * The coordinator's side of one secure-aggregation round, transport-free. The transport sends

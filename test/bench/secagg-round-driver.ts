@@ -190,9 +190,14 @@ export async function runTimedSecureRound(
       if (isSilent(client, phase)) continue;
       const update = phase === 'maskedInput' ? makeUpdate(client, config.vectorLength) : null;
       const session = sessions.get(id)!;
-      const response = await meters
-        .get(id)!
-        .time(() => answer(phase, session, request, update, client.exampleCount), round);
+      const response = await meters.get(id)!.time(
+        () =>
+          session.answer(phase, request, {
+            update: update ?? new Float32Array(0),
+            exampleCount: client.exampleCount,
+          }),
+        round,
+      );
       const tally = sent.get(id)!;
       tally.bytes += wireSize(response).totalBytes;
       tally.phases += 1;
@@ -279,25 +284,4 @@ export async function runTimedPlainRound(
     coordinator: server.cost,
     roundWallMs: round.wallMs,
   };
-}
-
-async function answer(
-  phase: SecAggPhase,
-  session: SecAggClientSession,
-  request: unknown,
-  update: Float32Array | null,
-  exampleCount: number,
-): Promise<unknown> {
-  switch (phase) {
-    case 'advertiseKeys':
-      return session.advertiseKeys(request);
-    case 'shareKeys':
-      return session.shareKeys(request);
-    case 'maskedInput':
-      return session.maskedInput(request, update!, exampleCount);
-    case 'consistencyCheck':
-      return session.consistencyCheck(request);
-    case 'unmasking':
-      return session.unmasking(request);
-  }
 }
