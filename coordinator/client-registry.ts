@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'socket.io';
-import { CohortError, isCohortError } from '../shared/errors';
+import { CohortError, isCohortError, errorMessage } from '../shared/errors';
 import { clientIdFromPublicKey, fromHex, utf8, verifyDetached } from '../shared/identity';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
 import type { RegisterIns, RegisterRes } from '../shared/protocol/messages';
@@ -101,7 +101,7 @@ export class ClientRegistry extends EventEmitter<{
         },
         (error: unknown) => {
           state = 'none';
-          this.options.log.warn(`registration error: ${String(error)}`);
+          this.options.log.warn(`registration error: ${errorMessage(error)}`);
           ack({ status: 'error', code: 'INTERNAL', message: 'registration failed' });
         },
       );

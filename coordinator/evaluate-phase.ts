@@ -1,3 +1,4 @@
+import { errorMessage } from '../shared/errors';
 import type { ModelPayload } from '../shared/protocol/messages';
 import { evaluateResSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
@@ -50,7 +51,7 @@ export async function runEvaluatePhase(
         correctSum += res.accuracy * n;
       } catch (error) {
         input.log.warn(
-          `round ${input.round}: evaluation by ${client.id.slice(0, 8)} failed: ${String(error)}`,
+          `round ${input.round}: evaluation by ${client.id.slice(0, 8)} failed: ${errorMessage(error)}`,
         );
       }
     }),

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
+import { CohortError, ERROR_CODES, isCohortError, errorMessage } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/messages';
 import { fitResSchema, progressSchema } from '../shared/protocol/messages';
@@ -152,7 +152,7 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
       record(client.id, dropped ? 'dropped' : 'rejected', 0, code);
       if (!dropped || !controller.signal.aborted) {
         input.log.warn(
-          `round ${input.round}: client ${client.id.slice(0, 8)} ${dropped ? 'dropped' : 'rejected'}: ${String(error)}`,
+          `round ${input.round}: client ${client.id.slice(0, 8)} ${dropped ? 'dropped' : 'rejected'}: ${errorMessage(error)}`,
         );
       }
     }

@@ -1,4 +1,4 @@
-import { CohortError, ERROR_CODES, isCohortError } from '../shared/errors';
+import { CohortError, ERROR_CODES, isCohortError, errorMessage } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
 import type { SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
@@ -78,7 +78,7 @@ export async function runSecureAggregation(
           const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
           if (!lost.has(clientId)) lost.set(clientId, code);
           input.log.warn(
-            `round ${input.round}: ${phase} from ${clientId.slice(0, 8)} failed: ${String(error)}`,
+            `round ${input.round}: ${phase} from ${clientId.slice(0, 8)} failed: ${errorMessage(error)}`,
           );
         }
       }),

@@ -41,7 +41,7 @@ export interface SimulationOptions {
   coordinator?: Partial<CoordinatorConfigInput>;
   log?: Logger;
   /** Observes coordinator progress from before it starts listening (the CLI prints it). */
-  onCoordinator?(coordinator: Coordinator): void;
+  onCoordinator?: (coordinator: Coordinator) => void;
   clientEvents?(index: number): ClientSessionEvents;
 }
 
@@ -96,9 +96,12 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     {
       testSet: limitExamples(test, options.testLimit),
       ...(options.log ? { log: options.log } : {}),
+      ...(options.onCoordinator ? { observe: options.onCoordinator } : {}),
+      ...(tempDir
+        ? { databaseLabel: 'temporary SQLite file, removed after the run (--database keeps one)' }
+        : {}),
     },
   );
-  options.onCoordinator?.(coordinator);
   const clients: NodeClient[] = [];
   try {
     for (let i = 0; i < options.clients; i++) {

@@ -63,3 +63,8 @@ export class CohortError extends Error {
 export function isCohortError(err: unknown, code?: ErrorCode): err is CohortError {
   return err instanceof CohortError && (code === undefined || err.code === code);
 }
+
+/** The human part of any thrown value, for log lines (no "CohortError:" prefix, no stack). */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -4,6 +4,7 @@ import { loadCoordinatorTestSet } from '../test-set';
 import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
 import { integerFlag, numberFlag, secondsFlag } from './parse';
+import { cliLogger } from './cli-logger';
 import { attachReporter } from './reporter';
 import { addBackendOption, chooseBackend, runCommand } from './run-context';
 import type { RoundFlags } from './shared-options';
@@ -92,6 +93,7 @@ export function coordinatorCommand(): Command {
       });
       const coordinator = await Coordinator.start(config, {
         testSet,
+        log: cliLogger(),
         observe: (c) => attachReporter(c),
       });
       let stopRequested = false;

@@ -55,9 +55,11 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
     out(`resuming: rounds 1..${round} are already completed in the database`),
   );
   coordinator.on('client-joined', (c) =>
-    out(
-      `client ${c.clientId.slice(0, 8)} joined (${c.platform}, ${c.backend}); ${c.connected} connected`,
-    ),
+    finished
+      ? undefined
+      : out(
+          `client ${c.clientId.slice(0, 8)} joined (${c.platform}, ${c.backend}); ${c.connected} connected`,
+        ),
   );
   coordinator.on('client-left', (c) =>
     finished

@@ -9,6 +9,7 @@ import { resolveCoordinatorConfig } from '../config';
 import type { RunHistory } from '../history';
 import { simulate } from '../simulation';
 import { integerFlag, numberFlag } from './parse';
+import { cliLogger } from './cli-logger';
 import { attachReporter } from './reporter';
 import { addBackendOption, chooseBackend, runCommand } from './run-context';
 import type { RoundFlags } from './shared-options';
@@ -101,6 +102,7 @@ export async function runSimulation(flags: SimulateFlags): Promise<RunHistory> {
       ...config,
       ...(flags.experiment !== undefined ? { experiment: flags.experiment } : {}),
     },
+    log: cliLogger(),
     onCoordinator: (coordinator) => attachReporter(coordinator),
   });
   return history;
