@@ -1,8 +1,9 @@
+import { fromHex, utf8Bytes } from '../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'socket.io';
 import { CohortError, isCohortError, errorMessage } from '../shared/errors';
-import { clientIdFromPublicKey, fromHex, utf8, verifyDetached } from '../shared/identity';
+import { clientIdFromPublicKey, verifyDetached } from '../shared/identity';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
 import type { RegisterIns, RegisterRes } from '../shared/protocol/messages';
 import {
@@ -140,7 +141,9 @@ export class ClientRegistry extends EventEmitter<{
         );
       }
       const publicKey = fromHex(ins.publicKey);
-      const message = utf8(registrationMessage(nonce, this.options.coordinatorId, ins.publicKey));
+      const message = utf8Bytes(
+        registrationMessage(nonce, this.options.coordinatorId, ins.publicKey),
+      );
       if (!verifyDetached(message, fromHex(ins.signature), publicKey)) {
         throw new CohortError('AUTH_FAILED', 'registration signature does not verify');
       }

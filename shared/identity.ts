@@ -1,5 +1,6 @@
 import nacl from 'tweetnacl';
 import { CohortError } from './errors';
+import { toHex } from './bytes';
 
 /**
  * A participant's long-term Ed25519 identity. The coordinator never trusts a client-chosen
@@ -54,26 +55,4 @@ export function verifyDetached(
   if (signature.length !== nacl.sign.signatureLength) return false;
   if (publicKey.length !== nacl.sign.publicKeyLength) return false;
   return nacl.sign.detached.verify(message, signature, publicKey);
-}
-
-/** Lower-case hex encoding. */
-export function toHex(bytes: Uint8Array): string {
-  let out = '';
-  for (const b of bytes) out += b.toString(16).padStart(2, '0');
-  return out;
-}
-
-/** Decodes lower- or upper-case hex; throws on odd length or non-hex characters. */
-export function fromHex(hex: string): Uint8Array {
-  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) {
-    throw new CohortError('MESSAGE_INVALID', 'malformed hex string');
-  }
-  const out = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
-  return out;
-}
-
-/** UTF-8 bytes of a string, for signing structured text. */
-export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
 }

@@ -1,7 +1,8 @@
+import { toHex, utf8Bytes } from '../bytes';
 import type { Socket } from 'socket.io-client';
 import { CohortError, isCohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
-import { signDetached, toHex, utf8 } from '../identity';
+import { signDetached } from '../identity';
 import type { ClientSideServerEvents, ClientToServerEvents, Ack } from '../protocol/events';
 import {
   PROTOCOL_VERSION,
@@ -166,7 +167,7 @@ export class ClientSession {
     const { identity, trainer } = this.options;
     const publicKey = toHex(identity.publicKey);
     const signature = signDetached(
-      utf8(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
+      utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
       identity,
     );
     const ins: RegisterIns = {

@@ -2,7 +2,8 @@
  * The identity of a model architecture. Clients send it when they register so a client built
  * for another network is refused (TASK_MISMATCH) before any weights travel.
  */
-import { sha256Hex, utf8Bytes } from '../weights/sha256';
+import { utf8Bytes } from '../bytes';
+import { sha256Hex } from '../weights/sha256';
 import { canonicalJson } from './canonical-json';
 import type { ModelSpec } from './spec';
 import { validateModelSpec } from './validate-spec';

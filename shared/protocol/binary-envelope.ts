@@ -1,3 +1,4 @@
+import { asBytes, isUint8Array } from '../bytes';
 import { CohortError } from '../errors';
 
 /**
@@ -13,20 +14,13 @@ export interface PackedMessage {
 
 const MAX_DEPTH = 16;
 
-function isBytes(value: unknown): value is Uint8Array {
-  return (
-    ArrayBuffer.isView(value) &&
-    (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Uint8Array'
-  );
-}
-
 /** Packs every Uint8Array inside `value` (objects and arrays, any depth) into one blob. */
 export function packBinary(value: unknown): PackedMessage {
   const parts: Uint8Array[] = [];
   let length = 0;
   const walk = (v: unknown, depth: number): unknown => {
     if (depth > MAX_DEPTH) throw new CohortError('INTERNAL', 'message nested too deeply to pack');
-    if (isBytes(v)) {
+    if (isUint8Array(v)) {
       parts.push(v);
       const ref = { $bin: [length, v.byteLength] };
       length += v.byteLength;
@@ -60,7 +54,7 @@ export function unpackBinary(packed: unknown): unknown {
     throw new CohortError('MESSAGE_INVALID', 'packed message must be an object');
   }
   const { body, blob } = packed as { body?: unknown; blob?: unknown };
-  const bytes = toBytes(blob);
+  const bytes = asBytes(blob);
   if (!bytes) throw new CohortError('MESSAGE_INVALID', 'packed message has no binary blob');
   const walk = (v: unknown, depth: number): unknown => {
     if (depth > MAX_DEPTH) throw new CohortError('MESSAGE_INVALID', 'message nested too deeply');
@@ -84,12 +78,4 @@ export function unpackBinary(packed: unknown): unknown {
     return out;
   };
   return walk(body, 0);
-}
-
-function toBytes(value: unknown): Uint8Array | null {
-  if (isBytes(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-  if (Object.prototype.toString.call(value) === '[object ArrayBuffer]') {
-    return new Uint8Array(value as ArrayBuffer);
-  }
-  return null;
 }

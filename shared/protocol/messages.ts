@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { asBytes } from '../bytes';
 
 /**
  * Wire messages between coordinator and clients, as runtime schemas with their inferred
@@ -16,23 +17,12 @@ const finite = z.number().refine(Number.isFinite, 'must be a finite number');
 const count = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 
 /**
- * Binary fields. socket.io delivers attachments as Buffer in Node and as ArrayBuffer in
- * browsers, and `instanceof` fails across realms (jest sandboxes, iframes), so the check
- * looks at the tag and the result is always a plain Uint8Array view over the same bytes.
+ * Binary fields: a Buffer (Node) or ArrayBuffer (browsers), from any realm, always returned
+ * as a plain Uint8Array view over the same bytes.
  */
 export const bytesSchema = z
-  .custom<Uint8Array | ArrayBuffer>(
-    (value) =>
-      (ArrayBuffer.isView(value) &&
-        (value as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Uint8Array') ||
-      Object.prototype.toString.call(value) === '[object ArrayBuffer]',
-    { message: 'expected binary data' },
-  )
-  .transform((value) =>
-    ArrayBuffer.isView(value)
-      ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
-      : new Uint8Array(value),
-  );
+  .custom<Uint8Array>((value) => asBytes(value) !== null, { message: 'expected binary data' })
+  .transform((value) => asBytes(value)!);
 
 /** A SHA-256 hash in hex: model hashes, config hashes. */
 export const hashSchema = hex(32);

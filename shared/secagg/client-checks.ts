@@ -1,5 +1,6 @@
+import { toHex } from '../bytes';
 import { CohortError } from '../errors';
-import { clientIdFromPublicKey, toHex } from '../identity';
+import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
 import { bytesEqual } from './encoding';
 import type { NeighbourGraph } from './graph';

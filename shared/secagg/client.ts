@@ -1,7 +1,8 @@
+import { toHex } from '../bytes';
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
-import { clientIdFromPublicKey, toHex } from '../identity';
+import { clientIdFromPublicKey } from '../identity';
 import {
   IdentityChecker,
   assertMembership,

@@ -1,6 +1,6 @@
+import { utf8Bytes } from '../bytes';
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
-import { utf8 } from '../identity';
 
 /**
  * Domain-separation labels. Every signature, hash and sealed bundle of the protocol starts
@@ -31,10 +31,10 @@ const HEADER = 5; // 1 tag byte + 4-byte big-endian length
  * signed or sealed structure instead of JSON, whose key order and escaping vary.
  */
 export function encodeFields(domain: string, fields: readonly EncodedField[]): Uint8Array {
-  const parts: { tag: number; bytes: Uint8Array }[] = [{ tag: TAG_TEXT, bytes: utf8(domain) }];
+  const parts: { tag: number; bytes: Uint8Array }[] = [{ tag: TAG_TEXT, bytes: utf8Bytes(domain) }];
   for (const f of fields) {
     parts.push(
-      typeof f === 'string' ? { tag: TAG_TEXT, bytes: utf8(f) } : { tag: TAG_BYTES, bytes: f },
+      typeof f === 'string' ? { tag: TAG_TEXT, bytes: utf8Bytes(f) } : { tag: TAG_BYTES, bytes: f },
     );
   }
   let total = 0;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isArrayBuffer, isUint8Array } from '../bytes';
 import { CohortError } from '../errors';
 import type { SecAggConfig } from './params';
 import { MAX_VECTOR_LENGTH } from './params';
@@ -119,18 +120,6 @@ export interface UnmaskingResponse {
   roundId: string;
   selfMaskShares: RevealedShare[];
   secretKeyShares: RevealedShare[];
-}
-
-function isUint8Array(v: unknown): v is Uint8Array {
-  // Cross-realm safe (jest VMs, iframes): no instanceof.
-  return (
-    ArrayBuffer.isView(v) &&
-    (v as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag] === 'Uint8Array'
-  );
-}
-
-function isArrayBuffer(v: unknown): v is ArrayBuffer {
-  return Object.prototype.toString.call(v) === '[object ArrayBuffer]';
 }
 
 function binaryLength(v: Uint8Array | ArrayBuffer): number {

@@ -1,5 +1,6 @@
+import { toHex } from '../bytes';
 import { CohortError } from '../errors';
-import { toHex } from '../identity';
+
 import { SECAGG_DOMAIN, hash32 } from './encoding';
 
 /**

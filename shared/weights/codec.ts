@@ -3,10 +3,11 @@
  * manifest of variable names and shapes, never as JSON number arrays (4x larger, slow to parse,
  * lossy). The manifest lets every receiver check that an update fits its model before using it.
  */
+import { utf8Bytes } from '../bytes';
 import * as tf from '@tensorflow/tfjs';
 import { CohortError } from '../errors';
 import { canonicalJson } from '../model/canonical-json';
-import { sha256Hex, utf8Bytes } from './sha256';
+import { sha256Hex } from './sha256';
 
 /** Names and shapes of a model's variables in order; `length` is the total float count. */
 export interface WeightManifest {

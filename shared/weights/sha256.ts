@@ -2,6 +2,7 @@
  * SHA-256 through WebCrypto, the one hash implementation that is identical (and fast) in Node
  * 20 and in browsers, so a model hash computed by the coordinator matches the client's.
  */
+import { toHex } from '../bytes';
 import { CohortError } from '../errors';
 
 /**
@@ -18,16 +19,4 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   }
   const digest = await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>);
   return toHex(new Uint8Array(digest));
-}
-
-/** Lower-case hex of bytes, the form hashes travel in on the wire and in the database. */
-export function toHex(bytes: Uint8Array): string {
-  let out = '';
-  for (let i = 0; i < bytes.length; i++) out += bytes[i]!.toString(16).padStart(2, '0');
-  return out;
-}
-
-/** UTF-8 bytes of a string (TextEncoder exists in Node and every browser). */
-export function utf8Bytes(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
 }

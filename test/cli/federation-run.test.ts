@@ -1,9 +1,10 @@
+import { fromHex } from '../../shared/bytes';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { RunHistory } from '../../coordinator/history';
-import { clientIdFromPublicKey, fromHex } from '../../shared/identity';
+import { clientIdFromPublicKey } from '../../shared/identity';
 import { evaluateModel } from '../../shared/training/local-train';
 import { useWasmBackend } from '../helpers/backend';
 import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';

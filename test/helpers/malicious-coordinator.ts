@@ -1,3 +1,4 @@
+import { fromHex } from '../../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { packBinary, unpackBinary } from '../../shared/protocol/binary-envelope';
 import { createServer } from 'node:http';
@@ -5,7 +6,7 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
-import { clientIdFromPublicKey, fromHex } from '../../shared/identity';
+import { clientIdFromPublicKey } from '../../shared/identity';
 import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../../shared/protocol/messages';

@@ -1,6 +1,7 @@
+import { toHex, utf8Bytes } from '../../shared/bytes';
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
-import { generateIdentity, signDetached, toHex, utf8 } from '../../shared/identity';
+import { generateIdentity, signDetached } from '../../shared/identity';
 import type { IdentityKeyPair } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
@@ -38,7 +39,7 @@ export async function connectScriptedClient(
       const publicKey = toHex(identity.publicKey);
       const signature = toHex(
         signDetached(
-          utf8(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
+          utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
           identity,
         ),
       );

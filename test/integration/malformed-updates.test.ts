@@ -1,3 +1,4 @@
+import { toHex, utf8Bytes } from '../../shared/bytes';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,7 @@ import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import type { RunHistory } from '../../coordinator/history';
 import type { Dataset } from '../../shared/data/dataset';
-import { generateIdentity, signDetached, toHex, utf8 } from '../../shared/identity';
+import { generateIdentity, signDetached } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/messages';
@@ -330,7 +331,7 @@ async function signedRegistration(raw: RawSocket, overrides: Record<string, unkn
   return {
     protocolVersion: PROTOCOL_VERSION,
     publicKey,
-    signature: toHex(signDetached(utf8(message), identity)),
+    signature: toHex(signDetached(utf8Bytes(message), identity)),
     task: 'mnist',
     modelSpecHash: await specHash(getModelSpec('mnist')),
     platform: 'node',
@@ -363,7 +364,7 @@ describe('refused registrations and junk events', () => {
     const forgedBody = await signedRegistration(forged);
     forgedBody.signature = toHex(
       signDetached(
-        utf8(
+        utf8Bytes(
           registrationMessage(
             forged.challenge.nonce,
             forged.challenge.coordinatorId,
