@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectNodeClient } from '../client-node/node-client';
 import type { NodeClient } from '../client-node/node-client';
-import type { ClientSessionEvents } from '../shared/client/client-session';
 import type { Dataset } from '../shared/data/dataset';
 import { limitExamples, selectExamples } from '../shared/data/dataset';
 import { parsePartitionSpec, partitionIndices } from '../shared/data/partition';
@@ -12,7 +11,6 @@ import { CohortError } from '../shared/errors';
 import { generateIdentity } from '../shared/identity';
 import { createRng, mixSeeds } from '../shared/random';
 import type { CoordinatorConfigInput } from './config';
-import type { CoordinatorEvents } from './coordinator';
 import { Coordinator } from './coordinator';
 import type { RunHistory } from './history';
 import type { Logger } from './logger';
@@ -42,7 +40,6 @@ export interface SimulationOptions {
   log?: Logger;
   /** Observes coordinator progress from before it starts listening (the CLI prints it). */
   onCoordinator?: (coordinator: Coordinator) => void;
-  clientEvents?(index: number): ClientSessionEvents;
 }
 
 /**
@@ -117,7 +114,6 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
           displayName: `sim-${i + 1}`,
           reconnectDelayMs: 200,
           reconnectDelayMaxMs: 2_000,
-          ...(options.clientEvents ? { events: options.clientEvents(i) } : {}),
           ...(dropout > 0
             ? { faults: { dropMidRound: () => rng.next() < dropout, rejoinAfterMs: 300 } }
             : {}),
@@ -133,5 +129,3 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
 }
-
-export type { CoordinatorEvents };

@@ -14,15 +14,13 @@ export function addBackendOption(command: Command): Command {
   );
 }
 
-/** Picks the backend and says which one it chose, as the user should always know. */
-export async function chooseBackend(preferred: string, quiet = false): Promise<string> {
-  const result = await selectBackend({
-    preferred: preferred as BackendPreference,
-    log: (line) => {
-      if (!quiet) console.log(line);
-    },
-  });
-  if (!quiet) console.log(`backend: ${result.choice} (${result.detail})`);
+/**
+ * Picks the backend and says which one it chose, as the user should always know; the detail
+ * names every backend skipped and why (e.g. CUDA libraries missing for tfjs-node-gpu).
+ */
+export async function chooseBackend(preferred: string): Promise<string> {
+  const result = await selectBackend({ preferred: preferred as BackendPreference });
+  console.log(`backend: ${result.choice} (${result.detail})`);
   return result.choice;
 }
 

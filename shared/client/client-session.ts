@@ -100,10 +100,6 @@ export class ClientSession {
     return this.clientId;
   }
 
-  get currentState(): ClientState {
-    return this.state;
-  }
-
   private setState(state: ClientState): void {
     this.state = state;
     this.options.events?.onState?.(state);
