@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { CohortError, ERROR_CODES, isCohortError, errorMessage } from '../shared/errors';
+import { CohortError, errorMessage, isCohortError, parseErrorCode } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/messages';
 import { fitResSchema, progressSchema } from '../shared/protocol/messages';
@@ -107,7 +107,7 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
         throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
       const res = parseMessage(fitResSchema, raw, 'fit result');
       if (res.status === 'error') {
-        record(client.id, 'rejected', 0, knownCode(res.code) ?? 'TRAINING_FAILED');
+        record(client.id, 'rejected', 0, parseErrorCode(res.code) ?? 'TRAINING_FAILED');
         input.log.warn(
           `client ${client.id.slice(0, 8)} failed round ${input.round}: ${res.message}`,
         );
@@ -174,9 +174,4 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
     }
   }
   return { accepted, participations };
-}
-
-/** Maps a code a client sent back to a published one; anything else is not trusted. */
-function knownCode(code: string): ErrorCode | null {
-  return Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
 }

@@ -1,4 +1,4 @@
-import { CohortError, ERROR_CODES, isCohortError, errorMessage } from '../shared/errors';
+import { CohortError, errorMessage, isCohortError, parseErrorCode } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
 import type { SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
@@ -68,9 +68,7 @@ export async function runSecureAggregation(
             input.signal,
           );
           if (isErrorAck(raw)) {
-            const code = Object.hasOwn(ERROR_CODES, raw.code)
-              ? (raw.code as ErrorCode)
-              : 'INTERNAL';
+            const code = parseErrorCode(raw.code) ?? 'INTERNAL';
             throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
           }
           await server.receive(phase, clientId, unpackBinary(raw));

@@ -64,6 +64,11 @@ export function isCohortError(err: unknown, code?: ErrorCode): err is CohortErro
   return err instanceof CohortError && (code === undefined || err.code === code);
 }
 
+/** A code a peer sent back, if it is a published one; anything else is not trusted. */
+export function parseErrorCode(code: string): ErrorCode | null {
+  return Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
+}
+
 /** The human part of any thrown value, for log lines (no "CohortError:" prefix, no stack). */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
