@@ -9,6 +9,10 @@ import { requestFromClient } from './request';
 
 /** What the secure phases need: the clients that finished training, and the round's config. */
 export interface SecureAggregationInput {
+  /** This coordinator's id (hash of its key), as in the registration challenge. */
+  coordinatorId: string;
+  /** Experiment name, as announced at registration. */
+  experiment: string;
   round: number;
   roundId: string;
   modelHash: string;
@@ -45,6 +49,8 @@ export async function runSecureAggregation(
   let server: SecAggServerRound;
   try {
     server = new SecAggServerRound({
+      coordinatorId: input.coordinatorId,
+      experiment: input.experiment,
       roundId: input.roundId,
       modelHash: input.modelHash,
       config: input.config,

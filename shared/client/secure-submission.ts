@@ -1,15 +1,28 @@
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import type { FitIns } from '../protocol/messages';
-import type { SecAggPhase } from '../secagg';
-import { SecAggClientSession } from '../secagg';
-import type { SecureSubmission } from './client-session';
+import type { RoundLedger } from '../secagg';
+import { MemoryRoundLedger, SecAggClientSession, isSecAggPhase } from '../secagg';
+import type { SecureRoundContext, SecureSubmission } from './client-session';
 import type { LocalFitResult } from './trainer';
 
 interface PendingRound {
   session: SecAggClientSession;
   delta: Float32Array;
-  numExamples: number;
+}
+
+/** Options of a {@link SecAggSubmission}: the client's secure-aggregation policy. */
+export interface SecAggSubmissionOptions {
+  identity: IdentityKeyPair;
+  /** Pinned identity keys: every participant of a secure round must be one of them. */
+  knownIdentityKeys?: Iterable<Uint8Array>;
+  /** Smallest secure cohort this client joins (default 5, see DEFAULT_MIN_PARTICIPANTS). */
+  minParticipants?: number;
+  /**
+   * Rounds this client revealed shares in, persisted with its identity; without one a repeat
+   * is only refused within this process.
+   */
+  ledger?: RoundLedger;
 }
 
 /**
@@ -22,23 +35,38 @@ export class SecAggSubmission implements SecureSubmission {
   private readonly rounds = new Map<string, PendingRound>();
   /** Recently ended rounds, so a repeated request is named a replay rather than unknown. */
   private readonly ended: string[] = [];
+  private readonly ledger: RoundLedger;
 
-  constructor(
-    private readonly identity: IdentityKeyPair,
-    private readonly knownIdentityKeys?: Iterable<Uint8Array>,
-  ) {}
+  constructor(private readonly options: SecAggSubmissionOptions) {
+    this.ledger = options.ledger ?? new MemoryRoundLedger();
+  }
 
-  prepare(roundId: string, fit: FitIns, result: LocalFitResult): void {
+  prepare(context: SecureRoundContext, fit: FitIns, result: LocalFitResult): void {
     for (const old of [...this.rounds.keys()]) this.forget(old);
-    this.rounds.set(roundId, {
+    if (this.ended.includes(context.roundId)) {
+      throw new CohortError('SECAGG_REPLAY', `secure round ${context.roundId} already ran here`);
+    }
+    this.rounds.set(context.roundId, {
       session: new SecAggClientSession({
-        identity: this.identity,
-        roundId,
+        identity: this.options.identity,
+        coordinatorId: context.coordinatorId,
+        experiment: context.experiment,
+        roundId: context.roundId,
         modelHash: fit.model.modelHash,
-        ...(this.knownIdentityKeys ? { knownIdentityKeys: this.knownIdentityKeys } : {}),
+        input: {
+          update: result.delta,
+          exampleCount: result.numExamples,
+          trainLoss: result.trainLoss,
+        },
+        ledger: this.ledger,
+        ...(this.options.minParticipants !== undefined
+          ? { minParticipants: this.options.minParticipants }
+          : {}),
+        ...(this.options.knownIdentityKeys
+          ? { knownIdentityKeys: this.options.knownIdentityKeys }
+          : {}),
       }),
       delta: result.delta,
-      numExamples: result.numExamples,
     });
   }
 
@@ -50,14 +78,11 @@ export class SecAggSubmission implements SecureSubmission {
       }
       throw new CohortError('UPDATE_STALE', `no secure round ${roundId} in progress here`);
     }
-    if (!isPhase(phase)) {
+    if (!isSecAggPhase(phase)) {
       throw new CohortError('MESSAGE_INVALID', `unknown secure-aggregation phase "${phase}"`);
     }
     try {
-      const response = await pending.session.answer(phase, body, {
-        update: pending.delta,
-        exampleCount: pending.numExamples,
-      });
+      const response = await pending.session.answer(phase, body);
       if (phase === 'unmasking') this.forget(roundId);
       return response;
     } catch (error) {
@@ -70,21 +95,10 @@ export class SecAggSubmission implements SecureSubmission {
   forget(roundId: string): void {
     const pending = this.rounds.get(roundId);
     if (!pending) return;
+    pending.session.abandon();
     pending.delta.fill(0);
     this.rounds.delete(roundId);
     this.ended.push(roundId);
     if (this.ended.length > 32) this.ended.shift();
   }
-}
-
-const PHASES: readonly string[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-] satisfies SecAggPhase[];
-
-function isPhase(phase: string): phase is SecAggPhase {
-  return PHASES.includes(phase);
 }

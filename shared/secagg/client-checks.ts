@@ -2,10 +2,9 @@ import { toHex } from '../bytes';
 import { CohortError } from '../errors';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
-import { bytesEqual } from './encoding';
-import type { NeighbourGraph } from './graph';
 import { assertSortedUnique } from './graph';
 import type { AdvertisedKeys, SurvivorSignature, UnmaskingRequest } from './messages';
+import type { RoundView } from './round-view';
 import type { RoundContext } from './signed-payloads';
 import { advertisementBytes } from './signed-payloads';
 
@@ -17,9 +16,8 @@ import { advertisementBytes } from './signed-payloads';
 
 /**
  * Decides whether an identity key may speak for a client id: the id must be the hash of the
- * key (so the coordinator cannot swap keys under a real id), the key must be pinned when the
- * deployment pins identities (so it cannot invent clients), and a client's key must not
- * change within the round.
+ * key (so the coordinator cannot swap keys under a real id) and, when the deployment pins
+ * identities, the key must be pinned (so it cannot invent clients).
  */
 export class IdentityChecker {
   private readonly pinned: Set<string> | undefined;
@@ -31,18 +29,12 @@ export class IdentityChecker {
   }
 
   /** Throws SECAGG_SIGNATURE unless `identityPublicKey` may speak for `clientId`. */
-  check(clientId: string, identityPublicKey: Uint8Array, seenBefore?: Uint8Array): void {
+  check(clientId: string, identityPublicKey: Uint8Array): void {
     if (clientIdFromPublicKey(identityPublicKey) !== clientId) {
       throw new CohortError('SECAGG_SIGNATURE', `identity key does not belong to ${clientId}`);
     }
     if (this.pinned && !this.pinned.has(toHex(identityPublicKey))) {
       throw new CohortError('SECAGG_SIGNATURE', `${clientId} is not a known identity`);
-    }
-    if (seenBefore && !bytesEqual(seenBefore, identityPublicKey)) {
-      throw new CohortError(
-        'SECAGG_SIGNATURE',
-        `identity key of ${clientId} changed during the round`,
-      );
     }
   }
 
@@ -59,20 +51,29 @@ export class IdentityChecker {
   }
 }
 
-/** A list of ids must name `self` (SECAGG_INCONSISTENT) and hold at least t (SECAGG_BELOW_THRESHOLD). */
-export function assertMembership(
-  ids: readonly string[],
-  self: string,
-  threshold: number,
-  what: string,
-): void {
+/** A list of ids must name `self` (SECAGG_INCONSISTENT). */
+export function assertIncludesSelf(ids: readonly string[], self: string, what: string): void {
   if (!ids.includes(self)) {
     throw new CohortError('SECAGG_INCONSISTENT', `${what} do not include this client`);
   }
-  if (ids.length < threshold) {
+}
+
+/**
+ * At least t of a client's own share holders (itself and its neighbours) must be in `ids`
+ * (SECAGG_BELOW_THRESHOLD). Counting the whole list is not enough: "t key sharers" is
+ * worthless if none of them is my neighbour, since then my input carries only the self mask.
+ */
+export function assertNeighbourhood(
+  ids: ReadonlySet<string>,
+  holders: readonly string[],
+  threshold: number,
+  what: string,
+): void {
+  const present = holders.filter((h) => ids.has(h)).length;
+  if (present < threshold) {
     throw new CohortError(
       'SECAGG_BELOW_THRESHOLD',
-      `${ids.length} ${what}, threshold is ${threshold}`,
+      `${present} of this client's ${holders.length} share holders are ${what}, threshold is ${threshold}`,
     );
   }
 }
@@ -97,13 +98,12 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
 /**
  * The lists of an Unmasking request: survivors exactly as this client signed them, dropped
  * exactly the key sharers minus the survivors (so nobody is both alive and dead), signers
- * distinct survivors and at least t of them. Returns the survivors as a set.
+ * distinct survivors. Returns the survivors as a set.
  */
 export function checkUnmaskingLists(
   req: UnmaskingRequest,
   signedSurvivors: readonly string[],
-  keySharers: ReadonlySet<string>,
-  threshold: number,
+  keySharers: readonly string[],
 ): Set<string> {
   if (!sameList(req.survivors, signedSurvivors)) {
     throw new CohortError(
@@ -116,7 +116,7 @@ export function checkUnmaskingLists(
   if (req.dropped.some((id) => alive.has(id))) {
     throw new CohortError('SECAGG_INCONSISTENT', 'a client is listed as both alive and dead');
   }
-  const expectedDropped = [...keySharers].filter((id) => !alive.has(id)).sort();
+  const expectedDropped = keySharers.filter((id) => !alive.has(id));
   if (!sameList(req.dropped, expectedDropped)) {
     throw new CohortError(
       'SECAGG_INCONSISTENT',
@@ -133,41 +133,34 @@ export function checkUnmaskingLists(
     }
     signers.add(s.clientId);
   }
-  if (signers.size < threshold) {
-    throw new CohortError(
-      'SECAGG_BELOW_THRESHOLD',
-      `${signers.size} survivors signed, ${threshold} needed`,
-    );
-  }
   return alive;
 }
 
 /**
  * Verifies the consistency signatures that matter to this client (those of share holders of
- * the clients whose shares it holds; others cannot affect what it reveals) and requires, for
- * every such owner, at least t holders who signed the same list. With t above half of each
- * holder set, two honest holders can then never have accepted different lists, so no owner
- * is treated as alive by some holders and dead by others. Returns nothing; throws
- * SECAGG_SIGNATURE on any bad signature, SECAGG_BELOW_THRESHOLD on too few confirmations.
+ * the clients whose shares it holds) with the identity keys of the round view, and requires,
+ * for every such owner, at least t holders who signed the same view, sharer list and
+ * survivor list. Two groups of honest holders that accepted different lists would need
+ * 2t <= m + c signers for c colluders, so with c < 2t - m no owner is treated as alive by some
+ * holders and dead by others. Throws SECAGG_SIGNATURE on any bad signature,
+ * SECAGG_BELOW_THRESHOLD on too few confirmations.
  */
 export async function checkSurvivorConfirmations(options: {
   signatures: readonly SurvivorSignature[];
   owners: readonly string[];
-  graph: NeighbourGraph;
+  view: RoundView;
   message: Uint8Array;
-  threshold: number;
-  identities: IdentityChecker;
-  knownIdentityKey: (clientId: string) => Uint8Array | undefined;
 }): Promise<void> {
-  const { graph, owners, threshold } = options;
+  const { view, owners } = options;
+  const { graph } = view;
+  const threshold = view.params.threshold;
   const relevant = new Set<string>();
   for (const owner of owners) for (const h of graph.holdersOf(owner)) relevant.add(h);
   const checked = options.signatures.filter((s) => relevant.has(s.clientId));
-  for (const s of checked) {
-    options.identities.check(s.clientId, s.identityPublicKey, options.knownIdentityKey(s.clientId));
-  }
   const valid = await Promise.all(
-    checked.map((s) => verifySignature(options.message, s.signature, s.identityPublicKey)),
+    checked.map((s) =>
+      verifySignature(options.message, s.signature, view.keys.get(s.clientId)!.identityPublicKey),
+    ),
   );
   const bad = checked.find((_s, i) => !valid[i]);
   if (bad) {
@@ -183,6 +176,50 @@ export async function checkSurvivorConfirmations(options: {
       throw new CohortError(
         'SECAGG_BELOW_THRESHOLD',
         `only ${confirmed} share holders of ${owner} confirmed the survivor list, ${threshold} needed`,
+      );
+    }
+  }
+}
+
+/**
+ * Before revealing a surviving owner's self-mask share, checks that the owner signed, with
+ * its masked input, the very sharer list this client was shown. Revealing the self mask is
+ * only safe if the owner masked with this client (and so with every holder that reveals); a
+ * coordinator that showed the owner a smaller sharer set, to strip its pairwise masks by
+ * declaring those sharers dead elsewhere, cannot produce that signature.
+ */
+export async function checkInputSignatures(options: {
+  inputSignatures: readonly SurvivorSignature[];
+  owners: readonly string[];
+  view: RoundView;
+  message: Uint8Array;
+}): Promise<void> {
+  const byId = new Map<string, Uint8Array>();
+  for (const s of options.inputSignatures) {
+    if (byId.has(s.clientId)) {
+      throw new CohortError('SECAGG_INCONSISTENT', `repeated input signature of ${s.clientId}`);
+    }
+    byId.set(s.clientId, s.signature);
+  }
+  const results = await Promise.all(
+    options.owners.map(async (owner) => {
+      const signature = byId.get(owner);
+      if (!signature) return { owner, ok: false as const, missing: true };
+      const key = options.view.keys.get(owner)!.identityPublicKey;
+      return { owner, ok: await verifySignature(options.message, signature, key), missing: false };
+    }),
+  );
+  for (const r of results) {
+    if (r.missing) {
+      throw new CohortError(
+        'SECAGG_INCONSISTENT',
+        `no MaskedInput signature of survivor ${r.owner}: cannot tell what it masked with`,
+      );
+    }
+    if (!r.ok) {
+      throw new CohortError(
+        'SECAGG_SIGNATURE',
+        `survivor ${r.owner} masked against another sharer list than this client was shown`,
       );
     }
   }

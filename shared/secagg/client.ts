@@ -1,22 +1,21 @@
-import { toHex } from '../bytes';
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey } from '../identity';
 import {
   IdentityChecker,
-  assertMembership,
+  assertIncludesSelf,
+  assertNeighbourhood,
   assertSubset,
+  checkInputSignatures,
   checkSurvivorConfirmations,
   checkUnmaskingLists,
 } from './client-checks';
 import { forgetCachedKeys, generateBoxKeyPair, signMessage } from './crypto-primitives';
-import { uint32ToBytesLE, wipe } from './encoding';
-import type { NeighbourGraph } from './graph';
-import { assertSortedUnique, buildNeighbourGraph, graphSeed } from './graph';
+import { bytesEqual, uint32ToBytesLE, wipe } from './encoding';
+import { assertSortedUnique } from './graph';
 import type {
   AdvertiseKeysResponse,
-  AdvertisedKeys,
   ConsistencyCheckResponse,
   MaskedInputResponse,
   OutgoingBundle,
@@ -26,15 +25,20 @@ import type {
 } from './messages';
 import { parseSecAggMessage } from './messages';
 import type { SecAggConfig } from './params';
-import { assertSafeConfig, configHash } from './params';
+import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD, assertSafeConfig, configHash } from './params';
 import { addMask } from './prg';
-import type { RandomFill } from './quantize';
+import type { RandomFill, SecAggInput } from './quantize';
 import { cryptoRandomFill, quantizeWeightedUpdate } from './quantize';
+import type { RoundLedger } from './round-ledger';
+import { MemoryRoundLedger, roundLedgerKey } from './round-ledger';
+import type { RoundView } from './round-view';
+import { buildRoundView } from './round-view';
 import { splitSecret } from './shamir';
 import type { RoundContext } from './signed-payloads';
 import {
   advertisementBytes,
   consistencyBytes,
+  maskedInputBytes,
   openBundle,
   pairwiseSeed,
   pairwiseSign,
@@ -45,15 +49,28 @@ import {
 export interface SecAggClientOptions {
   /** The client's long-term Ed25519 identity; its id is derived from the public key. */
   identity: IdentityKeyPair;
+  /** Id of the coordinator this client registered with (the hash of its key). */
+  coordinatorId: string;
+  /** Experiment announced at registration. */
+  experiment: string;
   /** The round this session belongs to; any message for another round is refused. */
   roundId: string;
   /** Hash of the global model this client trained on; a different one is refused. */
   modelHash: string;
+  /** What this client contributes; read at MaskedInput (its owner wipes it afterwards). */
+  input: SecAggInput;
   /**
-   * Pinned identity public keys (e.g. certified by a registrar). When given, any participant
-   * whose identity key is not listed is refused, so the coordinator cannot invent clients.
+   * Pinned identity public keys (e.g. certified by a registrar). When given, every
+   * participant of the round must be listed, so the coordinator cannot invent clients.
    */
   knownIdentityKeys?: Iterable<Uint8Array>;
+  /** Smallest participant count accepted (default {@link DEFAULT_MIN_PARTICIPANTS}, at least 3). */
+  minParticipants?: number;
+  /**
+   * Rounds this client already revealed shares in, persisted with its identity. Defaults to a
+   * ledger of this session alone, which refuses nothing across sessions: pass the client's.
+   */
+  ledger?: RoundLedger;
   /** Random source for stochastic rounding (default: crypto.getRandomValues). */
   randomFill?: RandomFill;
 }
@@ -71,6 +88,20 @@ export type SecAggClientPhase =
 /** The five protocol phases, in the order a round runs them. */
 export type SecAggPhase = Exclude<SecAggClientPhase, 'done' | 'failed'>;
 
+/** The five protocol phases in order: the one list every driver iterates. */
+export const SECAGG_PHASES: readonly SecAggPhase[] = [
+  'advertiseKeys',
+  'shareKeys',
+  'maskedInput',
+  'consistencyCheck',
+  'unmasking',
+];
+
+/** True when `phase` names a protocol phase. */
+export function isSecAggPhase(phase: string): phase is SecAggPhase {
+  return (SECAGG_PHASES as readonly string[]).includes(phase);
+}
+
 interface HeldShares {
   selfMaskShare: Uint8Array;
   secretKeyShare: Uint8Array;
@@ -79,13 +110,23 @@ interface HeldShares {
 /**
  * The honest client of one secure-aggregation round (Bonawitz et al. 2017 with the SecAgg+
  * graph). One instance per (client, round). Each phase method takes the coordinator's request
- * as untrusted data and returns the response to send back; it assumes the coordinator may be
- * malicious and checks everything before revealing anything: signatures and identities of
- * every key, the model and config hashes, routing of sealed bundles, that each survivor list
- * shrinks monotonically and stays >= t, that the survivors signed the same list, and that no
- * client is ever both alive and dead. Phases run strictly in order and once; the first error
- * aborts the session for good and wipes its secrets, so a refused request cannot be retried
- * with a variation.
+ * as untrusted data and returns the response to send back; it assumes the coordinator is
+ * malicious and may lie to every client differently, and checks everything before revealing
+ * anything:
+ *
+ * - the round names the coordinator and experiment it registered with, a model it trained on,
+ *   a config whose scale it derives itself, and a round id it never revealed shares in;
+ * - the advertisement list is verified whole (every signature, every identity pinned when
+ *   pinning), and its hash — the round view — seeds the graph, is sealed into every share
+ *   bundle and is signed in the consistency check, so all honest clients that go on share one
+ *   view; k and t are derived from the participant count, never taken from the coordinator;
+ * - at every phase at least t of its *own* share holders must still be in the list shown;
+ * - before revealing a survivor's self-mask share, t holders of every owner concerned signed
+ *   the same sharer and survivor lists, and the survivor signed (with its masked input) the
+ *   sharer list this client was shown, so its pairwise masks with live holders stay in place.
+ *
+ * Phases run strictly in order and once; the first error aborts the session for good and
+ * wipes its secrets, so a refused request cannot be retried with a variation.
  */
 export class SecAggClientSession {
   /** This client's id (derived from its identity key, never chosen). */
@@ -94,21 +135,33 @@ export class SecAggClientSession {
   private busy = false;
   private readonly identities: IdentityChecker;
   private readonly randomFill: RandomFill;
+  private readonly ledger: RoundLedger;
+  private readonly ledgerKey: string;
+  private readonly minParticipants: number;
   private config: SecAggConfig | undefined;
   private ctx: RoundContext | undefined;
   private cKeys: nacl.BoxKeyPair | undefined;
   private sKeys: nacl.BoxKeyPair | undefined;
-  private graph: NeighbourGraph | undefined;
-  private readonly neighbourKeys = new Map<string, AdvertisedKeys>();
+  private view: RoundView | undefined;
   private selfMaskSeed: Uint8Array | undefined;
   private readonly held = new Map<string, HeldShares>();
-  private sharedKeys: Set<string> | undefined;
+  private sharers: string[] | undefined;
   private survivors: string[] | undefined;
 
   constructor(private readonly options: SecAggClientOptions) {
     this.clientId = clientIdFromPublicKey(options.identity.publicKey);
     this.randomFill = options.randomFill ?? cryptoRandomFill;
     this.identities = new IdentityChecker(options.knownIdentityKeys);
+    this.ledger = options.ledger ?? new MemoryRoundLedger();
+    this.ledgerKey = roundLedgerKey(options.coordinatorId, options.experiment, options.roundId);
+    const min = options.minParticipants ?? DEFAULT_MIN_PARTICIPANTS;
+    if (!Number.isInteger(min) || min < MIN_THRESHOLD) {
+      throw new CohortError(
+        'CONFIG_INVALID',
+        `minParticipants must be an integer >= ${MIN_THRESHOLD}, got ${min}`,
+      );
+    }
+    this.minParticipants = min;
   }
 
   /** The phase this session expects next ('done' after unmasking, 'failed' after any error). */
@@ -116,11 +169,23 @@ export class SecAggClientSession {
     return this.state;
   }
 
-  /** Phase 0: checks the round's model and config, creates and signs fresh X25519 pairs. */
+  /**
+   * Phase 0: checks the round's coordinator, experiment, model, config and round id, then
+   * creates and signs fresh X25519 pairs.
+   */
   advertiseKeys(request: unknown): Promise<AdvertiseKeysResponse> {
     return this.run('advertiseKeys', 'shareKeys', async () => {
       const req = parseSecAggMessage('advertiseKeysRequest', request);
       this.checkRound(req.roundId);
+      if (
+        req.coordinatorId !== this.options.coordinatorId ||
+        req.experiment !== this.options.experiment
+      ) {
+        throw new CohortError(
+          'SECAGG_INCONSISTENT',
+          'the round names another coordinator or experiment than this client registered with',
+        );
+      }
       if (req.modelHash !== this.options.modelHash) {
         throw new CohortError(
           'MODEL_HASH_MISMATCH',
@@ -128,8 +193,17 @@ export class SecAggClientSession {
         );
       }
       assertSafeConfig(req.config);
+      if (req.config.vectorLength !== this.options.input.update.length) {
+        throw new CohortError(
+          'UPDATE_SHAPE',
+          `the round expects ${req.config.vectorLength} values, this client's update has ${this.options.input.update.length}`,
+        );
+      }
+      await this.refuseRepeatedRound();
       this.config = Object.freeze({ ...req.config });
       this.ctx = {
+        coordinatorId: req.coordinatorId,
+        experiment: req.experiment,
         roundId: req.roundId,
         modelHash: req.modelHash,
         configHash: configHash(this.config),
@@ -150,53 +224,54 @@ export class SecAggClientSession {
   }
 
   /**
-   * Phase 1: verifies every neighbour's signed keys, Shamir-shares the fresh self-mask seed b
-   * and the masking secret key among the neighbourhood, and seals each neighbour's bundle.
+   * Phase 1: verifies the whole signed advertisement list (its own entry unaltered, every
+   * other signature and identity), derives the round view, k, t and the graph from it,
+   * Shamir-shares the fresh self-mask seed b and the masking secret key among its holders,
+   * and seals each neighbour's bundle under the view hash.
    */
   shareKeys(request: unknown): Promise<ShareKeysResponse> {
     return this.run('shareKeys', 'maskedInput', async () => {
       const req = parseSecAggMessage('shareKeysRequest', request);
       const { config, ctx, cKeys, sKeys } = this.ready();
       this.checkRound(req.roundId);
-      assertSortedUnique(req.participants, 'participants');
-      assertMembership(req.participants, this.clientId, config.threshold, 'participants');
-      if (req.participants.length > config.maxClients) {
-        throw new CohortError('CONFIG_UNSAFE', 'more participants than the config was sized for');
+      const own = req.advertisements.find((a) => a.clientId === this.clientId);
+      if (
+        !own ||
+        !bytesEqual(own.identityPublicKey, this.options.identity.publicKey) ||
+        !bytesEqual(own.cPublicKey, cKeys.publicKey) ||
+        !bytesEqual(own.sPublicKey, sKeys.publicKey)
+      ) {
+        throw new CohortError(
+          'SECAGG_INCONSISTENT',
+          'the advertisement list lacks this client or alters its keys',
+        );
       }
-      const graph = buildNeighbourGraph(
-        req.participants,
-        config.neighbours,
-        graphSeed(ctx.roundId, ctx.configHash, req.participants),
-      );
-      const expected = new Set(graph.neighboursOf(this.clientId));
-      const seenKeys = new Set([toHex(cKeys.publicKey), toHex(sKeys.publicKey)]);
-      for (const entry of req.neighbours) {
-        if (!expected.has(entry.clientId) || this.neighbourKeys.has(entry.clientId)) {
-          throw new CohortError(
-            'SECAGG_INCONSISTENT',
-            `unexpected or repeated neighbour ${entry.clientId}`,
-          );
-        }
-        for (const k of [entry.cPublicKey, entry.sPublicKey]) {
-          const hex = toHex(k);
-          if (seenKeys.has(hex))
-            throw new CohortError('SECAGG_INCONSISTENT', 'a public key appears twice');
-          seenKeys.add(hex);
-        }
-        this.neighbourKeys.set(entry.clientId, entry);
+      const n = req.advertisements.length;
+      if (n > config.maxClients) {
+        throw new CohortError(
+          'CONFIG_UNSAFE',
+          `${n} participants, more than the ${config.maxClients} the config was sized for`,
+        );
       }
-      if (this.neighbourKeys.size !== expected.size) {
-        throw new CohortError('SECAGG_INCONSISTENT', 'the keys of some neighbours are missing');
+      if (n < this.minParticipants) {
+        throw new CohortError(
+          'SECAGG_BELOW_THRESHOLD',
+          `${n} participants; this client takes part in secure rounds of at least ${this.minParticipants}`,
+        );
       }
+      const view = buildRoundView(ctx, req.advertisements);
       await Promise.all(
-        req.neighbours.map((entry) => this.identities.verifyAdvertisement(entry, ctx)),
+        req.advertisements
+          .filter((a) => a.clientId !== this.clientId)
+          .map((a) => this.identities.verifyAdvertisement(a, ctx)),
       );
-      this.graph = graph;
-      const holders = graph.holdersOf(this.clientId);
+      this.view = view;
+      const holders = view.graph.holdersOf(this.clientId);
       const seed = nacl.randomBytes(32);
       this.selfMaskSeed = seed;
-      const selfMaskShares = await splitSecret(seed, holders.length, config.threshold);
-      const secretKeyShares = await splitSecret(sKeys.secretKey, holders.length, config.threshold);
+      const t = view.params.threshold;
+      const selfMaskShares = await splitSecret(seed, holders.length, t);
+      const secretKeyShares = await splitSecret(sKeys.secretKey, holders.length, t);
       const bundles: OutgoingBundle[] = [];
       for (const [j, holder] of holders.entries()) {
         const shares = { selfMaskShare: selfMaskShares[j]!, secretKeyShare: secretKeyShares[j]! };
@@ -205,8 +280,8 @@ export class SecAggClientSession {
           continue;
         }
         const sealed = await sealBundle(
-          { roundId: ctx.roundId, senderId: this.clientId, recipientId: holder, ...shares },
-          this.neighbourKeys.get(holder)!.cPublicKey,
+          { viewHash: view.hash, senderId: this.clientId, recipientId: holder, ...shares },
+          view.keys.get(holder)!.cPublicKey,
           cKeys.secretKey,
         );
         wipe(shares.selfMaskShare, shares.secretKeyShare);
@@ -217,24 +292,28 @@ export class SecAggClientSession {
   }
 
   /**
-   * Phase 2: opens the bundles of neighbours who shared keys, then returns
-   * quantize(update) + PRG(b) + sum of +-PRG(s_uv) over those neighbours, mod 2^32.
+   * Phase 2: requires t of its own holders among the key sharers, opens the bundles of
+   * neighbours who shared keys (sealed under the same view), then returns
+   * quantize(input) + PRG(b) + sum of +-PRG(s_uv) over those neighbours, mod 2^32, with a
+   * signature over the sharer list it masked against.
    */
-  maskedInput(
-    request: unknown,
-    update: Float32Array,
-    exampleCount: number,
-  ): Promise<MaskedInputResponse> {
+  maskedInput(request: unknown): Promise<MaskedInputResponse> {
     return this.run('maskedInput', 'consistencyCheck', async () => {
       const req = parseSecAggMessage('maskedInputRequest', request);
       const { config, ctx, cKeys, sKeys } = this.ready();
-      const graph = this.graph!;
+      const view = this.view!;
       this.checkRound(req.roundId);
-      assertSortedUnique(req.participants, 'participants');
-      assertSubset(req.participants, new Set(graph.participants), 'key sharers');
-      assertMembership(req.participants, this.clientId, config.threshold, 'key sharers');
-      const sharers = new Set(req.participants);
-      const senders = graph.neighboursOf(this.clientId).filter((id) => sharers.has(id));
+      assertSortedUnique(req.sharers, 'key sharers');
+      assertSubset(req.sharers, new Set(view.participants), 'key sharers');
+      assertIncludesSelf(req.sharers, this.clientId, 'key sharers');
+      const sharers = new Set(req.sharers);
+      assertNeighbourhood(
+        sharers,
+        view.graph.holdersOf(this.clientId),
+        view.params.threshold,
+        'key sharers',
+      );
+      const senders = view.graph.neighboursOf(this.clientId).filter((id) => sharers.has(id));
       const bundles = new Map(req.bundles.map((b) => [b.senderId, b] as const));
       if (bundles.size !== req.bundles.length || bundles.size !== senders.length) {
         throw new CohortError('SECAGG_INCONSISTENT', 'share bundles do not match the key sharers');
@@ -244,10 +323,10 @@ export class SecAggClientSession {
         if (!bundle)
           throw new CohortError('SECAGG_INCONSISTENT', `no bundle from key sharer ${sender}`);
         const opened = await openBundle(
-          { roundId: ctx.roundId, senderId: sender, recipientId: this.clientId },
+          { viewHash: view.hash, senderId: sender, recipientId: this.clientId },
           bundle.nonce,
           bundle.ciphertext,
-          this.neighbourKeys.get(sender)!.cPublicKey,
+          view.keys.get(sender)!.cPublicKey,
           cKeys.secretKey,
         );
         this.held.set(sender, {
@@ -255,55 +334,68 @@ export class SecAggClientSession {
           secretKeyShare: opened.secretKeyShare,
         });
       }
-      this.sharedKeys = sharers;
-      const vector = quantizeWeightedUpdate(update, exampleCount, config, this.randomFill);
+      this.sharers = [...req.sharers];
+      const vector = quantizeWeightedUpdate(this.options.input, config, this.randomFill);
       await addMask(vector, this.selfMaskSeed!, 1);
       for (const other of senders) {
         const seed = await pairwiseSeed(
           ctx.roundId,
           sKeys.secretKey,
-          this.neighbourKeys.get(other)!.sPublicKey,
+          view.keys.get(other)!.sPublicKey,
         );
         await addMask(vector, seed, pairwiseSign(this.clientId, other));
         wipe(seed);
       }
-      return { roundId: ctx.roundId, maskedInput: uint32ToBytesLE(vector) };
+      const signature = await signMessage(
+        maskedInputBytes(view.hash, this.sharers),
+        this.options.identity,
+      );
+      return { roundId: ctx.roundId, maskedInput: uint32ToBytesLE(vector), signature };
     });
   }
 
-  /** Phase 3: signs the survivor list after checking it only shrank and is still >= t. */
+  /**
+   * Phase 3: signs the view, the sharer list and the survivor list after checking that the
+   * survivors are sharers it was shown, include itself, and keep t of its own holders.
+   */
   consistencyCheck(request: unknown): Promise<ConsistencyCheckResponse> {
     return this.run('consistencyCheck', 'unmasking', async () => {
       const req = parseSecAggMessage('consistencyCheckRequest', request);
       const { ctx } = this.ready();
+      const view = this.view!;
       this.checkRound(req.roundId);
       assertSortedUnique(req.survivors, 'survivors');
-      assertSubset(req.survivors, this.sharedKeys!, 'survivors');
-      assertMembership(req.survivors, this.clientId, this.config!.threshold, 'survivors');
+      assertSubset(req.survivors, new Set(this.sharers!), 'survivors');
+      assertIncludesSelf(req.survivors, this.clientId, 'survivors');
+      assertNeighbourhood(
+        new Set(req.survivors),
+        view.graph.holdersOf(this.clientId),
+        view.params.threshold,
+        'survivors',
+      );
       this.survivors = [...req.survivors];
       return {
         roundId: ctx.roundId,
-        signature: await signMessage(consistencyBytes(ctx, req.survivors), this.options.identity),
+        signature: await signMessage(
+          consistencyBytes(view.hash, this.sharers!, req.survivors),
+          this.options.identity,
+        ),
       };
     });
   }
 
   /**
    * Routes one request to its phase's method, so every transport (sockets, the in-memory
-   * driver, benchmarks) dispatches the same way; `input` is only read by MaskedInput.
+   * driver, benchmarks) dispatches the same way.
    */
-  answer(
-    phase: SecAggPhase,
-    request: unknown,
-    input: { update: Float32Array; exampleCount: number },
-  ): Promise<unknown> {
+  answer(phase: SecAggPhase, request: unknown): Promise<unknown> {
     switch (phase) {
       case 'advertiseKeys':
         return this.advertiseKeys(request);
       case 'shareKeys':
         return this.shareKeys(request);
       case 'maskedInput':
-        return this.maskedInput(request, input.update, input.exampleCount);
+        return this.maskedInput(request);
       case 'consistencyCheck':
         return this.consistencyCheck(request);
       case 'unmasking':
@@ -312,29 +404,35 @@ export class SecAggClientSession {
   }
 
   /**
-   * Phase 4, answered at most once: after checking that the survivor list is the one this
-   * client signed, that the dropped list is exactly the key sharers minus the survivors, and
-   * that at least t share holders of every client concerned signed that same list, reveals the
-   * self-mask share of each survivor and the secret-key share of each dropped client it holds
-   * shares of. Never both for one client.
+   * Phase 4, answered at most once per round id, ever: after checking that the survivor list
+   * is the one this client signed, that the dropped list is exactly its key sharers minus the
+   * survivors, that at least t share holders of every owner it holds shares of signed those
+   * same lists, and that every surviving owner masked against the same sharer list, records
+   * the round in the ledger and reveals the self-mask share of each survivor and the
+   * secret-key share of each dropped client it holds shares of. Never both for one client.
    */
   unmasking(request: unknown): Promise<UnmaskingResponse> {
     return this.run('unmasking', 'done', async () => {
       const req = parseSecAggMessage('unmaskingRequest', request);
-      const { config, ctx } = this.ready();
-      const graph = this.graph!;
+      const { ctx } = this.ready();
+      const view = this.view!;
       this.checkRound(req.roundId);
-      const alive = checkUnmaskingLists(req, this.survivors!, this.sharedKeys!, config.threshold);
+      const alive = checkUnmaskingLists(req, this.survivors!, this.sharers!);
       const owners = [...this.held.keys()].sort();
       await checkSurvivorConfirmations({
         signatures: req.signatures,
         owners,
-        graph,
-        message: consistencyBytes(ctx, this.survivors!),
-        threshold: config.threshold,
-        identities: this.identities,
-        knownIdentityKey: (id) => this.neighbourKeys.get(id)?.identityPublicKey,
+        view,
+        message: consistencyBytes(view.hash, this.sharers!, this.survivors!),
       });
+      await checkInputSignatures({
+        inputSignatures: req.inputSignatures,
+        owners: owners.filter((o) => o !== this.clientId && alive.has(o)),
+        view,
+        message: maskedInputBytes(view.hash, this.sharers!),
+      });
+      await this.refuseRepeatedRound();
+      await this.ledger.record(this.ledgerKey);
       const selfMaskShares: RevealedShare[] = [];
       const secretKeyShares: RevealedShare[] = [];
       for (const owner of owners) {
@@ -346,6 +444,15 @@ export class SecAggClientSession {
       }
       return { roundId: ctx.roundId, selfMaskShares, secretKeyShares };
     });
+  }
+
+  private async refuseRepeatedRound(): Promise<void> {
+    if (await this.ledger.has(this.ledgerKey)) {
+      throw new CohortError(
+        'SECAGG_REPLAY',
+        `this client already revealed shares in round ${this.options.roundId}`,
+      );
+    }
   }
 
   private ready(): {
@@ -400,6 +507,11 @@ export class SecAggClientSession {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Aborts the session for good (cancellation, disconnect): secrets and input are wiped. */
+  abandon(): void {
+    if (this.state !== 'done') this.fail();
   }
 
   private fail(): void {

@@ -16,6 +16,8 @@ export const SECAGG_DOMAIN = {
   graphSeed: 'cohort/secagg/v1/graph-seed',
   graphStream: 'cohort/secagg/v1/graph-stream',
   configHash: 'cohort/secagg/v1/config-hash',
+  roundView: 'cohort/secagg/v2/round-view',
+  maskedInput: 'cohort/secagg/v2/masked-input',
 } as const;
 
 /** A field of a canonical encoding: text (UTF-8) or raw bytes, tagged so they never collide. */

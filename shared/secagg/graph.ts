@@ -24,15 +24,14 @@ export interface NeighbourGraph {
 }
 
 /**
- * The public per-round graph seed: a hash of the round id, the config hash and the sorted
- * participant list, so it changes every round and cannot be chosen independently of them.
+ * The public per-round graph seed: a hash of the round view (the hash of the full signed
+ * advertisement list, see round-view.ts). That list holds every participant's fresh keys, so
+ * the seed is fixed only once every advertisement is in, and the coordinator cannot pick it:
+ * all it can do is choose which advertisements to include, and every honest client checks
+ * the one list it is shown.
  */
-export function graphSeed(
-  roundId: string,
-  configHash: string,
-  participants: readonly string[],
-): Uint8Array {
-  return hash32(SECAGG_DOMAIN.graphSeed, [roundId, configHash, participants.join(',')]);
+export function graphSeed(viewHash: Uint8Array): Uint8Array {
+  return hash32(SECAGG_DOMAIN.graphSeed, [viewHash]);
 }
 
 /** Uniform integers from SHA-512 in counter mode: deterministic, platform-independent. */

@@ -2,9 +2,10 @@ import { isCohortError } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey } from '../identity';
 import type { SecAggPhase } from './client';
-import { SecAggClientSession } from './client';
+import { SECAGG_PHASES, SecAggClientSession } from './client';
 import type { SecAggConfig } from './params';
 import type { RandomFill } from './quantize';
+import type { RoundLedger } from './round-ledger';
 import type { SecAggServerPhase } from './server';
 import { SecAggServerRound } from './server';
 import type { SecAggResult } from './unmask';
@@ -23,12 +24,17 @@ export interface SimulatedSecAggClient {
   identity: IdentityKeyPair;
   update: Float32Array;
   exampleCount: number;
+  /** Local train loss (default 0). */
+  trainLoss?: number;
   /** The client goes silent from this phase on (never answers it nor any later one). */
   dropAt?: SecAggPhase;
   /** Model hash this client trained on (default: the round's). */
   modelHash?: string;
   /** Pinned identity keys for this client's session. */
   knownIdentityKeys?: Iterable<Uint8Array>;
+  /** Client-side minimum cohort (default: 3, so small test cohorts run). */
+  minParticipants?: number;
+  ledger?: RoundLedger;
   randomFill?: RandomFill;
 }
 
@@ -48,6 +54,10 @@ export interface InMemoryRoundHooks {
 
 /** Options of {@link runInMemorySecAggRound}. */
 export interface InMemoryRoundOptions {
+  /** Default {@link IN_MEMORY_COORDINATOR_ID}. */
+  coordinatorId?: string;
+  /** Default {@link IN_MEMORY_EXPERIMENT}. */
+  experiment?: string;
   roundId: string;
   modelHash: string;
   config: SecAggConfig;
@@ -72,20 +82,23 @@ export interface InMemoryRoundReport {
   serverPhase: SecAggServerPhase;
 }
 
-const PHASES: SecAggPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-];
+const PHASES = SECAGG_PHASES;
+
+/** Coordinator id the in-memory driver uses unless told otherwise. */
+export const IN_MEMORY_COORDINATOR_ID = '0'.repeat(32);
+/** Experiment name the in-memory driver uses unless told otherwise. */
+export const IN_MEMORY_EXPERIMENT = 'in-memory';
 
 /** Runs one round to completion or abort; never throws for protocol failures (see the report). */
 export async function runInMemorySecAggRound(
   options: InMemoryRoundOptions,
 ): Promise<InMemoryRoundReport> {
   const hooks = options.hooks ?? {};
+  const coordinatorId = options.coordinatorId ?? IN_MEMORY_COORDINATOR_ID;
+  const experiment = options.experiment ?? IN_MEMORY_EXPERIMENT;
   const server = new SecAggServerRound({
+    coordinatorId,
+    experiment,
     roundId: options.roundId,
     modelHash: options.modelHash,
     config: options.config,
@@ -99,10 +112,15 @@ export async function runInMemorySecAggRound(
   for (const c of options.clients) {
     const session = new SecAggClientSession({
       identity: c.identity,
+      coordinatorId,
+      experiment,
       roundId: options.roundId,
       modelHash: c.modelHash ?? options.modelHash,
-      knownIdentityKeys: c.knownIdentityKeys,
-      randomFill: c.randomFill,
+      input: { update: c.update, exampleCount: c.exampleCount, trainLoss: c.trainLoss ?? 0 },
+      minParticipants: c.minParticipants ?? 3,
+      ...(c.knownIdentityKeys ? { knownIdentityKeys: c.knownIdentityKeys } : {}),
+      ...(c.ledger ? { ledger: c.ledger } : {}),
+      ...(c.randomFill ? { randomFill: c.randomFill } : {}),
     });
     clients.set(session.clientId, c);
     sessions.set(session.clientId, session);
@@ -133,10 +151,7 @@ export async function runInMemorySecAggRound(
         : original;
       let response: unknown;
       try {
-        const client = clients.get(id)!;
-        response = await sessions
-          .get(id)!
-          .answer(phase, request, { update: client.update, exampleCount: client.exampleCount });
+        response = await sessions.get(id)!.answer(phase, request);
       } catch (err) {
         report.clientErrors.set(id, err);
         continue;

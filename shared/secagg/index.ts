@@ -9,6 +9,8 @@ export * from './messages';
 export * from './params';
 export * from './prg';
 export * from './quantize';
+export * from './round-ledger';
+export * from './round-view';
 export * from './server';
 export * from './shamir';
 export * from './unmask';

@@ -56,15 +56,21 @@ export interface RevealedShare {
   ownerId: string;
   share: Uint8Array;
 }
-/** A survivor's signature over the survivor list, with the identity key that checks it. */
+/**
+ * A participant's signature (over the survivor lists in the consistency check, or over its
+ * sharer list in MaskedInput); checked against the identity key of its signed advertisement.
+ */
 export interface SurvivorSignature {
   clientId: string;
-  identityPublicKey: Uint8Array;
   signature: Uint8Array;
 }
 
 /** Phase 0 request: the round's parameters; identical for every cohort member. */
 export interface AdvertiseKeysRequest {
+  /** Must be the coordinator the client registered with. */
+  coordinatorId: string;
+  /** Must be the experiment announced at registration. */
+  experiment: string;
   roundId: string;
   modelHash: string;
   config: SecAggConfig;
@@ -76,11 +82,13 @@ export interface AdvertiseKeysResponse {
   sPublicKey: Uint8Array;
   signature: Uint8Array;
 }
-/** Phase 1 request: all who advertised (sorted) and the signed keys of the recipient's neighbours. */
+/**
+ * Phase 1 request: every signed advertisement (sorted by client id), the same list for every
+ * participant; each client verifies all of it and derives the graph and threshold from it.
+ */
 export interface ShareKeysRequest {
   roundId: string;
-  participants: string[];
-  neighbours: AdvertisedKeys[];
+  advertisements: AdvertisedKeys[];
 }
 /** Phase 1 response: one sealed bundle per neighbour. */
 export interface ShareKeysResponse {
@@ -90,13 +98,17 @@ export interface ShareKeysResponse {
 /** Phase 2 request: all who shared keys (sorted) and the bundles sealed to the recipient. */
 export interface MaskedInputRequest {
   roundId: string;
-  participants: string[];
+  sharers: string[];
   bundles: IncomingBundle[];
 }
-/** Phase 2 response: the masked vector, (vectorLength + 1) uint32 little-endian. */
+/**
+ * Phase 2 response: the masked vector, (vectorLength + 2) uint32 little-endian, and the
+ * client's signature over the sharer list it masked against.
+ */
 export interface MaskedInputResponse {
   roundId: string;
   maskedInput: Uint8Array;
+  signature: Uint8Array;
 }
 /** Phase 3 request: the survivors (sorted) whose masked input the coordinator accepted. */
 export interface ConsistencyCheckRequest {
@@ -108,12 +120,17 @@ export interface ConsistencyCheckResponse {
   roundId: string;
   signature: Uint8Array;
 }
-/** Phase 4 request: survivors, dropped (shared keys but sent no input) and survivors' signatures. */
+/**
+ * Phase 4 request: survivors, dropped (shared keys but sent no input), the survivors'
+ * consistency signatures, and the MaskedInput signatures of the recipient's surviving
+ * neighbours (what they masked against).
+ */
 export interface UnmaskingRequest {
   roundId: string;
   survivors: string[];
   dropped: string[];
   signatures: SurvivorSignature[];
+  inputSignatures: SurvivorSignature[];
 }
 /** Phase 4 response: self-mask shares of survivors, secret-key shares of the dropped. */
 export interface UnmaskingResponse {
@@ -161,8 +178,6 @@ const configSchema = z.strictObject({
   clipRange: z.number().positive(),
   scale: z.number().positive(),
   weightCap: z.number().int().min(1),
-  threshold: z.number().int().min(1),
-  neighbours: z.number().int().min(1),
   maxClients: z.number().int().min(1).max(MAX_PARTICIPANTS),
 });
 
@@ -174,10 +189,18 @@ const advertisedKeys = z.strictObject({
   signature,
 });
 const revealedShare = z.strictObject({ ownerId: clientId, share });
+const signedBy = z.strictObject({ clientId, signature });
+const experimentName = z.string().min(1).max(200);
 
 /** Validators of every secure-aggregation message, by message name. */
 export const secAggSchemas = {
-  advertiseKeysRequest: z.strictObject({ roundId, modelHash: hashHex, config: configSchema }),
+  advertiseKeysRequest: z.strictObject({
+    coordinatorId: clientId,
+    experiment: experimentName,
+    roundId,
+    modelHash: hashHex,
+    config: configSchema,
+  }),
   advertiseKeysResponse: z.strictObject({
     roundId,
     cPublicKey: key,
@@ -186,8 +209,7 @@ export const secAggSchemas = {
   }),
   shareKeysRequest: z.strictObject({
     roundId,
-    participants: idList,
-    neighbours: z.array(advertisedKeys).max(MAX_PARTICIPANTS),
+    advertisements: z.array(advertisedKeys).max(MAX_PARTICIPANTS),
   }),
   shareKeysResponse: z.strictObject({
     roundId,
@@ -197,14 +219,15 @@ export const secAggSchemas = {
   }),
   maskedInputRequest: z.strictObject({
     roundId,
-    participants: idList,
+    sharers: idList,
     bundles: z
       .array(z.strictObject({ senderId: clientId, nonce, ciphertext }))
       .max(MAX_PARTICIPANTS),
   }),
   maskedInputResponse: z.strictObject({
     roundId,
-    maskedInput: binary(8, 4 * (MAX_VECTOR_LENGTH + 1)),
+    maskedInput: binary(12, 4 * (MAX_VECTOR_LENGTH + 2)),
+    signature,
   }),
   consistencyCheckRequest: z.strictObject({ roundId, survivors: idList }),
   consistencyCheckResponse: z.strictObject({ roundId, signature }),
@@ -212,9 +235,8 @@ export const secAggSchemas = {
     roundId,
     survivors: idList,
     dropped: idList,
-    signatures: z
-      .array(z.strictObject({ clientId, identityPublicKey: key, signature }))
-      .max(MAX_PARTICIPANTS),
+    signatures: z.array(signedBy).max(MAX_PARTICIPANTS),
+    inputSignatures: z.array(signedBy).max(MAX_PARTICIPANTS),
   }),
   unmaskingResponse: z.strictObject({
     roundId,

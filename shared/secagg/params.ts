@@ -4,14 +4,17 @@ import { CohortError } from '../errors';
 import { SECAGG_DOMAIN, hash32 } from './encoding';
 
 /**
- * Everything the parties of one secure-aggregation round must agree on. It is hashed into
- * every advertisement signature, so a coordinator cannot show different parameters (a tiny
- * modulus, a weak threshold) to different clients without the signatures failing.
+ * The numeric parameters of one secure-aggregation round that the coordinator announces
+ * before anyone has advertised keys. Everything a client's safety depends on is either here
+ * and checked by each client against what it would derive itself (the scale), or not here at
+ * all: the neighbour graph and the Shamir threshold are computed by every party from the
+ * number of participants in the signed advertisement list ({@link graphParams}), so a
+ * coordinator cannot pick a weak k or t. The config is hashed into every signature.
  */
 export interface SecAggConfig {
   /** Bits of the modulus; only 32 is supported (Uint32 arithmetic wraps for free). */
   readonly modulusBits: number;
-  /** Number of model parameters; the masked vector has one more element (the weight). */
+  /** Number of model parameters; the masked vector has two more elements (weight, loss). */
   readonly vectorLength: number;
   /** Every update element is clipped to [-clipRange, clipRange] before quantization. */
   readonly clipRange: number;
@@ -19,11 +22,7 @@ export interface SecAggConfig {
   readonly scale: number;
   /** Example counts above this are capped, so one client cannot dominate the mean. */
   readonly weightCap: number;
-  /** Shamir threshold t: shares needed to rebuild a secret; also the minimum survivor count. */
-  readonly threshold: number;
-  /** SecAgg+ neighbour count k; k >= participants - 1 means the complete graph (plain SecAgg). */
-  readonly neighbours: number;
-  /** Largest cohort the overflow bound was computed for. */
+  /** Largest cohort the overflow bound (and so the scale) was computed for. */
   readonly maxClients: number;
 }
 
@@ -36,10 +35,17 @@ export const SECAGG_MODULUS_BITS = 32;
  */
 export const MIN_THRESHOLD = 3;
 
+/**
+ * Default client-side floor on the participants of a secure round. Smaller cohorts make
+ * differencing across rounds cheap (two rounds whose cohorts differ by one client reveal it),
+ * so an honest client refuses them unless told otherwise.
+ */
+export const DEFAULT_MIN_PARTICIPANTS = 5;
+
 /** GF(256) Shamir gives each share a distinct non-zero x, so at most 255 holders (self included). */
 export const MAX_SHARE_HOLDERS = 255;
 
-/** Up to this many clients the complete graph (Bonawitz 2017) is used; above it, SecAgg+. */
+/** Up to this many participants the complete graph (Bonawitz 2017) is used; above it, SecAgg+. */
 export const COMPLETE_GRAPH_MAX_CLIENTS = 100;
 
 /** Default example-count cap: large enough not to distort FedAvg on typical shards. */
@@ -48,13 +54,16 @@ export const DEFAULT_WEIGHT_CAP = 16384;
 /** Hard cap on the vector length, so a hostile config cannot make clients allocate gigabytes. */
 export const MAX_VECTOR_LENGTH = 1 << 26;
 
+/** Elements a masked vector carries after the update: the weight, then the weighted loss. */
+export const MASKED_EXTRA_ELEMENTS = 2;
+
 /** The largest magnitude a signed 32-bit sum may reach and still decode correctly. */
 const INT32_MAX = 2 ** 31 - 1;
 
 /** Fewer fixed-point levels than this over the clip range for a full-weight client is useless. */
 const MIN_LEVELS = 256;
 
-/** Options of {@link chooseSecAggParams}; everything but the vector length and clip range has a default. */
+/** Options of {@link chooseSecAggParams}. */
 export interface SecAggParamOptions {
   vectorLength: number;
   clipRange: number;
@@ -62,20 +71,13 @@ export interface SecAggParamOptions {
   weightCap?: number;
   /** Defaults to the cohort size; raise it to reuse one config for several cohort sizes. */
   maxClients?: number;
-  /** Defaults: complete graph up to 100 clients, else 10*ceil(log2 n) rounded up to even, <= 254. */
-  neighbours?: number;
-  /** Defaults to max(3, ceil(2m/3)) for neighbourhoods of m holders (self included). */
-  threshold?: number;
-  /** Defaults to the largest power of two that cannot overflow. */
-  scale?: number;
 }
 
 /**
- * Picks safe parameters for a cohort so operators do not have to reason about overflow and
- * thresholds: the complete graph for small cohorts, a logarithmic SecAgg+ neighbourhood for
- * large ones, a 2/3 threshold (tolerates a third of each neighbourhood dropping while staying
- * above the n/2 safety bound), and the finest power-of-two scale that cannot overflow 2^31.
- * The result is checked with {@link assertSafeConfig} and frozen.
+ * The config for a cohort: the finest power-of-two scale that cannot overflow 2^31 for
+ * `maxClients` clients. There is nothing else to choose: a client recomputes the scale from
+ * the other fields and refuses any other, and the graph and threshold follow from the
+ * participant count. The result is checked with {@link assertSafeConfig} and frozen.
  */
 export function chooseSecAggParams(cohortSize: number, options: SecAggParamOptions): SecAggConfig {
   requireInteger('cohortSize', cohortSize, 1);
@@ -84,63 +86,89 @@ export function chooseSecAggParams(cohortSize: number, options: SecAggParamOptio
   const weightCap = options.weightCap ?? DEFAULT_WEIGHT_CAP;
   requirePositive('clipRange', options.clipRange);
   requireInteger('weightCap', weightCap, 1);
-  const neighbours = options.neighbours ?? defaultNeighbours(maxClients);
-  const holders = Math.min(neighbours, maxClients - 1) + 1;
-  const threshold = options.threshold ?? Math.max(MIN_THRESHOLD, Math.ceil((2 * holders) / 3));
-  const scale = options.scale ?? largestSafeScale(maxClients, options.clipRange, weightCap);
-  if (options.scale === undefined && options.clipRange * weightCap * scale < MIN_LEVELS) {
-    throw new CohortError(
-      'CONFIG_UNSAFE',
-      `no scale keeps ${MIN_LEVELS} fixed-point levels without overflow for ${maxClients} clients: ` +
-        'lower maxClients, weightCap or clipRange',
-    );
-  }
   const config: SecAggConfig = Object.freeze({
     modulusBits: SECAGG_MODULUS_BITS,
     vectorLength: options.vectorLength,
     clipRange: options.clipRange,
-    scale,
+    scale: derivedScale(maxClients, options.clipRange, weightCap),
     weightCap,
-    threshold,
-    neighbours,
     maxClients,
   });
   assertSafeConfig(config, cohortSize);
   return config;
 }
 
-function defaultNeighbours(maxClients: number): number {
-  if (maxClients <= COMPLETE_GRAPH_MAX_CLIENTS) return Math.max(1, maxClients - 1);
-  const k = 10 * Math.ceil(Math.log2(maxClients));
-  return Math.min(MAX_SHARE_HOLDERS - 1, k + (k % 2));
-}
-
-/** Largest power of two s with maxClients * (clip*weightCap*s + 1) <= 2^31 - 1. */
-function largestSafeScale(maxClients: number, clipRange: number, weightCap: number): number {
+/**
+ * Largest power of two s with maxClients * (clip*weightCap*s + 1) <= 2^31 - 1, or 0 when
+ * none keeps {@link MIN_LEVELS} levels. Deterministic, so every client derives the same one.
+ */
+export function derivedScale(maxClients: number, clipRange: number, weightCap: number): number {
   const perClient = INT32_MAX / maxClients - 1; // +1: stochastic rounding may round up once
   const bound = perClient / (clipRange * weightCap);
   if (!(bound > 0)) return 0;
   let scale = 2 ** Math.floor(Math.log2(bound));
   // Guard against log2 rounding at exact powers of two.
   while (maxClients * (clipRange * weightCap * scale + 1) > INT32_MAX) scale /= 2;
-  return scale;
+  return clipRange * weightCap * scale < MIN_LEVELS ? 0 : scale;
 }
 
 /**
- * Number of share holders (self included) of each client when `participants` clients take
- * part: the whole cohort for the complete graph, k + 1 for SecAgg+.
+ * The security parameters of a round with `participants` signed advertisements: who
+ * neighbours whom, how many shares rebuild a secret, and how many colluders that resists.
  */
-export function holdersPerClient(config: SecAggConfig, participants: number): number {
-  return Math.min(config.neighbours, participants - 1) + 1;
+export interface GraphParams {
+  /** Participants (signed advertisements). */
+  readonly participants: number;
+  /** Neighbours per client: participants - 1 for the complete graph, else SecAgg+'s even k. */
+  readonly neighbours: number;
+  /** True for the complete graph (Bonawitz 2017). */
+  readonly complete: boolean;
+  /** Share holders per client, self included: m = neighbours + 1. */
+  readonly holders: number;
+  /** Shamir threshold t, and the minimum live holders of every neighbourhood at every phase. */
+  readonly threshold: number;
+  /**
+   * The most clients of one neighbourhood that may collude with an active coordinator and
+   * still learn nothing about an honest client's update: c < 2t - m (split views of who
+   * dropped need 2t <= m + c honest-or-corrupt signers).
+   */
+  readonly maxColluders: number;
+}
+
+/**
+ * Derives k and t from the participant count, identically on every client and on the
+ * coordinator: the complete graph up to {@link COMPLETE_GRAPH_MAX_CLIENTS}, above it a SecAgg+
+ * ring with k = 10*ceil(log2 n) rounded up to even (at most 254), and t = max(3, ceil(2m/3))
+ * for m holders. That t survives a third of each neighbourhood dropping out and resists up to
+ * 2t - m - 1 (about m/3 - 1) colluders; a t that resisted none would be refused.
+ */
+export function graphParams(participants: number): GraphParams {
+  requireInteger('participants', participants, MIN_THRESHOLD);
+  let neighbours: number;
+  if (participants <= COMPLETE_GRAPH_MAX_CLIENTS) neighbours = participants - 1;
+  else {
+    const k = 10 * Math.ceil(Math.log2(participants));
+    neighbours = Math.min(MAX_SHARE_HOLDERS - 1, k + (k % 2), participants - 1);
+  }
+  const complete = neighbours >= participants - 1;
+  const holders = neighbours + 1;
+  const threshold = Math.max(MIN_THRESHOLD, Math.ceil((2 * holders) / 3));
+  const maxColluders = 2 * threshold - holders - 1;
+  if (threshold > holders || maxColluders < 1) {
+    throw new CohortError(
+      'CONFIG_UNSAFE',
+      `t=${threshold} of ${holders} holders resists no colluder (needs 2t >= m + 2)`,
+    );
+  }
+  return Object.freeze({ participants, neighbours, complete, holders, threshold, maxColluders });
 }
 
 /**
  * Refuses (CONFIG_UNSAFE) any config under which the protocol could silently produce a wrong
- * sum or leak: a modulus other than 2^32, a scale that could overflow the signed range for
- * `cohortSize` (default maxClients) clients, a threshold below 3 or not above half of a
- * neighbourhood (else the coordinator could collect both kinds of shares of one client), a
- * neighbourhood larger than GF(256) Shamir allows. Clients call it on the config they are
- * sent; the coordinator on the one it chose. Malformed values give CONFIG_INVALID.
+ * sum or be weakened: a modulus other than 2^32, a scale other than the one derived from the
+ * other fields (too large overflows; the coordinator has no reason to send another), or a
+ * cohort above maxClients. Clients call it on the config they are sent; the coordinator on
+ * the one it chose. Malformed values give CONFIG_INVALID.
  */
 export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxClients): void {
   if (config.modulusBits !== SECAGG_MODULUS_BITS) {
@@ -153,9 +181,7 @@ export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxCl
   requirePositive('clipRange', config.clipRange);
   requirePositive('scale', config.scale);
   requireInteger('weightCap', config.weightCap, 1);
-  requireInteger('maxClients', config.maxClients, 1);
-  requireInteger('neighbours', config.neighbours, 1);
-  requireInteger('threshold', config.threshold, 1);
+  requireInteger('maxClients', config.maxClients, MIN_THRESHOLD);
   requireInteger('cohortSize', cohortSize, 1);
   if (cohortSize > config.maxClients) {
     throw new CohortError(
@@ -163,40 +189,21 @@ export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxCl
       `cohort of ${cohortSize} exceeds maxClients ${config.maxClients} the overflow bound assumes`,
     );
   }
-  const perClient = config.clipRange * config.weightCap * config.scale + 1;
-  if (
-    config.maxClients * perClient > INT32_MAX ||
-    config.maxClients * config.weightCap > INT32_MAX
-  ) {
+  if (config.maxClients * config.weightCap > INT32_MAX) {
+    throw new CohortError('CONFIG_UNSAFE', 'maxClients * weightCap must stay below 2^31');
+  }
+  const expected = derivedScale(config.maxClients, config.clipRange, config.weightCap);
+  if (expected === 0) {
     throw new CohortError(
       'CONFIG_UNSAFE',
-      `maxClients * (clipRange * weightCap * scale + 1) must stay below 2^31 (sum could overflow)`,
+      `no scale keeps ${MIN_LEVELS} fixed-point levels without overflow for ${config.maxClients} clients: ` +
+        'lower maxClients, weightCap or clipRange',
     );
   }
-  const complete = config.neighbours >= config.maxClients - 1;
-  if (!complete && config.neighbours % 2 !== 0) {
+  if (config.scale !== expected) {
     throw new CohortError(
       'CONFIG_UNSAFE',
-      `SecAgg+ neighbour count must be even, got ${config.neighbours}`,
-    );
-  }
-  const largestNeighbourhood = holdersPerClient(config, config.maxClients);
-  if (largestNeighbourhood > MAX_SHARE_HOLDERS) {
-    throw new CohortError(
-      'CONFIG_UNSAFE',
-      `a neighbourhood of ${largestNeighbourhood} exceeds the ${MAX_SHARE_HOLDERS} Shamir shares GF(256) allows`,
-    );
-  }
-  if (config.threshold < MIN_THRESHOLD || 2 * config.threshold <= largestNeighbourhood) {
-    throw new CohortError(
-      'CONFIG_UNSAFE',
-      `threshold ${config.threshold} must be >= ${MIN_THRESHOLD} and > half of ${largestNeighbourhood} share holders`,
-    );
-  }
-  if (config.threshold > holdersPerClient(config, cohortSize)) {
-    throw new CohortError(
-      'CONFIG_UNSAFE',
-      `threshold ${config.threshold} exceeds the ${holdersPerClient(config, cohortSize)} share holders of a cohort of ${cohortSize}`,
+      `scale ${config.scale} is not the derived ${expected} for these bounds`,
     );
   }
 }
@@ -212,8 +219,6 @@ export function configHash(config: SecAggConfig): string {
     config.clipRange,
     config.scale,
     config.weightCap,
-    config.threshold,
-    config.neighbours,
     config.maxClients,
   ]
     .map((v) => String(v))

@@ -35,7 +35,7 @@ export class PhaseGate {
 
   constructor(
     private readonly cohort: ReadonlySet<string>,
-    private readonly threshold: number,
+    private threshold: number,
   ) {
     this.expected = new Set(cohort);
   }
@@ -43,6 +43,11 @@ export class PhaseGate {
   /** Current phase. */
   get phase(): SecAggServerPhase {
     return this.state;
+  }
+
+  /** Sets the survivor minimum once it is known (it follows from the participant count). */
+  setThreshold(threshold: number): void {
+    this.threshold = threshold;
   }
 
   /** How many clients have answered the current phase. */

@@ -1,14 +1,26 @@
 import { CohortError } from '../errors';
 import type { SecAggConfig } from './params';
+import { MASKED_EXTRA_ELEMENTS } from './params';
 
 /**
  * Fixed-point encoding of weighted updates into Z_{2^32}, and decoding of the unmasked sum.
  * Masks are uniform in Z_{2^32}, so the update must be an integer vector there: each element
  * is clipped, multiplied by the client's (capped) example count and the scale, and rounded
  * stochastically, which keeps the rounding unbiased so the decoded mean has no drift however
- * many rounds are averaged. The weight travels as one extra element, so the coordinator
- * learns only the total weight, not each client's example count.
+ * many rounds are averaged. The weight and the weighted train loss travel as two extra
+ * elements, so the coordinator learns only the total weight and the weighted mean loss, not
+ * any client's example count or loss.
  */
+
+/** What one client contributes to a secure round. */
+export interface SecAggInput {
+  /** Local model minus global model. */
+  update: Float32Array;
+  /** Examples trained on; capped at the config's weightCap. */
+  exampleCount: number;
+  /** Local train loss, clipped to [0, clipRange] (only its weighted mean is revealed). */
+  trainLoss: number;
+}
 
 /** Fills an array with uniform random uint32 values; injectable so tests can be reproducible. */
 export type RandomFill = (out: Uint32Array) => void;
@@ -40,17 +52,18 @@ export function cappedWeight(exampleCount: number, weightCap: number): number {
 }
 
 /**
- * Encodes one client's update as the vector it masks: element i is
- * stochasticRound(clip(update[i]) * weight * scale) mod 2^32, and the last element is the
- * weight. Throws UPDATE_SHAPE on a wrong length and UPDATE_NON_FINITE on NaN/Infinity (a
- * diverged client must not silently contribute a clipped extreme).
+ * Encodes one client's input as the vector it masks: element i is
+ * stochasticRound(clip(update[i]) * weight * scale) mod 2^32, then the weight, then
+ * stochasticRound(clip(loss, 0, clipRange) * weight * scale). Throws UPDATE_SHAPE on a wrong
+ * length and UPDATE_NON_FINITE on NaN/Infinity (a diverged client must not silently
+ * contribute a clipped extreme).
  */
 export function quantizeWeightedUpdate(
-  update: Float32Array,
-  exampleCount: number,
+  input: SecAggInput,
   config: SecAggConfig,
   randomFill: RandomFill = cryptoRandomFill,
 ): Uint32Array {
+  const { update, exampleCount } = input;
   if (update.length !== config.vectorLength) {
     throw new CohortError(
       'UPDATE_SHAPE',
@@ -60,7 +73,7 @@ export function quantizeWeightedUpdate(
   const weight = cappedWeight(exampleCount, config.weightCap);
   const clip = config.clipRange;
   const factor = weight * config.scale;
-  const out = new Uint32Array(update.length + 1);
+  const out = new Uint32Array(update.length + MASKED_EXTRA_ELEMENTS);
   const random = new Uint32Array(Math.min(MAX_RANDOM_WORDS, update.length));
   for (let offset = 0; offset < update.length; offset += random.length) {
     const end = Math.min(update.length, offset + random.length);
@@ -78,6 +91,14 @@ export function quantizeWeightedUpdate(
     }
   }
   out[update.length] = weight;
+  if (!Number.isFinite(input.trainLoss)) {
+    throw new CohortError('UPDATE_NON_FINITE', `train loss is ${input.trainLoss}`);
+  }
+  const loss = Math.min(clip, Math.max(0, input.trainLoss)) * factor;
+  const lossFloor = Math.floor(loss);
+  const coin = new Uint32Array(1);
+  randomFill(coin);
+  out[update.length + 1] = coin[0]! * TWO_POW_MINUS_32 < loss - lossFloor ? lossFloor + 1 : lossFloor;
   return out;
 }
 
@@ -90,10 +111,12 @@ export function toSignedInt32(value: number): number {
 export interface DecodedAggregate {
   weightedMean: Float32Array;
   totalWeight: number;
+  /** Weighted mean of the clients' (clipped) train losses. */
+  meanTrainLoss: number;
 }
 
 /**
- * Turns the unmasked sum (length vectorLength + 1) into the weighted mean. `maxTotalWeight`
+ * Turns the unmasked sum (length vectorLength + 2) into the weighted mean. `maxTotalWeight`
  * bounds the weight element (survivors * weightCap): a wrong reconstruction leaves random
  * residue there, so an out-of-range weight is the one cheap sign that shares were bad, and
  * then nothing is output (SECAGG_RECONSTRUCT).
@@ -103,7 +126,7 @@ export function decodeAggregate(
   config: SecAggConfig,
   maxTotalWeight: number,
 ): DecodedAggregate {
-  if (sum.length !== config.vectorLength + 1) {
+  if (sum.length !== config.vectorLength + MASKED_EXTRA_ELEMENTS) {
     throw new CohortError('UPDATE_SHAPE', `aggregate has ${sum.length} elements`);
   }
   const totalWeight = sum[config.vectorLength]!;
@@ -116,5 +139,6 @@ export function decodeAggregate(
   const divisor = config.scale * totalWeight;
   const weightedMean = new Float32Array(config.vectorLength);
   for (let i = 0; i < weightedMean.length; i++) weightedMean[i] = (sum[i]! | 0) / divisor;
-  return { weightedMean, totalWeight };
+  const meanTrainLoss = (sum[config.vectorLength + 1]! | 0) / divisor;
+  return { weightedMean, totalWeight, meanTrainLoss };
 }

@@ -3,8 +3,6 @@ import type { SecAggPhase } from './client';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
 import { bytesToUint32LE } from './encoding';
-import type { NeighbourGraph } from './graph';
-import { buildNeighbourGraph, graphSeed } from './graph';
 import type {
   AdvertiseKeysRequest,
   AdvertisedKeys,
@@ -18,9 +16,11 @@ import type {
 } from './messages';
 import { parseSecAggMessage } from './messages';
 import type { SecAggConfig } from './params';
-import { assertSafeConfig, configHash } from './params';
+import { MASKED_EXTRA_ELEMENTS, MIN_THRESHOLD, assertSafeConfig, configHash } from './params';
+import type { RoundView } from './round-view';
+import { buildRoundView } from './round-view';
 import type { RoundContext } from './signed-payloads';
-import { advertisementBytes, consistencyBytes } from './signed-payloads';
+import { advertisementBytes, consistencyBytes, maskedInputBytes } from './signed-payloads';
 import type { SecAggServerPhase } from './phase-gate';
 import { PhaseGate } from './phase-gate';
 import type { SecAggResult } from './unmask';
@@ -36,6 +36,10 @@ export interface SecAggCohortMember {
 
 /** Options of a {@link SecAggServerRound}. */
 export interface SecAggServerOptions {
+  /** This coordinator's id, as sent in its registration challenge. */
+  coordinatorId: string;
+  /** Experiment name, as announced at registration. */
+  experiment: string;
   roundId: string;
   modelHash: string;
   config: SecAggConfig;
@@ -61,18 +65,20 @@ export interface SecAggRoundStats {
  * survivors, aborts with SECAGG_BELOW_THRESHOLD when fewer than t remain, and returns the next
  * request for each survivor. Masked inputs are summed mod 2^32 as they arrive into one
  * accumulator, so memory stays one model's size whatever the cohort. The coordinator only
- * routes sealed bundles; it learns the weighted mean of the survivors and nothing else.
+ * routes sealed bundles; it learns the weighted mean of the survivors and nothing else. It
+ * derives the graph and threshold from the advertisement list exactly as every client does.
  */
 export class SecAggServerRound {
   private readonly gate: PhaseGate;
   private readonly ctx: RoundContext;
   private readonly cohort = new Map<string, Uint8Array>();
   private readonly keys = new Map<string, AdvertisedKeys>();
-  private graph: NeighbourGraph | undefined;
+  private view: RoundView | undefined;
   private bundles = new Map<string, Map<string, OutgoingBundle>>();
   private accumulator: Uint32Array | undefined;
   private sharers: string[] = [];
   private survivors: string[] = [];
+  private readonly inputSignatures = new Map<string, Uint8Array>();
   private readonly signatures = new Map<string, Uint8Array>();
   private signers: string[] = [];
   private readonly selfMaskShares = new Map<string, Uint8Array[]>();
@@ -93,11 +99,13 @@ export class SecAggServerRound {
       this.cohort.set(m.clientId, m.identityPublicKey);
     }
     this.ctx = {
+      coordinatorId: options.coordinatorId,
+      experiment: options.experiment,
       roundId: options.roundId,
       modelHash: options.modelHash,
       configHash: configHash(options.config),
     };
-    this.gate = new PhaseGate(new Set(this.cohort.keys()), options.config.threshold);
+    this.gate = new PhaseGate(new Set(this.cohort.keys()), MIN_THRESHOLD);
   }
 
   /** Current phase. */
@@ -108,6 +116,11 @@ export class SecAggServerRound {
   /** The config hash every client signs. */
   get configHash(): string {
     return this.ctx.configHash;
+  }
+
+  /** The round view once AdvertiseKeys closed (participants, k, t, graph). */
+  get roundView(): RoundView | undefined {
+    return this.view;
   }
 
   /** Clients that still owe a response in the current phase. */
@@ -131,6 +144,8 @@ export class SecAggServerRound {
   /** Phase 0 request, the same for every cohort member. */
   advertiseKeysRequest(): AdvertiseKeysRequest {
     return {
+      coordinatorId: this.ctx.coordinatorId,
+      experiment: this.ctx.experiment,
       roundId: this.ctx.roundId,
       modelHash: this.ctx.modelHash,
       config: this.options.config,
@@ -162,20 +177,22 @@ export class SecAggServerRound {
     });
   }
 
-  /** Ends phase 0: fixes the participants and their graph; one ShareKeys request each. */
+  /**
+   * Ends phase 0: fixes the participants, the round view and its graph; every participant
+   * gets the same ShareKeys request, the whole signed advertisement list.
+   */
   closeAdvertiseKeys(): Map<string, ShareKeysRequest> {
     const participants = this.closeGate('advertiseKeys');
-    const graph = buildNeighbourGraph(
-      participants,
-      this.options.config.neighbours,
-      graphSeed(this.ctx.roundId, this.ctx.configHash, participants),
-    );
-    this.graph = graph;
-    return this.openPhase('shareKeys', participants, (id) => ({
-      roundId: this.ctx.roundId,
-      participants,
-      neighbours: graph.neighboursOf(id).map((n) => this.keys.get(n)!),
-    }));
+    const advertisements = participants.map((id) => this.keys.get(id)!);
+    try {
+      this.view = buildRoundView(this.ctx, advertisements);
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+    this.gate.setThreshold(this.view.params.threshold);
+    const request: ShareKeysRequest = { roundId: this.ctx.roundId, advertisements };
+    return this.openPhase('shareKeys', participants, () => request);
   }
 
   /** Records a client's sealed bundles; they must address exactly its neighbours. */
@@ -183,7 +200,7 @@ export class SecAggServerRound {
     return this.gate.accept('shareKeys', clientId, () => {
       const res = parseSecAggMessage('shareKeysResponse', payload);
       this.checkRound(res.roundId);
-      const neighbours = this.graph!.neighboursOf(clientId);
+      const neighbours = this.view!.graph.neighboursOf(clientId);
       const byRecipient = new Map(res.bundles.map((b) => [b.recipientId, b] as const));
       if (byRecipient.size !== res.bundles.length || byRecipient.size !== neighbours.length) {
         throw new CohortError(
@@ -204,7 +221,7 @@ export class SecAggServerRound {
     const sharers = this.closeGate('shareKeys');
     this.sharers = sharers;
     const inSharers = new Set(sharers);
-    const graph = this.graph!;
+    const graph = this.view!.graph;
     const requests = this.openPhase('maskedInput', sharers, (id) => {
       const incoming: IncomingBundle[] = [];
       for (const sender of graph.neighboursOf(id)) {
@@ -212,16 +229,19 @@ export class SecAggServerRound {
         const b = this.bundles.get(sender)!.get(id)!;
         incoming.push({ senderId: sender, nonce: b.nonce, ciphertext: b.ciphertext });
       }
-      return { roundId: this.ctx.roundId, participants: sharers, bundles: incoming };
+      return { roundId: this.ctx.roundId, sharers, bundles: incoming };
     });
     this.bundles = new Map();
-    this.accumulator = new Uint32Array(this.options.config.vectorLength + 1);
+    this.accumulator = new Uint32Array(this.options.config.vectorLength + MASKED_EXTRA_ELEMENTS);
     return requests;
   }
 
-  /** Adds a masked input into the running sum mod 2^32; nothing per client is kept. */
+  /**
+   * Checks a masked input's signature over the sharer list (the one every sharer was sent),
+   * then adds it into the running sum mod 2^32; nothing per client is kept but the signature.
+   */
   receiveMaskedInput(clientId: string, payload: unknown): Promise<void> {
-    return this.gate.accept('maskedInput', clientId, () => {
+    return this.gate.accept('maskedInput', clientId, async () => {
       const res = parseSecAggMessage('maskedInputResponse', payload);
       this.checkRound(res.roundId);
       const acc = this.accumulator!;
@@ -231,9 +251,17 @@ export class SecAggServerRound {
           `masked input of ${clientId} has ${res.maskedInput.length} bytes`,
         );
       }
+      const message = maskedInputBytes(this.view!.hash, this.sharers);
+      if (!(await verifySignature(message, res.signature, this.cohort.get(clientId)!))) {
+        throw new CohortError(
+          'SECAGG_SIGNATURE',
+          `masked input of ${clientId} is not signed over the sharer list`,
+        );
+      }
       const input = bytesToUint32LE(res.maskedInput);
       return () => {
         for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + input[i]!;
+        this.inputSignatures.set(clientId, res.signature);
       };
     });
   }
@@ -246,12 +274,12 @@ export class SecAggServerRound {
     return this.openPhase('consistencyCheck', survivors, () => request);
   }
 
-  /** Records a survivor's signature over the survivor list after verifying it. */
+  /** Records a survivor's signature over the sharer and survivor lists after verifying it. */
   receiveConsistencyCheck(clientId: string, payload: unknown): Promise<void> {
     return this.gate.accept('consistencyCheck', clientId, async () => {
       const res = parseSecAggMessage('consistencyCheckResponse', payload);
       this.checkRound(res.roundId);
-      const message = consistencyBytes(this.ctx, this.survivors);
+      const message = consistencyBytes(this.view!.hash, this.sharers, this.survivors);
       if (!(await verifySignature(message, res.signature, this.cohort.get(clientId)!))) {
         throw new CohortError(
           'SECAGG_SIGNATURE',
@@ -264,21 +292,22 @@ export class SecAggServerRound {
 
   /**
    * Ends phase 3: checks that every secret that must be rebuilt still has t confirmed holders
-   * (else aborts now rather than after clients refuse), and sends everyone the signed list.
+   * (else aborts now rather than after clients refuse), and sends every signer the signed
+   * lists plus the MaskedInput signatures of its surviving neighbours.
    */
   closeConsistencyCheck(): Map<string, UnmaskingRequest> {
     const signers = this.closeGate('consistencyCheck');
     this.signers = signers;
-    const graph = this.graph!;
+    const view = this.view!;
     const alive = new Set(this.survivors);
     const dropped = this.sharers.filter((id) => !alive.has(id));
     try {
       assertReconstructible(
-        graph,
+        view.graph,
         this.sharers,
         alive,
         new Set(signers),
-        this.options.config.threshold,
+        view.params.threshold,
       );
     } catch (err) {
       this.abort();
@@ -286,16 +315,18 @@ export class SecAggServerRound {
     }
     const signatures: SurvivorSignature[] = signers.map((id) => ({
       clientId: id,
-      identityPublicKey: this.cohort.get(id)!,
       signature: this.signatures.get(id)!,
     }));
-    const request: UnmaskingRequest = {
+    return this.openPhase('unmasking', signers, (id) => ({
       roundId: this.ctx.roundId,
       survivors: this.survivors,
       dropped,
       signatures,
-    };
-    return this.openPhase('unmasking', signers, () => request);
+      inputSignatures: view.graph
+        .neighboursOf(id)
+        .filter((n) => alive.has(n))
+        .map((n) => ({ clientId: n, signature: this.inputSignatures.get(n)! })),
+    }));
   }
 
   /**
@@ -306,7 +337,7 @@ export class SecAggServerRound {
     return this.gate.accept('unmasking', clientId, () => {
       const res = parseSecAggMessage('unmaskingResponse', payload);
       this.checkRound(res.roundId);
-      const graph = this.graph!;
+      const graph = this.view!.graph;
       const alive = new Set(this.survivors);
       const sharers = new Set(this.sharers);
       const seen = new Set<string>();
@@ -325,7 +356,7 @@ export class SecAggServerRound {
       };
       for (const s of res.selfMaskShares) check(s.ownerId, true);
       for (const s of res.secretKeyShares) check(s.ownerId, false);
-      const t = this.options.config.threshold;
+      const t = this.view!.params.threshold;
       const store = (map: Map<string, Uint8Array[]>, owner: string, share: Uint8Array): void => {
         const list = map.get(owner) ?? [];
         if (list.length < t) list.push(share);
@@ -338,11 +369,6 @@ export class SecAggServerRound {
     });
   }
 
-  /**
-   * Ends the round: rebuilds each survivor's self-mask seed and each dropped neighbour's
-   * masking key, removes all masks and decodes the weighted mean. Any shortfall or bad
-   * reconstruction aborts the round and outputs nothing.
-   */
   /**
    * Routes one response to its phase's `receive*` method, so every transport (sockets, the
    * in-memory driver, benchmarks) dispatches the same way.
@@ -362,6 +388,11 @@ export class SecAggServerRound {
     }
   }
 
+  /**
+   * Ends the round: rebuilds each survivor's self-mask seed and each dropped neighbour's
+   * masking key, removes all masks and decodes the weighted mean. Any shortfall or bad
+   * reconstruction aborts the round and outputs nothing.
+   */
   async finish(): Promise<SecAggResult> {
     this.gate.beginFinish();
     this.closeGate('unmasking'); // at least t clients must have answered
@@ -370,7 +401,8 @@ export class SecAggServerRound {
       const result = await reconstructAggregate({
         roundId: this.ctx.roundId,
         config: this.options.config,
-        graph: this.graph!,
+        threshold: this.view!.params.threshold,
+        graph: this.view!.graph,
         accumulator: this.accumulator!,
         survivors: this.survivors,
         dropped: this.sharers.filter((id) => !alive.has(id)),

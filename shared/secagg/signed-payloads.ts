@@ -3,16 +3,22 @@ import { CohortError } from '../errors';
 import { SECAGG_DOMAIN, decodeFields, encodeFields, hash32 } from './encoding';
 import { boxSharedKey, x25519 } from './crypto-primitives';
 import { SHARE_LENGTH } from './shamir';
+import { bytesEqual } from './encoding';
 
 /**
  * The exact bytes that get signed, sealed or hashed in the protocol, in one place so the
- * client and the coordinator cannot drift apart. Each binds the round id, and the signed ones
- * the model hash and config hash too, so nothing can be replayed across rounds, models or
- * parameter sets.
+ * client and the coordinator cannot drift apart. Advertisements bind the whole round context
+ * (coordinator, experiment, round, model, config); everything after them binds the round
+ * view, the hash of the full signed advertisement list, so nothing produced for one round,
+ * experiment, coordinator or participant set verifies in another.
  */
 
-/** Context every signature of a round binds. */
+/** Context every advertisement of a round binds. */
 export interface RoundContext {
+  /** Id of the coordinator (hash of its key) the client registered with. */
+  coordinatorId: string;
+  /** Experiment name, as announced at registration. */
+  experiment: string;
   roundId: string;
   modelHash: string;
   configHash: string;
@@ -26,6 +32,8 @@ export function advertisementBytes(
   sPublicKey: Uint8Array,
 ): Uint8Array {
   return encodeFields(SECAGG_DOMAIN.advertiseKeys, [
+    ctx.coordinatorId,
+    ctx.experiment,
     ctx.roundId,
     ctx.modelHash,
     ctx.configHash,
@@ -35,19 +43,32 @@ export function advertisementBytes(
   ]);
 }
 
-/** Bytes a survivor signs in the consistency check: the survivor list it was shown. */
-export function consistencyBytes(ctx: RoundContext, survivors: readonly string[]): Uint8Array {
+/**
+ * Bytes a client signs with its masked input: the key sharers it was shown, hence exactly the
+ * neighbours it masked with. Holders check it before revealing its self-mask share, so the
+ * coordinator cannot show a victim a small sharer set and kill all of it elsewhere.
+ */
+export function maskedInputBytes(viewHash: Uint8Array, sharers: readonly string[]): Uint8Array {
+  return encodeFields(SECAGG_DOMAIN.maskedInput, [viewHash, sharers.join(',')]);
+}
+
+/** Bytes a survivor signs in the consistency check: the sharer and survivor lists it was shown. */
+export function consistencyBytes(
+  viewHash: Uint8Array,
+  sharers: readonly string[],
+  survivors: readonly string[],
+): Uint8Array {
   return encodeFields(SECAGG_DOMAIN.consistency, [
-    ctx.roundId,
-    ctx.modelHash,
-    ctx.configHash,
+    viewHash,
+    sharers.join(','),
     survivors.join(','),
   ]);
 }
 
 /** Plaintext of a share bundle from `senderId` to `recipientId`. */
 export interface ShareBundle {
-  roundId: string;
+  /** The round view the sender shared under; a recipient shown another view refuses it. */
+  viewHash: Uint8Array;
   senderId: string;
   recipientId: string;
   selfMaskShare: Uint8Array;
@@ -65,7 +86,7 @@ export async function sealBundle(
   senderCSecretKey: Uint8Array,
 ): Promise<{ nonce: Uint8Array; ciphertext: Uint8Array }> {
   const plaintext = encodeFields(SECAGG_DOMAIN.shareBundle, [
-    bundle.roundId,
+    bundle.viewHash,
     bundle.senderId,
     bundle.recipientId,
     bundle.selfMaskShare,
@@ -80,11 +101,12 @@ export async function sealBundle(
 }
 
 /**
- * Opens a bundle and checks it is the one expected (round, sender, recipient, share sizes).
- * Any failure, forged or tampered ciphertext included, is SECAGG_DECRYPT.
+ * Opens a bundle and checks it is the one expected (view, sender, recipient, share sizes).
+ * Any failure, forged or tampered ciphertext included, is SECAGG_DECRYPT; a bundle sealed
+ * under another round view is SECAGG_INCONSISTENT (the coordinator split the participants).
  */
 export async function openBundle(
-  expected: { roundId: string; senderId: string; recipientId: string },
+  expected: { viewHash: Uint8Array; senderId: string; recipientId: string },
   nonce: Uint8Array,
   ciphertext: Uint8Array,
   senderCPublicKey: Uint8Array,
@@ -102,7 +124,7 @@ export async function openBundle(
   let fields;
   try {
     fields = decodeFields(plaintext, SECAGG_DOMAIN.shareBundle, [
-      'text',
+      'bytes',
       'text',
       'text',
       'bytes',
@@ -113,15 +135,14 @@ export async function openBundle(
   } finally {
     plaintext.fill(0);
   }
-  const [roundId, senderId, recipientId, selfMaskShare, secretKeyShare] = fields as [
-    string,
+  const [viewHash, senderId, recipientId, selfMaskShare, secretKeyShare] = fields as [
+    Uint8Array,
     string,
     string,
     Uint8Array,
     Uint8Array,
   ];
   if (
-    roundId !== expected.roundId ||
     senderId !== expected.senderId ||
     recipientId !== expected.recipientId ||
     selfMaskShare.length !== SHARE_LENGTH ||
@@ -129,10 +150,16 @@ export async function openBundle(
   ) {
     throw new CohortError(
       'SECAGG_DECRYPT',
-      `bundle from ${expected.senderId} names the wrong round, sender or recipient`,
+      `bundle from ${expected.senderId} names the wrong sender or recipient`,
     );
   }
-  return { roundId, senderId, recipientId, selfMaskShare, secretKeyShare };
+  if (!bytesEqual(viewHash, expected.viewHash)) {
+    throw new CohortError(
+      'SECAGG_INCONSISTENT',
+      `bundle from ${expected.senderId} was sealed under another participant list`,
+    );
+  }
+  return { viewHash, senderId, recipientId, selfMaskShare, secretKeyShare };
 }
 
 /**

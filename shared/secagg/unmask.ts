@@ -15,6 +15,8 @@ export interface SecAggResult {
   weightedMean: Float32Array;
   /** Sum of the survivors' capped example counts. */
   totalWeight: number;
+  /** Example-weighted mean of the survivors' train losses (each clipped to [0, clipRange]). */
+  meanTrainLoss: number;
   /** Clients whose updates are in the mean, sorted. */
   survivors: string[];
   /** Clients that shared keys but sent no masked input, sorted. */
@@ -51,6 +53,8 @@ export function assertReconstructible(
 export interface UnmaskInputs {
   roundId: string;
   config: SecAggConfig;
+  /** Shamir threshold of the round view. */
+  threshold: number;
   graph: NeighbourGraph;
   /** Sum of the survivors' masked inputs mod 2^32; unmasked in place. */
   accumulator: Uint32Array;
@@ -71,7 +75,7 @@ export interface UnmaskInputs {
  */
 export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAggResult> {
   const { config, graph, accumulator, keys } = inputs;
-  const t = config.threshold;
+  const t = inputs.threshold;
   const alive = new Set(inputs.survivors);
   for (const owner of inputs.survivors) {
     const seed = await combineOwned(inputs.selfMaskShares, owner, t, 'self-mask seed');
@@ -102,6 +106,7 @@ export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAgg
   return {
     weightedMean: decoded.weightedMean,
     totalWeight: decoded.totalWeight,
+    meanTrainLoss: decoded.meanTrainLoss,
     survivors: [...inputs.survivors],
     dropped: [...inputs.dropped],
   };
