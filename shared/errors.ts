@@ -38,6 +38,9 @@ export const ERROR_CODES = {
   SECAGG_REPLAY: 'A phase was requested twice or out of order.',
   SECAGG_LATE: 'A message arrived after its sender was declared dropped.',
   SECAGG_RECONSTRUCT: 'Shares did not reconstruct a valid secret: a client sent bad shares.',
+  SECAGG_REQUIRED:
+    'Secure aggregation is required by this client; the coordinator offered a plain round.',
+  METRICS_PRIVATE: 'The client does not share evaluation metrics in secure rounds.',
   INTERNAL: 'Unexpected internal error.',
 } as const;
 
