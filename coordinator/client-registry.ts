@@ -1,14 +1,16 @@
-import { fromHex, utf8Bytes } from '../shared/bytes';
+import { fromHex, toHex, utf8Bytes } from '../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Server, Socket } from 'socket.io';
 import { CohortError, isCohortError, errorMessage } from '../shared/errors';
-import { clientIdFromPublicKey, verifyDetached } from '../shared/identity';
+import type { IdentityKeyPair } from '../shared/identity';
+import { clientIdFromPublicKey, signDetached, verifyDetached } from '../shared/identity';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
 import type { RegisterIns, RegisterRes } from '../shared/protocol/messages';
 import {
   PROTOCOL_VERSION,
   registerInsSchema,
+  registrationAnswerMessage,
   registrationMessage,
 } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
@@ -30,7 +32,11 @@ export interface ConnectedClient {
 
 /** What the registry needs to know to accept a client. */
 export interface RegistryOptions {
-  coordinatorId: string;
+  /**
+   * The coordinator's long-term Ed25519 identity: its public key and the id derived from it
+   * go out in every challenge, and it signs every registration answer.
+   */
+  identity: IdentityKeyPair;
   task: string;
   modelSpecHash: string;
   experiment: string;
@@ -50,12 +56,17 @@ export class ClientRegistry extends EventEmitter<{
   left: [string, string];
 }> {
   private readonly clients = new Map<string, ConnectedClient>();
+  /** The id clients bind their signatures to: derived from the coordinator's public key. */
+  readonly coordinatorId: string;
+  private readonly coordinatorKey: string;
 
   constructor(
     io: Server<ClientToServerEvents, ServerToClientEvents>,
     private readonly options: RegistryOptions,
   ) {
     super();
+    this.coordinatorId = clientIdFromPublicKey(options.identity.publicKey);
+    this.coordinatorKey = toHex(options.identity.publicKey);
     io.on('connection', (socket) => this.onConnection(socket));
   }
 
@@ -115,7 +126,11 @@ export class ClientRegistry extends EventEmitter<{
         this.emit('left', id, reason);
       }
     });
-    socket.emit('challenge', { nonce, coordinatorId: this.options.coordinatorId });
+    socket.emit('challenge', {
+      nonce,
+      coordinatorId: this.coordinatorId,
+      coordinatorKey: this.coordinatorKey,
+    });
   }
 
   private async register(
@@ -141,9 +156,7 @@ export class ClientRegistry extends EventEmitter<{
         );
       }
       const publicKey = fromHex(ins.publicKey);
-      const message = utf8Bytes(
-        registrationMessage(nonce, this.options.coordinatorId, ins.publicKey),
-      );
+      const message = utf8Bytes(registrationMessage(nonce, this.coordinatorId, ins.publicKey));
       if (!verifyDetached(message, fromHex(ins.signature), publicKey)) {
         throw new CohortError('AUTH_FAILED', 'registration signature does not verify');
       }
@@ -162,11 +175,25 @@ export class ClientRegistry extends EventEmitter<{
       this.clients.set(id, client);
       if (previous && previous.socket !== socket) previous.socket.disconnect(true);
       this.emit('registered', client);
-      return {
-        status: 'ok',
+      const answer = {
+        status: 'ok' as const,
         clientId: id,
         experiment: this.options.experiment,
         secureAggregation: this.options.secureAggregation,
+      };
+      if (ins.clientNonce === undefined) return answer;
+      const signed = registrationAnswerMessage({
+        coordinatorId: this.coordinatorId,
+        nonce,
+        clientNonce: ins.clientNonce,
+        clientPublicKey: ins.publicKey,
+        clientId: id,
+        experiment: answer.experiment,
+        secureAggregation: answer.secureAggregation,
+      });
+      return {
+        ...answer,
+        coordinatorSignature: toHex(signDetached(utf8Bytes(signed), this.options.identity)),
       };
     } catch (error) {
       if (!isCohortError(error)) throw error;

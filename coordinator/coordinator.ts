@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -7,7 +6,10 @@ import { dirname, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { Server } from 'socket.io';
 import type { Dataset } from '../shared/data/dataset';
+import { toHex } from '../shared/bytes';
 import { CohortError } from '../shared/errors';
+import type { IdentityKeyPair } from '../shared/identity';
+import { clientIdFromPublicKey, generateIdentity } from '../shared/identity';
 import { buildModel } from '../shared/model/build-model';
 import { getModelSpec } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
@@ -52,6 +54,11 @@ export interface CoordinatorDependencies {
   databaseLabel?: string;
   /** Attaches listeners before start-up, so 'listening' and 'resumed' are not missed. */
   observe?(coordinator: Coordinator): void;
+  /**
+   * The coordinator's long-term Ed25519 identity (clients may pin its public key with
+   * `--coordinator-key`); a fresh in-memory one when absent.
+   */
+  identity?: IdentityKeyPair;
 }
 
 /**
@@ -61,6 +68,11 @@ export interface CoordinatorDependencies {
  */
 export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly config: CoordinatorConfig;
+  /** The id every client signature of this run is bound to: derived from the public key. */
+  readonly coordinatorId: string;
+  /** The coordinator's Ed25519 public key in hex, as sent in each challenge. */
+  readonly publicKeyHex: string;
+  private readonly identity: IdentityKeyPair;
   private readonly log: Logger;
   private readonly httpServer = createServer();
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
@@ -86,6 +98,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.config = config;
     this.log = deps.log ?? debugLogger('cohort:coordinator');
     this.databaseLabel = deps.databaseLabel;
+    this.identity = deps.identity ?? generateIdentity();
+    this.coordinatorId = clientIdFromPublicKey(this.identity.publicKey);
+    this.publicKeyHex = toHex(this.identity.publicKey);
 
     if (deps.store) {
       this.store = deps.store;
@@ -183,7 +198,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       database: this.databaseLabel ?? redactDatabaseUrl(config.database),
     };
     this.registry = new ClientRegistry(this.io, {
-      coordinatorId: randomBytes(8).toString('hex'),
+      identity: this.identity,
       task: config.task,
       modelSpecHash,
       experiment: config.experiment!,
@@ -335,6 +350,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       strategy: this.strategy,
       evaluator: this.evaluator,
       experimentId: this.experimentId,
+      experiment: this.config.experiment!,
+      coordinatorId: this.coordinatorId,
       log: this.log,
       signal: this.shutdown.signal,
       isStopped: () => this.stopped,

@@ -1,4 +1,4 @@
-import { errorMessage } from '../shared/errors';
+import { errorMessage, parseErrorCode } from '../shared/errors';
 import type { ModelPayload } from '../shared/protocol/messages';
 import { evaluateResSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
@@ -20,7 +20,9 @@ export interface EvaluatePhaseInput {
 /**
  * Federated evaluation: each client measures the new global model on its local test split;
  * the result is the example-weighted mean (an unweighted mean would let a client with ten
- * examples count as much as one with ten thousand). Null when no client reported.
+ * examples count as much as one with ten thousand). Null when no client reported. A client
+ * that keeps its metrics private (METRICS_PRIVATE, secure sessions without
+ * `--share-metrics`) simply contributes none: that is its choice, not a failure.
  */
 export async function runEvaluatePhase(
   input: EvaluatePhaseInput,
@@ -28,6 +30,7 @@ export async function runEvaluatePhase(
   let examples = 0;
   let lossSum = 0;
   let correctSum = 0;
+  let privateClients = 0;
   await Promise.all(
     input.clients.map(async (client) => {
       try {
@@ -43,8 +46,15 @@ export async function runEvaluatePhase(
           input.deadlineMs,
         );
         const res = parseMessage(evaluateResSchema, raw, 'evaluate result');
-        if (res.status === 'error' || res.roundId !== input.roundId || res.numExamples === 0)
+        if (res.status === 'error') {
+          if (parseErrorCode(res.code) === 'METRICS_PRIVATE') privateClients++;
+          else
+            input.log.warn(
+              `round ${input.round}: ${client.id.slice(0, 8)} refused evaluation: ${res.code}: ${res.message}`,
+            );
           return;
+        }
+        if (res.roundId !== input.roundId || res.numExamples === 0) return;
         const n = Math.min(res.numExamples, client.info.testExamples);
         examples += n;
         lossSum += res.loss * n;
@@ -56,6 +66,11 @@ export async function runEvaluatePhase(
       }
     }),
   );
+  if (privateClients > 0) {
+    input.log.info(
+      `round ${input.round}: ${privateClients} of ${input.clients.length} clients keep their metrics private`,
+    );
+  }
   if (examples === 0) return null;
   return { loss: lossSum / examples, accuracy: correctSum / examples, numExamples: examples };
 }

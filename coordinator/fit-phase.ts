@@ -16,12 +16,17 @@ export interface Participation {
   errorCode: ErrorCode | null;
 }
 
-/** A fit answer that passed every check. */
+/**
+ * A fit answer that passed every check. Plain answers carry the example count, the train
+ * loss and the update; secure answers carry none of them (they travel masked).
+ */
 export interface AcceptedFit {
   client: ConnectedClient;
-  numExamples: number;
-  trainLoss: number;
-  /** Present in plain mode only. */
+  /** Plain mode only. */
+  numExamples?: number;
+  /** Plain mode only. */
+  trainLoss?: number;
+  /** Plain mode only. */
   update?: Uint8Array;
 }
 
@@ -120,31 +125,54 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
       }
       if (participations.has(client.id))
         throw new CohortError('UPDATE_DUPLICATE', 'second answer this round');
-      const limit =
-        input.config.maxExamples > 0 ? input.config.maxExamples : client.info.trainExamples;
-      if (res.numExamples > Math.min(limit, client.info.trainExamples)) {
-        throw new CohortError(
-          'MESSAGE_INVALID',
-          `claims ${res.numExamples} examples but registered ${client.info.trainExamples} (cap ${limit})`,
-        );
+      let fit: AcceptedFit;
+      if (input.secure) {
+        if (res.update !== undefined) {
+          throw new CohortError(
+            'MESSAGE_INVALID',
+            'secure mode: a plain update must never be sent',
+          );
+        }
+        // The weight and the loss travel masked; in the clear they would be metadata we
+        // promised not to collect.
+        if (res.numExamples !== undefined || res.trainLoss !== undefined) {
+          throw new CohortError(
+            'MESSAGE_INVALID',
+            'secure mode: a fit result carries no numExamples or trainLoss',
+          );
+        }
+        fit = { client };
+      } else {
+        if (res.numExamples === undefined || res.trainLoss === undefined) {
+          throw new CohortError(
+            'MESSAGE_INVALID',
+            'plain mode: fit result needs numExamples and trainLoss',
+          );
+        }
+        const limit =
+          input.config.maxExamples > 0 ? input.config.maxExamples : client.info.trainExamples;
+        if (res.numExamples > Math.min(limit, client.info.trainExamples)) {
+          throw new CohortError(
+            'MESSAGE_INVALID',
+            `claims ${res.numExamples} examples but registered ${client.info.trainExamples} (cap ${limit})`,
+          );
+        }
+        if (res.update === undefined) {
+          throw new CohortError('UPDATE_SHAPE', 'plain mode: fit result carries no update');
+        }
+        fit = {
+          client,
+          numExamples: res.numExamples,
+          trainLoss: res.trainLoss,
+          update: res.update,
+        };
       }
-      if (input.secure && res.update !== undefined) {
-        throw new CohortError('MESSAGE_INVALID', 'secure mode: a plain update must never be sent');
-      }
-      if (!input.secure && res.update === undefined) {
-        throw new CohortError('UPDATE_SHAPE', 'plain mode: fit result carries no update');
-      }
-      const fit: AcceptedFit = {
-        client,
-        numExamples: res.numExamples,
-        trainLoss: res.trainLoss,
-        ...(res.update !== undefined ? { update: res.update } : {}),
-      };
       if (accepted.length >= input.target)
         throw new CohortError('UPDATE_STALE', 'round already has enough updates');
       input.accept(fit);
       accepted.push(fit);
-      record(client.id, 'completed', res.numExamples, null);
+      // Secure mode: the coordinator never learns one client's example count (0 = unknown).
+      record(client.id, 'completed', fit.numExamples ?? 0, null);
       if (accepted.length >= input.target) controller.abort();
     } catch (error) {
       const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';

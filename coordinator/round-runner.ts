@@ -34,6 +34,10 @@ export interface RoundContext {
   strategy: Strategy;
   evaluator: GlobalModelEvaluator;
   experimentId: string;
+  /** The experiment's name, exactly as registration answers tell it to clients. */
+  experiment: string;
+  /** The id of this coordinator, exactly as its challenges tell it to clients. */
+  coordinatorId: string;
   log: Logger;
   /** Aborts the round in flight when the coordinator stops. */
   signal: AbortSignal;
@@ -112,7 +116,7 @@ export async function runRound(
       }
       assertFinite(delta);
       // The same weight cap as secure mode, so one client's claimed size cannot dominate.
-      mean.add(delta, Math.min(res.numExamples, ctx.config.weightCap));
+      mean.add(delta, Math.min(res.numExamples!, ctx.config.weightCap));
     },
     onProgress: (clientId, fraction) => ctx.onProgress(round, clientId, fraction),
   });
@@ -120,6 +124,8 @@ export async function runRound(
   const participations = fit.participations;
   let contributors = fit.accepted;
   let meanDelta: Float32Array | null = null;
+  /** Secure mode: the example-weighted mean train loss, decoded from the masked sum. */
+  let secureTrainLoss: number | null = null;
   let failure: { code: ErrorCode; reason: string } | null = null;
   if (fit.accepted.length === 0) {
     failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
@@ -156,6 +162,7 @@ export async function runRound(
       }
       contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
       meanDelta = outcome.result.weightedMean;
+      secureTrainLoss = outcome.result.meanTrainLoss;
     } else {
       failure = outcome.failure ?? { code: 'ROUND_ABORTED', reason: 'secure aggregation failed' };
       contributors = [];
@@ -200,7 +207,8 @@ export async function runRound(
     dropped: counts.dropped,
     rejected: counts.rejected,
     selected: cohort.length,
-    trainLoss: status === 'completed' ? weightedLoss(contributors) : null,
+    trainLoss:
+      status !== 'completed' ? null : secure ? secureTrainLoss : weightedLoss(contributors),
     testLoss: evaluation?.loss ?? null,
     testAccuracy: evaluation?.accuracy ?? null,
     evaluation: evaluation?.source ?? 'none',
@@ -268,6 +276,8 @@ async function secureAggregate(
   return runSecureAggregation({
     round,
     roundId,
+    experiment: ctx.experiment,
+    coordinatorId: ctx.coordinatorId,
     modelHash: global.hash,
     clients: accepted.map((f) => f.client),
     config,
@@ -283,10 +293,11 @@ function countParticipations(list: readonly Participation[], selected: number) {
   return { completed, rejected, dropped: selected - completed - rejected };
 }
 
+/** Plain mode: the example-weighted mean of the train losses the clients reported. */
 function weightedLoss(accepted: AcceptedFit[]): number | null {
-  const total = accepted.reduce((s, f) => s + f.numExamples, 0);
+  const total = accepted.reduce((s, f) => s + (f.numExamples ?? 0), 0);
   if (total === 0) return null;
-  return accepted.reduce((s, f) => s + f.trainLoss * f.numExamples, 0) / total;
+  return accepted.reduce((s, f) => s + (f.trainLoss ?? 0) * (f.numExamples ?? 0), 0) / total;
 }
 
 function metricsOf(entry: RoundHistoryEntry): Record<string, number> {

@@ -61,10 +61,16 @@ export const weightManifestSchema = z
     'manifest length does not equal the sum of its shapes',
   );
 
-/** Sent by the coordinator right after connecting: a nonce the client signs to register. */
+/**
+ * Sent by the coordinator right after connecting: a nonce the client signs to register, and
+ * the coordinator's long-term Ed25519 public key with the id derived from it
+ * (`clientIdFromPublicKey`), which every client signature of the run is bound to.
+ */
 export const challengeSchema = z.object({
   nonce: hex(32),
-  coordinatorId: z.string().min(1).max(MAX_NAME),
+  coordinatorId: clientIdSchema,
+  /** The coordinator's Ed25519 public key, 32 bytes in hex (what `--coordinator-key` pins). */
+  coordinatorKey: hex(32),
 });
 export type Challenge = z.infer<typeof challengeSchema>;
 
@@ -78,8 +84,17 @@ export const registerInsSchema = z.object({
   displayName: z.string().max(MAX_NAME).optional(),
   platform: z.enum(['node', 'browser']),
   backend: z.string().max(MAX_NAME),
+  /**
+   * Example counts are metadata: a client that only joins secure rounds sends 0 for both
+   * unless it shares its metrics; plain rounds need them (they bound claimed example counts).
+   */
   trainExamples: count,
   testExamples: count,
+  /**
+   * A fresh random nonce of the client's: the coordinator signs it into its answer
+   * ({@link registrationAnswerMessage}), proving it holds the key it announced right now.
+   */
+  clientNonce: hex(32).optional(),
 });
 export type RegisterIns = z.infer<typeof registerInsSchema>;
 
@@ -89,6 +104,11 @@ export const registerResSchema = z.discriminatedUnion('status', [
     clientId: clientIdSchema,
     experiment: z.string().max(MAX_NAME),
     secureAggregation: z.boolean(),
+    /**
+     * Ed25519 signature by the coordinator's key over registrationAnswerMessage(...): binds
+     * this answer (mode and experiment included) to the client's nonce and key.
+     */
+    coordinatorSignature: hex(64).optional(),
   }),
   z.object({ status: z.literal('error'), code: z.string().max(60), message: z.string().max(2000) }),
 ]);
@@ -134,9 +154,13 @@ export const fitResSchema = z.discriminatedUnion('status', [
     status: z.literal('ok'),
     roundId: roundIdSchema,
     modelHash: hashSchema,
-    numExamples: z.number().int().positive(),
-    trainLoss: finite,
-    /** Float32 little-endian delta (local - global); absent in secure mode. */
+    /**
+     * Plain mode only (required there). In secure mode the example weight and the train loss
+     * travel inside the masked vector, so a secure answer carries neither.
+     */
+    numExamples: z.number().int().positive().optional(),
+    trainLoss: finite.optional(),
+    /** Float32 little-endian delta (local - global); plain mode only. */
     update: bytesSchema.optional(),
   }),
   z.object({
@@ -195,7 +219,10 @@ export const doneSchema = z.object({
 });
 export type DoneMessage = z.infer<typeof doneSchema>;
 
-/** Client progress reports during local training, for coordinator-side progress output. */
+/**
+ * Client progress reports during local training, for coordinator-side progress output. The
+ * loss is sent in plain sessions only: a secure session reports the fraction alone.
+ */
 export const progressSchema = z.object({
   roundId: roundIdSchema,
   fraction: finite.refine((v) => v >= 0 && v <= 1, 'fraction must be in [0, 1]'),
@@ -210,4 +237,29 @@ export function registrationMessage(
   publicKeyHex: string,
 ): string {
   return `cohort-register/v${PROTOCOL_VERSION}/${coordinatorId}/${nonce}/${publicKeyHex}`;
+}
+
+/**
+ * What the coordinator signs in its registration answer: the client's fresh nonce and key,
+ * the challenge nonce, and the answer's content, so a pinned client knows that this answer
+ * (secure or plain, which experiment) comes from the holder of the pinned key, now.
+ */
+export function registrationAnswerMessage(answer: {
+  coordinatorId: string;
+  nonce: string;
+  clientNonce: string;
+  clientPublicKey: string;
+  clientId: string;
+  experiment: string;
+  secureAggregation: boolean;
+}): string {
+  return `cohort-register-answer/v${PROTOCOL_VERSION}/${JSON.stringify([
+    answer.coordinatorId,
+    answer.nonce,
+    answer.clientNonce,
+    answer.clientPublicKey,
+    answer.clientId,
+    answer.experiment,
+    answer.secureAggregation ? 'secure' : 'plain',
+  ])}`;
 }
