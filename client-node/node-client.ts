@@ -12,6 +12,9 @@ import type { Dataset } from '../shared/data/dataset';
 import type { IdentityKeyPair } from '../shared/identity';
 import { getModelSpec } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
+import type { RoundLedger } from '../shared/secagg/round-ledger';
+import { MemoryRoundLedger } from '../shared/secagg/round-ledger';
+import { FileRoundLedger, roundLedgerPath } from './round-ledger-file';
 
 /** Everything a Node client needs once its data and backend are ready. */
 export interface NodeClientOptions {
@@ -28,6 +31,22 @@ export interface NodeClientOptions {
   secure?: ClientSessionOptions['secure'];
   /** Pinned identity keys of every acceptable cohort member (see loadTrustedKeys). */
   trustedKeys?: Uint8Array[];
+  /** Join plain rounds too (`--allow-plain`); default: secure aggregation required. */
+  allowPlain?: boolean;
+  /** The coordinator's pinned public key, hex (`--coordinator-key`). */
+  coordinatorKey?: string;
+  /** Share evaluation metrics and example counts in secure sessions (`--share-metrics`). */
+  shareMetrics?: boolean;
+  /** Smallest secure round this client takes part in (`--min-participants`, default 5). */
+  minParticipants?: number;
+  /**
+   * The identity file this client's key came from: the ledger of secure rounds it revealed
+   * shares in is kept next to it (`<identity>.rounds`), so a restart cannot be made to
+   * reveal twice. Without it (simulations), the ledger lives in memory.
+   */
+  identityPath?: string;
+  /** An explicit round ledger (tests); overrides `identityPath`. */
+  ledger?: RoundLedger;
   /** Reconnection backoff: first delay and cap, in ms (socket.io adds jitter). */
   reconnectDelayMs?: number;
   reconnectDelayMaxMs?: number;
@@ -45,6 +64,8 @@ export interface NodeClient {
  */
 export async function connectNodeClient(options: NodeClientOptions): Promise<NodeClient> {
   const spec = getModelSpec(options.task);
+  // Secure aggregation is always available; unless allowPlain, it is also required.
+  const secure = options.secure ?? (await secureSubmission(options));
   const trainer = new TfjsTrainer({
     task: options.task,
     spec,
@@ -53,7 +74,9 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     train: options.train,
     test: options.test,
   });
+  // Connected only once the session listens, so no challenge can arrive before it does.
   const socket: ClientSocket = io(options.server, {
+    autoConnect: false,
     transports: ['websocket'],
     reconnection: true,
     reconnectionAttempts: Infinity,
@@ -62,20 +85,44 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     randomizationFactor: 0.5,
     timeout: 20_000,
   });
-  const session = new ClientSession(socket, {
-    identity: options.identity,
-    trainer,
-    platform: 'node',
-    ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
-    ...(options.events ? { events: options.events } : {}),
-    ...(options.faults ? { faults: options.faults } : {}),
-    // Secure aggregation is always available; the coordinator decides whether a round uses it.
-    secure: options.secure ?? new SecAggSubmission(options.identity, options.trustedKeys),
-  });
+  let session: ClientSession;
+  try {
+    session = new ClientSession(socket, {
+      identity: options.identity,
+      trainer,
+      platform: 'node',
+      secure,
+      ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
+      ...(options.events ? { events: options.events } : {}),
+      ...(options.faults ? { faults: options.faults } : {}),
+      ...(options.allowPlain !== undefined ? { allowPlain: options.allowPlain } : {}),
+      ...(options.coordinatorKey !== undefined ? { coordinatorKey: options.coordinatorKey } : {}),
+      ...(options.shareMetrics !== undefined ? { shareMetrics: options.shareMetrics } : {}),
+    });
+  } catch (error) {
+    trainer.dispose();
+    throw error;
+  }
   // When the run is over the socket is closed so the process can exit on its own.
   session.finished.then(
     () => socket.disconnect(),
     () => socket.disconnect(),
   );
+  socket.connect();
   return { session, close: () => session.close() };
+}
+
+/** The honest secure-aggregation client, with its round ledger. */
+async function secureSubmission(options: NodeClientOptions): Promise<SecAggSubmission> {
+  const ledger =
+    options.ledger ??
+    (options.identityPath !== undefined
+      ? await FileRoundLedger.open(roundLedgerPath(options.identityPath))
+      : new MemoryRoundLedger());
+  return new SecAggSubmission({
+    identity: options.identity,
+    ledger,
+    ...(options.trustedKeys ? { knownIdentityKeys: options.trustedKeys } : {}),
+    ...(options.minParticipants !== undefined ? { minParticipants: options.minParticipants } : {}),
+  });
 }

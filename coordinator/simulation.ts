@@ -10,6 +10,7 @@ import type { TaskName } from '../shared/model/registry';
 import { CohortError } from '../shared/errors';
 import { generateIdentity } from '../shared/identity';
 import { createRng, mixSeeds } from '../shared/random';
+import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../shared/secagg/params';
 import type { CoordinatorConfigInput } from './config';
 import { Coordinator } from './coordinator';
 import type { RunHistory } from './history';
@@ -100,6 +101,10 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     },
   );
   const clients: NodeClient[] = [];
+  // The operator's own in-process clients: they join plain rounds only when the simulated
+  // coordinator runs them, share their metrics, and accept the small cohort they were given.
+  const secure = options.coordinator?.secureAggregation !== false;
+  const cohort = expectedCohort(options.clients, options.coordinator);
   try {
     for (let i = 0; i < options.clients; i++) {
       const rng = createRng(mixSeeds(seed, i, 0xd809));
@@ -114,6 +119,9 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
           displayName: `sim-${i + 1}`,
           reconnectDelayMs: 200,
           reconnectDelayMaxMs: 2_000,
+          allowPlain: !secure,
+          shareMetrics: true,
+          ...(cohort < DEFAULT_MIN_PARTICIPANTS ? { minParticipants: MIN_THRESHOLD } : {}),
           ...(dropout > 0
             ? { faults: { dropMidRound: () => rng.next() < dropout, rejoinAfterMs: 300 } }
             : {}),
@@ -128,4 +136,12 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     await coordinator.stop();
     if (tempDir) rmSync(tempDir, { recursive: true, force: true });
   }
+}
+
+/** How many clients a simulated round aggregates: the configured cohort, else everyone. */
+function expectedCohort(clients: number, coordinator?: Partial<CoordinatorConfigInput>): number {
+  if (coordinator?.clientsPerRound !== undefined)
+    return Math.min(clients, coordinator.clientsPerRound);
+  if (coordinator?.fraction !== undefined) return Math.ceil(coordinator.fraction * clients);
+  return clients;
 }

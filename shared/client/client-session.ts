@@ -1,8 +1,9 @@
-import { toHex, utf8Bytes } from '../bytes';
+import nacl from 'tweetnacl';
+import { fromHex, toHex, utf8Bytes } from '../bytes';
 import type { Socket } from 'socket.io-client';
-import { CohortError, isCohortError } from '../errors';
+import { CohortError, isCohortError, parseErrorCode } from '../errors';
 import type { IdentityKeyPair } from '../identity';
-import { signDetached } from '../identity';
+import { clientIdFromPublicKey, signDetached, verifyDetached } from '../identity';
 import type { ClientSideServerEvents, ClientToServerEvents, Ack } from '../protocol/events';
 import {
   PROTOCOL_VERSION,
@@ -12,7 +13,9 @@ import {
   evaluateInsSchema,
   fitInsSchema,
   registerResSchema,
+  registrationAnswerMessage,
   registrationMessage,
+  roundIdSchema,
   roundSummarySchema,
 } from '../protocol/messages';
 import type {
@@ -44,12 +47,23 @@ export interface ClientSessionEvents {
 }
 
 /**
+ * What a secure round is bound to besides its fit request: the round id, the experiment named
+ * in the registration answer and the coordinator id of the challenge (derived from the
+ * coordinator's public key). Signatures and ledger keys of the round cover all three.
+ */
+export interface SecureRoundContext {
+  roundId: string;
+  experiment: string;
+  coordinatorId: string;
+}
+
+/**
  * Handles the secure-aggregation phases of a round for this client. The plain protocol
  * never calls it; the secure protocol keeps the round's update here until MaskedInput.
  */
 export interface SecureSubmission {
   /** Called once training is done: the update to mask, owned by the handler from now on. */
-  prepare(roundId: string, fit: FitIns, result: LocalFitResult): void;
+  prepare(context: SecureRoundContext, fit: FitIns, result: LocalFitResult): void;
   /** Answers one phase request; throws CohortError to refuse. */
   handle(phase: string, roundId: string, body: unknown): Promise<unknown>;
   /** Forgets a round's secrets (after unmasking, cancellation or disconnect). */
@@ -62,7 +76,26 @@ export interface ClientSessionOptions {
   trainer: Trainer;
   platform: 'node' | 'browser';
   displayName?: string;
+  /** The secure-aggregation client; required unless `allowPlain` is set. */
   secure?: SecureSubmission;
+  /**
+   * Join plain rounds too (`cohort client --allow-plain`). Default false: the client, not the
+   * coordinator, decides that rounds are secure, so a plain registration answer ends the
+   * session (SECAGG_REQUIRED) and a plain fit request is refused before training.
+   */
+  allowPlain?: boolean;
+  /**
+   * The coordinator's pinned Ed25519 public key, 64 hex characters
+   * (`cohort client --coordinator-key`): any other coordinator, or one that cannot prove it
+   * holds this key, ends the session with AUTH_FAILED.
+   */
+  coordinatorKey?: string;
+  /**
+   * Share evaluation metrics, and the train/test example counts at registration, in secure
+   * sessions (`cohort client --share-metrics`). Default false: a secure session refuses
+   * evaluate requests with METRICS_PRIVATE and registers with counts of 0.
+   */
+  shareMetrics?: boolean;
   events?: ClientSessionEvents;
   /** Fault injection: vanish halfway through this round's training (then rejoin later). */
   faults?: { dropMidRound?(round: number): boolean; rejoinAfterMs?: number };
@@ -82,12 +115,32 @@ export class ClientSession {
   /** Resolves when the coordinator announces the end; rejects on a fatal registration error. */
   readonly finished: Promise<DoneMessage>;
   private clientId: string | null = null;
+  /** What the current connection's registration established; null until it is answered. */
+  private registration: {
+    experiment: string;
+    secure: boolean;
+    coordinatorId: string;
+  } | null = null;
+  private readonly pinnedKey: string | null;
   private closed = false;
 
   constructor(
     private readonly socket: ClientSocket,
     private readonly options: ClientSessionOptions,
   ) {
+    if (!options.secure && options.allowPlain !== true) {
+      throw new CohortError(
+        'CONFIG_INVALID',
+        'a client without secure aggregation must allow plain rounds (allowPlain)',
+      );
+    }
+    if (options.coordinatorKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(options.coordinatorKey)) {
+      throw new CohortError(
+        'CONFIG_INVALID',
+        '--coordinator-key must be the 64-character hex public key the coordinator prints',
+      );
+    }
+    this.pinnedKey = options.coordinatorKey?.toLowerCase() ?? null;
     this.finished = new Promise<DoneMessage>((resolve, reject) => {
       this.resolveFinished = resolve;
       this.rejectFinished = reject;
@@ -113,14 +166,15 @@ export class ClientSession {
     const socket = this.socket;
     socket.on('connect', () => this.setState('registering'));
     socket.on('disconnect', (reason) => {
+      this.registration = null;
       if (this.state === 'done') return;
       this.log(`disconnected (${reason}); reconnecting`);
       this.setState('connecting');
     });
     socket.on('challenge', (raw) => void this.register(raw));
-    socket.on('fit', (raw, ack) => void this.answer(ack, () => this.onFit(raw)));
-    socket.on('evaluate', (raw, ack) => void this.answer(ack, () => this.onEvaluate(raw)));
-    socket.on('secagg', (raw, ack) => void this.answer(ack, () => this.onSecAgg(raw)));
+    socket.on('fit', (raw, ack) => void this.answer(ack, raw, () => this.onFit(raw)));
+    socket.on('evaluate', (raw, ack) => void this.answer(ack, raw, () => this.onEvaluate(raw)));
+    socket.on('secagg', (raw, ack) => void this.answer(ack, raw, () => this.onSecAgg(raw)));
     socket.on('cancel', (raw) => {
       const message = cancelSchema.safeParse(raw);
       if (!message.success) return;
@@ -140,16 +194,27 @@ export class ClientSession {
     });
   }
 
-  /** Runs a request handler and acknowledges its result, turning failures into data. */
-  private async answer(ack: Ack, handler: () => Promise<unknown>): Promise<void> {
+  /**
+   * Runs a request handler and acknowledges its result, turning failures into data (an error
+   * acknowledgement names the request's round when it had a well-formed one).
+   */
+  private async answer(ack: Ack, raw: unknown, handler: () => Promise<unknown>): Promise<void> {
     try {
       ack(await handler());
     } catch (error) {
       const code = isCohortError(error) ? error.code : 'INTERNAL';
       const message = error instanceof Error ? error.message : String(error);
       this.log(`request refused: ${message}`);
-      ack({ status: 'error', roundId: 'unknown', code, message: message.slice(0, 2000) });
+      ack({ status: 'error', roundId: roundIdOf(raw), code, message: message.slice(0, 2000) });
     }
+  }
+
+  /** Ends the session for good: no reconnection, `finished` rejects with `error`. */
+  private fail(error: CohortError): void {
+    this.log(error.message);
+    this.setState('done');
+    this.socket.disconnect();
+    this.rejectFinished(error);
   }
 
   private async register(raw: unknown): Promise<void> {
@@ -160,12 +225,33 @@ export class ClientSession {
       this.log(`ignoring malformed challenge: ${String(error)}`);
       return;
     }
+    const coordinatorKey = fromHex(challenge.coordinatorKey);
+    if (clientIdFromPublicKey(coordinatorKey) !== challenge.coordinatorId) {
+      this.log(
+        `ignoring challenge: coordinator id ${challenge.coordinatorId} does not derive from its key`,
+      );
+      return;
+    }
+    if (this.pinnedKey !== null && challenge.coordinatorKey !== this.pinnedKey) {
+      this.fail(
+        new CohortError(
+          'AUTH_FAILED',
+          `the coordinator's key ${challenge.coordinatorKey} is not the one pinned with ` +
+            `--coordinator-key (${this.pinnedKey}): refusing to register`,
+        ),
+      );
+      return;
+    }
     const { identity, trainer } = this.options;
     const publicKey = toHex(identity.publicKey);
     const signature = signDetached(
       utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
       identity,
     );
+    const clientNonce = toHex(nacl.randomBytes(32));
+    // Example counts are metadata: a client that only joins secure rounds keeps them unless it
+    // shares its metrics anyway; plain rounds need them (the coordinator bounds claimed counts).
+    const shareCounts = this.options.allowPlain === true || this.options.shareMetrics === true;
     const ins: RegisterIns = {
       protocolVersion: PROTOCOL_VERSION,
       publicKey,
@@ -174,8 +260,9 @@ export class ClientSession {
       modelSpecHash: trainer.modelSpecHash,
       platform: this.options.platform,
       backend: trainer.backend,
-      trainExamples: trainer.trainExamples,
-      testExamples: trainer.testExamples,
+      trainExamples: shareCounts ? trainer.trainExamples : 0,
+      testExamples: shareCounts ? trainer.testExamples : 0,
+      clientNonce,
       ...(this.options.displayName !== undefined ? { displayName: this.options.displayName } : {}),
     };
     let res;
@@ -191,27 +278,86 @@ export class ClientSession {
     }
     if (res.status === 'error') {
       // The coordinator refused us for good (wrong task, protocol version): stop trying.
-      this.setState('done');
-      this.socket.disconnect();
-      this.rejectFinished(new CohortError('AUTH_FAILED', `${res.code}: ${res.message}`));
+      this.fail(
+        new CohortError(
+          parseErrorCode(res.code) ?? 'AUTH_FAILED',
+          `coordinator refused registration: ${res.message}`,
+        ),
+      );
+      return;
+    }
+    if (res.coordinatorSignature !== undefined || this.pinnedKey !== null) {
+      const signed = registrationAnswerMessage({
+        coordinatorId: challenge.coordinatorId,
+        nonce: challenge.nonce,
+        clientNonce,
+        clientPublicKey: publicKey,
+        clientId: res.clientId,
+        experiment: res.experiment,
+        secureAggregation: res.secureAggregation,
+      });
+      const valid =
+        res.coordinatorSignature !== undefined &&
+        verifyDetached(utf8Bytes(signed), fromHex(res.coordinatorSignature), coordinatorKey);
+      if (!valid) {
+        this.fail(
+          new CohortError(
+            'AUTH_FAILED',
+            `the coordinator did not prove it holds key ${challenge.coordinatorKey}` +
+              (this.pinnedKey !== null ? ' (pinned with --coordinator-key)' : '') +
+              ': its registration answer is not signed by it',
+          ),
+        );
+        return;
+      }
+    }
+    if (!res.secureAggregation && this.options.allowPlain !== true) {
+      this.fail(
+        new CohortError(
+          'SECAGG_REQUIRED',
+          `the coordinator offered plain rounds for experiment "${res.experiment}", and this ` +
+            'client requires secure aggregation: pass --allow-plain (allowPlain: true) to ' +
+            'send unmasked updates to this coordinator',
+        ),
+      );
       return;
     }
     this.clientId = res.clientId;
+    this.registration = {
+      experiment: res.experiment,
+      secure: res.secureAggregation,
+      coordinatorId: challenge.coordinatorId,
+    };
     this.log(
       `registered as ${res.clientId} for experiment "${res.experiment}"` +
-        ` (secure aggregation ${res.secureAggregation ? 'on' : 'off'})`,
+        ` (secure aggregation ${res.secureAggregation ? 'on' : 'off'};` +
+        ` coordinator key ${challenge.coordinatorKey})`,
     );
     this.setState('idle');
   }
 
   private async onFit(raw: unknown): Promise<FitRes> {
     const ins = parseMessage(fitInsSchema, raw, 'fit request');
+    // Decided before anything is trained: the client, not the request, says what leaves it.
+    if (!ins.secure && this.options.allowPlain !== true) {
+      throw new CohortError(
+        'SECAGG_REQUIRED',
+        `round ${ins.roundId} asks for a plain update, and this client requires secure ` +
+          'aggregation (--allow-plain joins plain rounds)',
+      );
+    }
     if (ins.secure && !this.options.secure) {
       throw new CohortError(
         'CONFIG_INVALID',
         'coordinator asked for secure aggregation, unsupported here',
       );
     }
+    const registration = this.registration;
+    if (!registration) {
+      throw new CohortError('MESSAGE_INVALID', 'fit request before registration was answered');
+    }
+    // A secure session reports how far training got, never how well it went.
+    const reportLoss = !ins.secure && !registration.secure;
     this.setState('training');
     const dropAt = this.options.faults?.dropMidRound?.(ins.round) ?? false;
     let dropped = false;
@@ -219,11 +365,12 @@ export class ClientSession {
       const result = await this.options.trainer.fit(ins.model, ins.config, {
         onProgress: (progress) => {
           this.options.events?.onProgress?.(ins.roundId, progress);
-          this.socket.emit('progress', {
-            roundId: ins.roundId,
-            fraction: progress.fraction,
-            loss: progress.loss,
-          });
+          this.socket.emit(
+            'progress',
+            reportLoss
+              ? { roundId: ins.roundId, fraction: progress.fraction, loss: progress.loss }
+              : { roundId: ins.roundId, fraction: progress.fraction },
+          );
           if (dropAt && !dropped && progress.fraction >= 0.5) {
             dropped = true;
             this.vanish();
@@ -235,14 +382,17 @@ export class ClientSession {
         throw new CohortError('CLIENT_DROPPED', `round ${ins.roundId} abandoned before completion`);
       }
       if (ins.secure) {
-        this.options.secure!.prepare(ins.roundId, ins, result);
-        return {
-          status: 'ok',
-          roundId: ins.roundId,
-          modelHash: ins.model.modelHash,
-          numExamples: result.numExamples,
-          trainLoss: result.trainLoss,
-        };
+        // The example count and the train loss travel inside the masked vector.
+        this.options.secure!.prepare(
+          {
+            roundId: ins.roundId,
+            experiment: registration.experiment,
+            coordinatorId: registration.coordinatorId,
+          },
+          ins,
+          result,
+        );
+        return { status: 'ok', roundId: ins.roundId, modelHash: ins.model.modelHash };
       }
       return {
         status: 'ok',
@@ -259,6 +409,12 @@ export class ClientSession {
 
   private async onEvaluate(raw: unknown): Promise<EvaluateRes> {
     const ins = parseMessage(evaluateInsSchema, raw, 'evaluate request');
+    if (this.registration?.secure !== false && this.options.shareMetrics !== true) {
+      throw new CohortError(
+        'METRICS_PRIVATE',
+        'this client keeps its evaluation metrics private in secure rounds (--share-metrics shares them)',
+      );
+    }
     this.setState('evaluating');
     try {
       const result = await this.options.trainer.evaluate(ins.model, ins.batchSize);
@@ -306,4 +462,11 @@ export class ClientSession {
     this.socket.disconnect();
     this.options.trainer.dispose();
   }
+}
+
+/** The round id of a request, for its error acknowledgement ('unknown' when malformed). */
+function roundIdOf(raw: unknown): string {
+  if (typeof raw !== 'object' || raw === null) return 'unknown';
+  const parsed = roundIdSchema.safeParse((raw as { roundId?: unknown }).roundId);
+  return parsed.success ? parsed.data : 'unknown';
 }
