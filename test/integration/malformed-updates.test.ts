@@ -193,6 +193,22 @@ const ROGUES: ReadonlyArray<{ name: string; code: string; answer(fit: FitRequest
     }),
   },
   {
+    name: 'plain-mode answer without its example count',
+    code: 'MESSAGE_INVALID',
+    answer: (fit) => {
+      const { numExamples: _dropped, ...rest } = wellFormed(fit);
+      return rest;
+    },
+  },
+  {
+    name: 'plain-mode answer without its train loss',
+    code: 'MESSAGE_INVALID',
+    answer: (fit) => {
+      const { trainLoss: _dropped, ...rest } = wellFormed(fit);
+      return rest;
+    },
+  },
+  {
     name: 'plain-mode answer without an update',
     code: 'UPDATE_SHAPE',
     answer: (fit) => {
@@ -224,7 +240,9 @@ async function registeredId(client: ScriptedClient): Promise<string> {
 async function runWithHonestClients(
   coordinator: Coordinator,
 ): Promise<{ history: RunHistory; honestIds: string[] }> {
-  clients = await startClients(coordinator.url, HONEST, data, PER_CLIENT, backend);
+  clients = await startClients(coordinator.url, HONEST, data, PER_CLIENT, backend, () => ({
+    allowPlain: true,
+  }));
   const history = await coordinator.done;
   const honestIds = clients.map((c) => c.session.id).filter((id): id is string => id !== null);
   expect(honestIds).toHaveLength(HONEST);
@@ -316,6 +334,57 @@ describe('malformed fit answers', () => {
       history.rounds.map((r) => r.trainLoss),
     );
   }, 120_000);
+});
+
+describe('secure fit answers carry no metadata', () => {
+  test('a secure answer with an example count, a train loss or an update is refused', async () => {
+    const database = `file:${join(dir, 'secure-meta.db')}`;
+    const coordinator = await startCoordinator(
+      options(database, {
+        experiment: 'secure-meta',
+        rounds: 1,
+        minClients: 3,
+        secureAggregation: true,
+        evaluation: 'none',
+      }),
+    );
+    const leaks: Array<{ name: string; extra: (fit: FitRequest) => Record<string, unknown> }> = [
+      { name: 'example count', extra: () => ({ numExamples: ROGUE_EXAMPLES }) },
+      { name: 'train loss', extra: () => ({ trainLoss: 0.5 }) },
+      { name: 'update', extra: (fit) => ({ update: new Uint8Array(fit.modelLength * 4) }) },
+    ];
+    const secureFlags: unknown[] = [];
+    const ids = new Map<string, string>();
+    for (const leak of leaks) {
+      const client = await connectScriptedClient(coordinator.url, {
+        fit: (ins) => {
+          secureFlags.push(ins.secure);
+          const fit = readFit(ins);
+          return {
+            status: 'ok',
+            roundId: fit.roundId,
+            modelHash: fit.modelHash,
+            ...leak.extra(fit),
+          };
+        },
+      });
+      rogues.push(client);
+      ids.set(await registeredId(client), leak.name);
+    }
+    const history = await coordinator.done;
+    expect(secureFlags).toEqual([true, true, true]);
+    expect(history.rounds[0]).toMatchObject({ status: 'failed', participants: 0, rejected: 3 });
+    const persisted = await readPersistedRounds(database, 'secure-meta');
+    expect(
+      persisted[0]!.participations
+        .map((p) => ({ leak: ids.get(p.clientId), status: p.status, errorCode: p.errorCode }))
+        .sort((x, y) => (x.leak! < y.leak! ? -1 : 1)),
+    ).toEqual(
+      leaks
+        .map((leak) => ({ leak: leak.name, status: 'rejected', errorCode: 'MESSAGE_INVALID' }))
+        .sort((x, y) => (x.leak < y.leak ? -1 : 1)),
+    );
+  }, 60_000);
 });
 
 // ---------------------------------------------------------------------------------------
@@ -434,6 +503,11 @@ describe('refused registrations and junk events', () => {
       {
         name: 'negative example count',
         body: (s) => signedRegistration(s, { trainExamples: -1 }),
+        code: 'MESSAGE_INVALID',
+      },
+      {
+        name: 'client nonce not 32 bytes of hex',
+        body: (s) => signedRegistration(s, { clientNonce: 'ab'.repeat(8) }),
         code: 'MESSAGE_INVALID',
       },
       {

@@ -110,9 +110,10 @@ describe('plain federated rounds on real sockets', () => {
       { testSet: data.test },
     );
     coordinators.push(coordinator);
-    clients = await startClients(coordinator.url, 3, data, 300, backend, (i) =>
-      i === 0 ? { faults: { dropMidRound: (round) => round === 1, rejoinAfterMs: 200 } } : {},
-    );
+    clients = await startClients(coordinator.url, 3, data, 300, backend, (i) => ({
+      allowPlain: true,
+      ...(i === 0 ? { faults: { dropMidRound: (round) => round === 1, rejoinAfterMs: 200 } } : {}),
+    }));
     const history = await coordinator.done;
     expect(history.rounds[0]).toMatchObject({
       round: 1,
@@ -143,7 +144,7 @@ describe('plain federated rounds on real sockets', () => {
     const first = await Coordinator.start({ ...options, port: 0 }, { testSet: data.test });
     coordinators.push(first);
     const port = first.port;
-    clients = await startClients(first.url, 2, data, 300, backend);
+    clients = await startClients(first.url, 2, data, 300, backend, () => ({ allowPlain: true }));
     await new Promise<void>((resolve) => first.once('round-end', () => resolve()));
     await first.stop();
     await expect(first.done).rejects.toThrow();
