@@ -86,11 +86,13 @@ export function chooseSecAggParams(cohortSize: number, options: SecAggParamOptio
   const weightCap = options.weightCap ?? DEFAULT_WEIGHT_CAP;
   requirePositive('clipRange', options.clipRange);
   requireInteger('weightCap', weightCap, 1);
+  const scale = derivedScale(maxClients, options.clipRange, weightCap);
+  if (scale === 0) throw noPrecision(maxClients);
   const config: SecAggConfig = Object.freeze({
     modulusBits: SECAGG_MODULUS_BITS,
     vectorLength: options.vectorLength,
     clipRange: options.clipRange,
-    scale: derivedScale(maxClients, options.clipRange, weightCap),
+    scale,
     weightCap,
     maxClients,
   });
@@ -193,13 +195,7 @@ export function assertSafeConfig(config: SecAggConfig, cohortSize = config.maxCl
     throw new CohortError('CONFIG_UNSAFE', 'maxClients * weightCap must stay below 2^31');
   }
   const expected = derivedScale(config.maxClients, config.clipRange, config.weightCap);
-  if (expected === 0) {
-    throw new CohortError(
-      'CONFIG_UNSAFE',
-      `no scale keeps ${MIN_LEVELS} fixed-point levels without overflow for ${config.maxClients} clients: ` +
-        'lower maxClients, weightCap or clipRange',
-    );
-  }
+  if (expected === 0) throw noPrecision(config.maxClients);
   if (config.scale !== expected) {
     throw new CohortError(
       'CONFIG_UNSAFE',
@@ -224,6 +220,14 @@ export function configHash(config: SecAggConfig): string {
     .map((v) => String(v))
     .join(',');
   return toHex(hash32(SECAGG_DOMAIN.configHash, [canonical]));
+}
+
+function noPrecision(maxClients: number): CohortError {
+  return new CohortError(
+    'CONFIG_UNSAFE',
+    `no scale keeps ${MIN_LEVELS} fixed-point levels without overflow for ${maxClients} clients: ` +
+      'lower maxClients, weightCap or clipRange',
+  );
 }
 
 function requireInteger(

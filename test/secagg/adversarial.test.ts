@@ -15,11 +15,11 @@ import type {
   ConsistencyCheckResponse,
 } from '../../shared/secagg';
 import {
+  IN_MEMORY_COORDINATOR_ID,
+  IN_MEMORY_EXPERIMENT,
   SecAggClientSession,
-  buildNeighbourGraph,
   chooseSecAggParams,
   configHash,
-  graphSeed,
   runInMemorySecAggRound,
 } from '../../shared/secagg';
 import { advertisementBytes } from '../../shared/secagg/signed-payloads';
@@ -34,7 +34,14 @@ import { MODEL_HASH, makeClients, smallConfig } from './helpers';
 const N = 5;
 const VECTOR = 16;
 const ROUND = 'r-adv';
-const config = smallConfig(N, VECTOR); // complete graph, t = 4
+const config = smallConfig(N, VECTOR); // complete graph, t = 4 (derived from n = 5)
+const CTX = {
+  coordinatorId: IN_MEMORY_COORDINATOR_ID,
+  experiment: IN_MEMORY_EXPERIMENT,
+  roundId: ROUND,
+  modelHash: MODEL_HASH,
+  configHash: configHash(config),
+};
 const clients = makeClients(N, VECTOR, 11);
 const ids = clients.map((c) => clientIdFromPublicKey(c.identity.publicKey));
 const VICTIM = ids[1]!;
@@ -88,9 +95,9 @@ describe('honest client against a malicious coordinator: AdvertiseKeys', () => {
 
   it.each([
     ['a 16-bit modulus', { modulusBits: 16 }],
-    ['a threshold of 2', { threshold: 2 }],
-    ['a threshold of only half the share holders', { maxClients: 8, neighbours: 7, threshold: 4 }],
     ['a scale that can overflow', { scale: config.scale * 4 }],
+    ['a scale coarser than the derived one', { scale: config.scale / 4 }],
+    ['a maxClients whose scale was not recomputed', { maxClients: 1000 }],
   ])('refuses a config with %s (CONFIG_UNSAFE)', async (_label, change) => {
     const report = await run(
       tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
@@ -101,11 +108,44 @@ describe('honest client against a malicious coordinator: AdvertiseKeys', () => {
     expectRefusal(report, 'advertiseKeys', 'CONFIG_UNSAFE');
   });
 
+  it.each([
+    ['a threshold', { threshold: 2 }],
+    ['a neighbour count', { neighbours: 2 }],
+  ])('refuses a config that tries to set %s (the client derives it)', async (_label, extra) => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
+        ...r,
+        config: { ...r.config, ...extra },
+      })),
+    );
+    expectRefusal(report, 'advertiseKeys', 'MESSAGE_INVALID');
+  });
+
+  it.each([
+    ['another coordinator', { coordinatorId: 'e'.repeat(32) }],
+    ['another experiment', { experiment: 'someone-else' }],
+  ])('refuses a round naming %s than it registered with', async (_label, change) => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({ ...r, ...change })),
+    );
+    expectRefusal(report, 'advertiseKeys', 'SECAGG_INCONSISTENT');
+  });
+
+  it('refuses a config sized for another vector than its update', async () => {
+    const report = await run(
+      tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
+        ...r,
+        config: smallConfig(N, VECTOR + 1),
+      })),
+    );
+    expectRefusal(report, 'advertiseKeys', 'UPDATE_SHAPE');
+  });
+
   it('cannot be mixed into a round after being shown a different (safe) config', async () => {
     const report = await run(
       tamper<AdvertiseKeysRequest>('advertiseKeys', (r) => ({
         ...r,
-        config: { ...r.config, clipRange: r.config.clipRange / 2 },
+        config: chooseSecAggParams(N, { vectorLength: VECTOR, clipRange: 0.5, weightCap: 1000 }),
       })),
     );
     // Its signature covers another config hash: the coordinator cannot use its keys.
@@ -120,23 +160,32 @@ describe('honest client against a malicious coordinator: AdvertiseKeys', () => {
     expectRefusal(stale, 'advertiseKeys', 'UPDATE_STALE');
     const session = new SecAggClientSession({
       identity: clients[0]!.identity,
+      coordinatorId: IN_MEMORY_COORDINATOR_ID,
+      experiment: IN_MEMORY_EXPERIMENT,
       roundId: ROUND,
       modelHash: MODEL_HASH,
+      input: { update: new Float32Array(VECTOR), exampleCount: 1, trainLoss: 0 },
     });
     await expect(session.unmasking({})).rejects.toThrow(/SECAGG_REPLAY/);
     expect(session.phase).toBe('failed');
-    const request: AdvertiseKeysRequest = { roundId: ROUND, modelHash: MODEL_HASH, config };
+    const request: AdvertiseKeysRequest = {
+      coordinatorId: IN_MEMORY_COORDINATOR_ID,
+      experiment: IN_MEMORY_EXPERIMENT,
+      roundId: ROUND,
+      modelHash: MODEL_HASH,
+      config,
+    };
     await expect(session.advertiseKeys(request)).rejects.toThrow(/SECAGG_REPLAY/);
   });
 });
 
 describe('honest client against a malicious coordinator: ShareKeys', () => {
-  const replaceEntry = (
-    r: ShareKeysRequest,
-    edit: (e: ShareKeysRequest['neighbours'][number]) => ShareKeysRequest['neighbours'][number],
-  ): ShareKeysRequest => ({
+  type Entry = ShareKeysRequest['advertisements'][number];
+  const replaceEntry = (r: ShareKeysRequest, edit: (e: Entry) => Entry): ShareKeysRequest => ({
     ...r,
-    neighbours: r.neighbours.map((e) => (e.clientId === OTHER ? edit(e) : e)),
+    advertisements: r.advertisements
+      .map((e) => (e.clientId === OTHER ? edit(e) : e))
+      .sort((a, b) => (a.clientId < b.clientId ? -1 : 1)),
   });
 
   it('refuses a substituted masking key (signature no longer verifies)', async () => {
@@ -157,12 +206,7 @@ describe('honest client against a malicious coordinator: ShareKeys', () => {
           ...e,
           identityPublicKey: impostor.publicKey,
           signature: signDetached(
-            advertisementBytes(
-              { roundId: ROUND, modelHash: MODEL_HASH, configHash: configHash(config) },
-              e.clientId,
-              e.cPublicKey,
-              e.sPublicKey,
-            ),
+            advertisementBytes(CTX, e.clientId, e.cPublicKey, e.sPublicKey),
             impostor,
           ),
         })),
@@ -173,22 +217,16 @@ describe('honest client against a malicious coordinator: ShareKeys', () => {
 
   /** Replaces OTHER by an invented participant whose entry `sign` produces. */
   function injectParticipant(
-    sign: (fakeId: string, entry: ShareKeysRequest['neighbours'][number]) => Uint8Array,
+    sign: (fakeId: string, entry: Entry) => Uint8Array,
     identity = generateIdentity(),
   ) {
     const fakeId = clientIdFromPublicKey(identity.publicKey);
-    return tamper<ShareKeysRequest>('shareKeys', (r) => {
-      const participants = r.participants
-        .filter((id) => id !== OTHER)
-        .concat(fakeId)
-        .sort();
-      const neighbours = r.neighbours.map((e) => {
-        if (e.clientId !== OTHER) return e;
+    return tamper<ShareKeysRequest>('shareKeys', (r) =>
+      replaceEntry(r, (e) => {
         const entry = { ...e, clientId: fakeId, identityPublicKey: identity.publicKey };
         return { ...entry, signature: sign(fakeId, entry) };
-      });
-      return { ...r, participants, neighbours };
-    });
+      }),
+    );
   }
 
   it('refuses an injected unsigned client', async () => {
@@ -198,10 +236,9 @@ describe('honest client against a malicious coordinator: ShareKeys', () => {
 
   it('refuses a validly signed invented client when identities are pinned', async () => {
     const sybil = generateIdentity();
-    const ctx = { roundId: ROUND, modelHash: MODEL_HASH, configHash: configHash(config) };
     const hooks = injectParticipant(
       (fakeId, e) =>
-        signDetached(advertisementBytes(ctx, fakeId, e.cPublicKey, e.sPublicKey), sybil),
+        signDetached(advertisementBytes(CTX, fakeId, e.cPublicKey, e.sPublicKey), sybil),
       sybil,
     );
     const pinned = clients.map((c) => c.identity.publicKey);
@@ -212,28 +249,49 @@ describe('honest client against a malicious coordinator: ShareKeys', () => {
 
   it.each([
     [
-      'a neighbour left out',
-      'SECAGG_INCONSISTENT',
-      (r: ShareKeysRequest) => ({ ...r, neighbours: r.neighbours.slice(1) }),
+      'an advertisement listed twice',
+      'MESSAGE_INVALID',
+      (r: ShareKeysRequest) => {
+        const list = r.advertisements;
+        const at = list.findIndex(
+          (e, k) => k > 0 && e.clientId !== VICTIM && list[k - 1]!.clientId !== VICTIM,
+        );
+        return { ...r, advertisements: list.map((e, k) => (k === at ? list[k - 1]! : e)) };
+      },
     ],
     [
       'a list without the client itself',
       'SECAGG_INCONSISTENT',
       (r: ShareKeysRequest) => ({
         ...r,
-        participants: r.participants.filter((id) => id !== VICTIM),
+        advertisements: r.advertisements.filter((e) => e.clientId !== VICTIM),
       }),
     ],
     [
-      'fewer than t participants',
+      'its own keys altered',
+      'SECAGG_INCONSISTENT',
+      (r: ShareKeysRequest) => ({
+        ...r,
+        advertisements: r.advertisements.map((e) =>
+          e.clientId === VICTIM ? { ...e, sPublicKey: new Uint8Array(32).fill(7) } : e,
+        ),
+      }),
+    ],
+    [
+      'one key advertised by two participants',
+      'SECAGG_INCONSISTENT',
+      (r: ShareKeysRequest) =>
+        replaceEntry(r, (e) => ({
+          ...e,
+          cPublicKey: r.advertisements.find((a) => a.clientId === VICTIM)!.cPublicKey,
+        })),
+    ],
+    [
+      'fewer participants than its minimum',
       'SECAGG_BELOW_THRESHOLD',
       (r: ShareKeysRequest) => {
-        const keep = new Set([VICTIM, OTHER, ids[0]!]);
-        return {
-          ...r,
-          participants: r.participants.filter((id) => keep.has(id)),
-          neighbours: r.neighbours.filter((e) => keep.has(e.clientId)),
-        };
+        const keep = new Set([VICTIM, OTHER]);
+        return { ...r, advertisements: r.advertisements.filter((e) => keep.has(e.clientId)) };
       },
     ],
     [
@@ -307,10 +365,23 @@ describe('honest client against a malicious coordinator: MaskedInput', () => {
     const report = await run(
       tamper<MaskedInputRequest>('maskedInput', (r) => ({
         ...r,
-        participants: [...r.participants, 'f'.repeat(32)],
+        sharers: [...r.sharers, 'f'.repeat(32)],
       })),
     );
     expectRefusal(report, 'maskedInput', 'SECAGG_INCONSISTENT');
+  });
+
+  it('refuses a key-sharer list that keeps fewer than t of its own holders', async () => {
+    // t = 4 of 5: shown itself and two others, it would mask with only two neighbours.
+    const keep = new Set([VICTIM, OTHER, ids[0]!]);
+    const report = await run(
+      tamper<MaskedInputRequest>('maskedInput', (r) => ({
+        ...r,
+        sharers: r.sharers.filter((id) => keep.has(id)),
+        bundles: r.bundles.filter((b) => keep.has(b.senderId)),
+      })),
+    );
+    expectRefusal(report, 'maskedInput', 'SECAGG_BELOW_THRESHOLD');
   });
 });
 
@@ -377,6 +448,24 @@ describe('honest client against a malicious coordinator: ConsistencyCheck and Un
       'SECAGG_BELOW_THRESHOLD',
       (r: UnmaskingRequest) => ({ ...r, signatures: r.signatures.slice(0, 2) }),
     ],
+    [
+      'no MaskedInput signature of a survivor whose self-mask share it would reveal',
+      'SECAGG_INCONSISTENT',
+      (r: UnmaskingRequest) => ({
+        ...r,
+        inputSignatures: r.inputSignatures.filter((s) => s.clientId !== OTHER),
+      }),
+    ],
+    [
+      'a survivor that masked against another sharer list',
+      'SECAGG_SIGNATURE',
+      (r: UnmaskingRequest) => ({
+        ...r,
+        inputSignatures: r.inputSignatures.map((s) =>
+          s.clientId === OTHER ? { ...s, signature: r.signatures[0]!.signature } : s,
+        ),
+      }),
+    ],
   ] as [string, ErrorCode, (r: UnmaskingRequest) => unknown][])(
     'unmasking refuses %s',
     async (_label, code, edit) => {
@@ -408,10 +497,8 @@ describe('honest client against a malicious coordinator: ConsistencyCheck and Un
     expect(isCohortError(report.error, 'SECAGG_BELOW_THRESHOLD')).toBe(true);
     // ...and a coordinator that pushes on anyway gets nothing from the misled clients.
     const forked = honestRequest!.survivors.filter((s) => s !== OTHER);
-    const identityOf = (id: string) => clients[ids.indexOf(id)]!.identity.publicKey;
     const allSignatures = [...signatures].map(([clientId, r]) => ({
       clientId,
-      identityPublicKey: identityOf(clientId),
       signature: r.signature,
     }));
     const mixed: UnmaskingRequest = {
@@ -419,6 +506,7 @@ describe('honest client against a malicious coordinator: ConsistencyCheck and Un
       survivors: forked,
       dropped: [OTHER],
       signatures: allSignatures.filter((s) => s.clientId !== OTHER),
+      inputSignatures: [],
     };
     await expect(report.sessions.get(VICTIM)!.unmasking(mixed)).rejects.toThrow(/SECAGG_SIGNATURE/);
     const onlyMisled: UnmaskingRequest = {
@@ -456,32 +544,31 @@ describe('honest client against a malicious coordinator: ConsistencyCheck and Un
 describe('honest client against a malicious coordinator: SecAgg+ neighbourhoods', () => {
   it('refuses when too few share holders of one of its neighbours confirmed the list', async () => {
     // Plenty of signatures overall, but not from the clients holding a given neighbour's
-    // shares: the coordinator may have shown those holders another list.
-    const n = 16;
-    const plusConfig = chooseSecAggParams(n, {
-      vectorLength: 8,
-      clipRange: 1,
-      weightCap: 100,
-      neighbours: 4,
-      threshold: 3,
-    });
-    const roster = makeClients(n, 8, 12);
-    const rosterIds = roster.map((c) => clientIdFromPublicKey(c.identity.publicKey));
-    const victim = rosterIds[5]!;
-    const participants = [...rosterIds].sort();
-    const graph = buildNeighbourGraph(
-      participants,
-      4,
-      graphSeed(ROUND, configHash(plusConfig), participants),
-    );
-    const neighbour = graph.neighboursOf(victim)[0]!;
-    const cut = new Set(graph.holdersOf(neighbour).filter((h) => h !== victim && h !== neighbour));
+    // shares: the coordinator may have shown those holders another list. n = 101 is the
+    // smallest cohort with a sparse graph (k = 70, t = 48).
+    const n = 101;
+    const plusConfig = chooseSecAggParams(n, { vectorLength: 4, clipRange: 1, weightCap: 100 });
+    const roster = makeClients(n, 4, 12);
+    const victim = clientIdFromPublicKey(roster[5]!.identity.publicKey);
+    let cut = new Set<string>();
     const report = await runInMemorySecAggRound({
       roundId: ROUND,
       modelHash: MODEL_HASH,
       config: plusConfig,
       clients: roster,
       hooks: {
+        afterClose(phase, server) {
+          if (phase !== 'advertiseKeys') return;
+          const graph = server.roundView!.graph;
+          const neighbour = graph.neighboursOf(victim)[0]!;
+          // Withhold the signatures of 24 of that neighbour's holders: 47 < t = 48 remain.
+          cut = new Set(
+            graph
+              .holdersOf(neighbour)
+              .filter((h) => h !== victim && h !== neighbour)
+              .slice(0, 24),
+          );
+        },
         tamperRequest(phase, id, request) {
           if (phase !== 'unmasking' || id !== victim) return request;
           const r = request as UnmaskingRequest;
@@ -494,5 +581,5 @@ describe('honest client against a malicious coordinator: SecAgg+ neighbourhoods'
     // Everyone else answered, and losing one unmasker still leaves enough shares.
     expect(report.clientErrors.size).toBe(1);
     expect(report.error).toBeUndefined();
-  });
+  }, 60_000);
 });

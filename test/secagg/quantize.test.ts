@@ -18,8 +18,7 @@ describe('fixed-point encoding', () => {
     };
     for (const value of [2.37, -2.37, 0.01]) {
       const encoded = quantizeWeightedUpdate(
-        new Float32Array(100_000).fill(value),
-        1,
+        { update: new Float32Array(100_000).fill(value), exampleCount: 1, trainLoss: 0 },
         config,
         cryptoRandomFill,
       );
@@ -37,28 +36,52 @@ describe('fixed-point encoding', () => {
     }
   });
 
-  it('clips, weights with a cap, and carries the weight as the last element', () => {
+  it('clips, weights with a cap, then carries the weight and the clipped weighted loss', () => {
     const config: SecAggConfig = { ...smallConfig(5, 4), clipRange: 1, scale: 8, weightCap: 100 };
-    const encoded = quantizeWeightedUpdate(new Float32Array([5, -5, 0.5, 0]), 250, config);
-    expect(encoded).toHaveLength(5);
+    const input = { update: new Float32Array([5, -5, 0.5, 0]), exampleCount: 250, trainLoss: 0.25 };
+    const encoded = quantizeWeightedUpdate(input, config);
+    expect(encoded).toHaveLength(6);
     expect(Array.from(encoded.subarray(0, 4), toSignedInt32)).toEqual([800, -800, 400, 0]);
     expect(encoded[4]).toBe(100);
+    expect(encoded[5]).toBe(200); // 0.25 * 100 * 8
+    // A loss above the clip range counts as the clip range; a negative one as zero.
+    expect(quantizeWeightedUpdate({ ...input, trainLoss: 7 }, config)[5]).toBe(800);
+    expect(quantizeWeightedUpdate({ ...input, trainLoss: -1 }, config)[5]).toBe(0);
     expect(cappedWeight(7, 100)).toBe(7);
   });
 
   it('refuses NaN, Infinity, wrong lengths and bad example counts', () => {
     const config = smallConfig(5, 3);
-    expect(() => quantizeWeightedUpdate(new Float32Array([0, NaN, 0]), 1, config)).toThrow(
-      /UPDATE_NON_FINITE/,
-    );
-    expect(() => quantizeWeightedUpdate(new Float32Array([Infinity, 0, 0]), 1, config)).toThrow(
-      /UPDATE_NON_FINITE/,
-    );
-    expect(() => quantizeWeightedUpdate(new Float32Array(4), 1, config)).toThrow(/UPDATE_SHAPE/);
-    expect(() => quantizeWeightedUpdate(new Float32Array(3), 0, config)).toThrow(/CONFIG_INVALID/);
-    expect(() => quantizeWeightedUpdate(new Float32Array(3), 1.5, config)).toThrow(
-      /CONFIG_INVALID/,
-    );
+    expect(() =>
+      quantizeWeightedUpdate(
+        { update: new Float32Array([0, NaN, 0]), exampleCount: 1, trainLoss: 0 },
+        config,
+      ),
+    ).toThrow(/UPDATE_NON_FINITE/);
+    expect(() =>
+      quantizeWeightedUpdate(
+        { update: new Float32Array([Infinity, 0, 0]), exampleCount: 1, trainLoss: 0 },
+        config,
+      ),
+    ).toThrow(/UPDATE_NON_FINITE/);
+    expect(() =>
+      quantizeWeightedUpdate(
+        { update: new Float32Array(4), exampleCount: 1, trainLoss: 0 },
+        config,
+      ),
+    ).toThrow(/UPDATE_SHAPE/);
+    expect(() =>
+      quantizeWeightedUpdate(
+        { update: new Float32Array(3), exampleCount: 0, trainLoss: 0 },
+        config,
+      ),
+    ).toThrow(/CONFIG_INVALID/);
+    expect(() =>
+      quantizeWeightedUpdate(
+        { update: new Float32Array(3), exampleCount: 1.5, trainLoss: 0 },
+        config,
+      ),
+    ).toThrow(/CONFIG_INVALID/);
   });
 
   it("decodes a sum mod 2^32 (two's complement) into the weighted mean", () => {
@@ -74,13 +97,18 @@ describe('fixed-point encoding', () => {
       [0.25, -1, -0.5],
     ];
     const weights = [10, 30, 60];
-    const sum = new Uint32Array(4);
+    const sum = new Uint32Array(5);
     updates.forEach((u, k) => {
-      const e = quantizeWeightedUpdate(new Float32Array(u), weights[k]!, config);
-      for (let i = 0; i < 4; i++) sum[i] = sum[i]! + e[i]!;
+      const e = quantizeWeightedUpdate(
+        { update: new Float32Array(u), exampleCount: weights[k]!, trainLoss: 0.5 * (k + 1) },
+        config,
+      );
+      for (let i = 0; i < 5; i++) sum[i] = sum[i]! + e[i]!;
     });
-    const { weightedMean, totalWeight } = decodeAggregate(sum, config, 3 * 1000);
+    const { weightedMean, totalWeight, meanTrainLoss } = decodeAggregate(sum, config, 3 * 1000);
     expect(totalWeight).toBe(100);
+    // Losses are clipped to [0, clipRange = 1]: 1.5 counts as 1.
+    expect(meanTrainLoss).toBeCloseTo((0.5 * 10 + 1 * 30 + 1 * 60) / 100, 6);
     for (let i = 0; i < 3; i++) {
       const expected = updates.reduce((s, u, k) => s + u[i]! * weights[k]!, 0) / 100;
       // Values times weight times scale are integers here: the result is exact.
@@ -91,10 +119,10 @@ describe('fixed-point encoding', () => {
 
   it('refuses to decode a sum whose weight element is implausible (masks did not cancel)', () => {
     const config = smallConfig(5, 2);
-    expect(() => decodeAggregate(new Uint32Array([1, 2, 0]), config, 100)).toThrow(
+    expect(() => decodeAggregate(new Uint32Array([1, 2, 0, 0]), config, 100)).toThrow(
       /SECAGG_RECONSTRUCT/,
     );
-    expect(() => decodeAggregate(new Uint32Array([1, 2, 0xdeadbeef]), config, 100)).toThrow(
+    expect(() => decodeAggregate(new Uint32Array([1, 2, 0xdeadbeef, 0]), config, 100)).toThrow(
       /SECAGG_RECONSTRUCT/,
     );
   });

@@ -1,13 +1,7 @@
 import { isCohortError } from '../../shared/errors';
 import { clientIdFromPublicKey } from '../../shared/identity';
 import type { SecAggPhase, SecAggServerRound, SimulatedSecAggClient } from '../../shared/secagg';
-import {
-  buildNeighbourGraph,
-  chooseSecAggParams,
-  configHash,
-  graphSeed,
-  runInMemorySecAggRound,
-} from '../../shared/secagg';
+import { chooseSecAggParams, graphParams, runInMemorySecAggRound } from '../../shared/secagg';
 import {
   MODEL_HASH,
   makeClients,
@@ -120,8 +114,8 @@ describe('secure aggregation round (complete graph)', () => {
   it.each(['shareKeys', 'maskedInput', 'unmasking'] as SecAggPhase[])(
     'aborts cleanly with SECAGG_BELOW_THRESHOLD when fewer than t survive (%s)',
     async (dropAt) => {
-      const config = smallConfig(6, 16); // t = 4
-      expect(config.threshold).toBe(4);
+      const config = smallConfig(6, 16);
+      expect(graphParams(6).threshold).toBe(4);
       const clients = withDrops(makeClients(6, 16, 4), { 0: dropAt, 1: dropAt, 2: dropAt });
       const report = await runInMemorySecAggRound({
         roundId: 'r-abort',
@@ -167,7 +161,8 @@ describe('secure aggregation round (complete graph)', () => {
             // MaskedInput is open, but this client is no longer part of the round.
             const wellFormed = {
               roundId: 'r-late',
-              maskedInput: new Uint8Array(4 * (vectorLength + 1)),
+              maskedInput: new Uint8Array(4 * (vectorLength + 2)),
+              signature: new Uint8Array(64),
             };
             droppedError = await catchError(() => server.receiveMaskedInput(droppedId, wellFormed));
           }
@@ -241,16 +236,14 @@ describe('secure aggregation round (complete graph)', () => {
 });
 
 describe('secure aggregation round (SecAgg+ neighbour graph)', () => {
+  // Above 100 participants every party derives a sparse graph: k = 70, t = 48 for n = 101.
+  const n = 101;
+  const params = graphParams(n);
+
   it('gives the correct mean with k < n - 1 and dropouts', async () => {
-    const n = 16;
-    const vectorLength = 24;
-    const config = chooseSecAggParams(n, {
-      vectorLength,
-      clipRange: 1,
-      weightCap: 1000,
-      neighbours: 4,
-      threshold: 3,
-    });
+    expect(params).toMatchObject({ complete: false, neighbours: 70, threshold: 48 });
+    const vectorLength = 6;
+    const config = chooseSecAggParams(n, { vectorLength, clipRange: 1, weightCap: 1000 });
     const clients = withDrops(makeClients(n, vectorLength, 7), {
       3: 'maskedInput',
       9: 'unmasking',
@@ -263,10 +256,10 @@ describe('secure aggregation round (SecAgg+ neighbour graph)', () => {
     });
     expect(report.error).toBeUndefined();
     expect(report.clientErrors.size).toBe(0);
-    // Each client really only talked to its 4 neighbours.
+    // Each client really only talked to its 70 neighbours.
     const shareResponses = report.responses.get('shareKeys')!;
     for (const response of shareResponses.values()) {
-      expect((response as { bundles: unknown[] }).bundles).toHaveLength(4);
+      expect((response as { bundles: unknown[] }).bundles).toHaveLength(70);
     }
     const inSum = clients.filter((c) => c.dropAt !== 'maskedInput');
     const expected = plainWeightedMean(inSum, config);
@@ -275,37 +268,31 @@ describe('secure aggregation round (SecAgg+ neighbour graph)', () => {
     expect(maxAbsDiff(report.result!.weightedMean, expected.mean)).toBeLessThan(
       quantizationTolerance(inSum.length, config, expected.totalWeight),
     );
-  });
+  }, 60_000);
 
   it('aborts before Unmasking when a neighbourhood loses too many holders (nothing is revealed)', async () => {
-    const n = 16;
-    const config = chooseSecAggParams(n, {
-      vectorLength: 8,
-      clipRange: 1,
-      weightCap: 1000,
-      neighbours: 4,
-      threshold: 3,
-    });
-    const base = makeClients(n, 8, 8);
-    const sorted = base.map(idOf).sort();
-    const graph = buildNeighbourGraph(sorted, 4, graphSeed('r-hood', configHash(config), sorted));
-    // Three of the four neighbours of one client vanish after sending their masked input:
-    // only 2 of its 5 share holders remain, fewer than t = 3.
-    const gone = new Set(graph.neighboursOf(sorted[0]!).slice(0, 3));
-    const drops: Record<number, SecAggPhase> = {};
-    base.forEach((c, i) => {
-      if (gone.has(idOf(c))) drops[i] = 'consistencyCheck';
-    });
-    const clients = withDrops(base, drops);
+    const config = chooseSecAggParams(n, { vectorLength: 4, clipRange: 1, weightCap: 1000 });
+    const clients = makeClients(n, 4, 8);
+    const victim = clients.map(idOf).sort()[0]!;
+    let gone = new Set<string>();
     const report = await runInMemorySecAggRound({
       roundId: 'r-hood',
       modelHash: MODEL_HASH,
       config,
       clients,
+      hooks: {
+        afterClose(phase, server) {
+          if (phase !== 'advertiseKeys') return;
+          // 24 of its 70 neighbours vanish after sending their masked input: 47 of its 71
+          // holders remain, fewer than t = 48. The graph is only known once keys are in.
+          gone = new Set(server.roundView!.graph.neighboursOf(victim).slice(0, 24));
+        },
+        deliverResponse: (phase, id) => !(phase === 'consistencyCheck' && gone.has(id)),
+      },
     });
     expect(isCohortError(report.error, 'SECAGG_BELOW_THRESHOLD')).toBe(true);
     expect(report.serverPhase).toBe('aborted');
     expect(report.responses.get('unmasking')!.size).toBe(0);
     expect(report.clientErrors.size).toBe(0);
-  });
+  }, 60_000);
 });

@@ -10,7 +10,7 @@ import { MODEL_HASH, makeClients, smallConfig } from './helpers';
  */
 const CHI2_DF15_P1E6 = 56.49;
 const CHI2_DF255_P1E6 = 377.08;
-const VECTOR = 16383; // + weight = 16384 elements, 65536 bytes
+const VECTOR = 16382; // + weight + loss = 16384 elements, 65536 bytes
 
 function chiSquare(counts: number[], total: number): number {
   const expected = total / counts.length;
@@ -62,7 +62,10 @@ describe('masked inputs are statistically uniform', () => {
 
   it('the same test flags the unmasked encoding (it has teeth)', () => {
     const config = smallConfig(4, VECTOR);
-    const plain = quantizeWeightedUpdate(new Float32Array(VECTOR).fill(0.75), 50, config);
+    const plain = quantizeWeightedUpdate(
+      { update: new Float32Array(VECTOR).fill(0.75), exampleCount: 50, trainLoss: 0 },
+      config,
+    );
     const stats = uniformityStats(plain);
     expect(stats.nibble).toBeGreaterThan(CHI2_DF15_P1E6);
     expect(stats.byte).toBeGreaterThan(CHI2_DF255_P1E6);
