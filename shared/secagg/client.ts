@@ -365,7 +365,7 @@ export class SecAggClientSession {
       const view = this.view!;
       this.checkRound(req.roundId);
       assertSortedUnique(req.survivors, 'survivors');
-      assertSubset(req.survivors, new Set(this.sharers!), 'survivors');
+      assertSubset(req.survivors, new Set(this.sharers), 'survivors');
       assertIncludesSelf(req.survivors, this.clientId, 'survivors');
       assertNeighbourhood(
         new Set(req.survivors),

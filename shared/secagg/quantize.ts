@@ -98,7 +98,8 @@ export function quantizeWeightedUpdate(
   const lossFloor = Math.floor(loss);
   const coin = new Uint32Array(1);
   randomFill(coin);
-  out[update.length + 1] = coin[0]! * TWO_POW_MINUS_32 < loss - lossFloor ? lossFloor + 1 : lossFloor;
+  out[update.length + 1] =
+    coin[0]! * TWO_POW_MINUS_32 < loss - lossFloor ? lossFloor + 1 : lossFloor;
   return out;
 }
 

@@ -32,7 +32,10 @@ export interface RoundView {
 }
 
 /** Hash of a round context and its advertisement list (sorted by client id). */
-export function roundViewHash(ctx: RoundContext, advertisements: readonly AdvertisedKeys[]): Uint8Array {
+export function roundViewHash(
+  ctx: RoundContext,
+  advertisements: readonly AdvertisedKeys[],
+): Uint8Array {
   const fields: EncodedField[] = [
     ctx.coordinatorId,
     ctx.experiment,

@@ -1,0 +1,374 @@
+import { isCohortError } from '../../shared/errors';
+import type { ErrorCode } from '../../shared/errors';
+import type { IdentityKeyPair } from '../../shared/identity';
+import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
+import { createRng } from '../../shared/random';
+import type { RoundLedger } from '../../shared/secagg';
+import {
+  MemoryRoundLedger,
+  chooseSecAggParams,
+  graphParams,
+  runInMemorySecAggRound,
+} from '../../shared/secagg';
+import { Arena } from './active-adversary';
+import {
+  MODEL_HASH,
+  identities,
+  makeClients,
+  maxAbsDiff,
+  plainWeightedMean,
+  quantizationTolerance,
+} from './helpers';
+
+/**
+ * Secure aggregation against an active coordinator that lies to each client differently.
+ * Every test plays the attack with the real client code, then hands everything the
+ * coordinator received (and its corrupt clients' secrets) to a generic oracle that tries to
+ * reconstruct an honest client's update; the assertion is that it cannot. Control cases run
+ * the same oracle where the documented bound (c < 2t - m colluders per neighbourhood) is
+ * exceeded, and there it does recover the update: the oracle has teeth.
+ */
+
+const VECTOR = 8;
+
+function inputs(n: number, seed: number) {
+  return makeClients(n, VECTOR, seed).map((c) => ({
+    identity: c.identity,
+    input: { update: c.update, exampleCount: c.exampleCount, trainLoss: 0.5 },
+  }));
+}
+
+function arena(options: {
+  honest: number;
+  corrupt?: IdentityKeyPair[];
+  seed?: number;
+  roundId?: string;
+  pinned?: Uint8Array[];
+  ledger?: (id: string) => RoundLedger | undefined;
+  experiment?: string;
+}): Arena {
+  const n = options.honest + (options.corrupt?.length ?? 0);
+  const honest = inputs(options.honest, options.seed ?? 1).map((h) => ({
+    ...h,
+    ...(options.pinned ? { knownIdentityKeys: options.pinned } : {}),
+  }));
+  return new Arena({
+    roundId: options.roundId ?? 'r-active',
+    modelHash: MODEL_HASH,
+    config: chooseSecAggParams(n, { vectorLength: VECTOR, clipRange: 1, weightCap: 1000 }),
+    honest,
+    ...(options.corrupt ? { corrupt: options.corrupt } : {}),
+    ...(options.ledger ? { ledger: options.ledger } : {}),
+    ...(options.experiment ? { experiment: options.experiment } : {}),
+  });
+}
+
+function expectCode(error: unknown, code: ErrorCode): void {
+  expect(isCohortError(error, code) ? code : error).toBe(code);
+}
+
+/** Runs the honest protocol over `ids` (everyone shown the same lists) up to the end. */
+async function honestRun(a: Arena, ids: string[]): Promise<void> {
+  await a.advertiseAll();
+  const all = a.ids;
+  for (const id of ids) await a.shareKeys(id, all);
+  for (const id of ids) await a.maskedInput(id, all);
+  for (const id of ids) await a.consistencyCheck(id, all);
+  for (const id of ids) await a.unmasking(id);
+}
+
+const corruptPool = Array.from({ length: 3 }, () => generateIdentity());
+
+describe('the reconstruction oracle', () => {
+  it('recovers nothing individual from an honest run, even holding every revealed share', async () => {
+    const a = arena({ honest: 5 });
+    const ids = [...a.honest.keys()];
+    await honestRun(a, ids);
+    for (const id of ids) expect(a.errorOf(id)).toBeUndefined();
+    for (const id of ids) expect(a.matches(id, await a.recover(id))).toBe(false);
+  });
+
+  it('recovers a victim when c = 2t - m colluders split the view (beyond the documented bound)', async () => {
+    // n = 5, t = 4: secure for c < 2t - m = 3. Three colluders: the victim is shown alive to
+    // itself and dead to the one other honest client, and each side still gets t signatures.
+    const a = arena({ honest: 2, corrupt: corruptPool.slice(0, 3) });
+    const [victim, other] = [...a.honest.keys()] as [string, string];
+    expect(graphParams(5)).toMatchObject({ threshold: 4, maxColluders: 2 });
+    await a.advertiseAll();
+    const all = a.ids;
+    for (const id of [victim, other]) await a.shareKeys(id, all);
+    for (const id of [victim, other]) await a.maskedInput(id, all);
+    await a.consistencyCheck(victim, all);
+    await a.consistencyCheck(
+      other,
+      all.filter((id) => id !== victim),
+    );
+    await a.unmasking(victim);
+    await a.unmasking(other);
+    expect(a.errorOf(victim)).toBeUndefined();
+    expect(a.errorOf(other)).toBeUndefined();
+    expect(a.matches(victim, await a.recover(victim))).toBe(true);
+  });
+});
+
+describe('attack: threshold checked on the wrong set', () => {
+  it.each([101, 128])(
+    'a victim shown t key sharers, as few of them neighbours as possible, refuses and sends nothing (n = %i, default parameters)',
+    async (n) => {
+      const a = arena({ honest: n, seed: n });
+      const victim = a.ids[0]!;
+      await a.advertiseAll();
+      await a.shareKeys(victim, a.ids);
+      const view = a.honest.get(victim)!.view!;
+      expect(view.params.complete).toBe(false);
+      const neighbours = new Set(view.graph.neighboursOf(victim));
+      const strangers = a.ids.filter((id) => id !== victim && !neighbours.has(id));
+      const t = view.params.threshold;
+      // t - 1 others besides itself, strangers first: a global count of t, but fewer than t
+      // of its own holders.
+      const shown = [...strangers, ...neighbours].slice(0, t - 1);
+      expect(shown.filter((id) => neighbours.has(id)).length + 1).toBeLessThan(t);
+      await a.maskedInput(victim, [victim, ...shown].sort());
+      expectCode(a.errorOf(victim), 'SECAGG_BELOW_THRESHOLD');
+      expect(a.honest.get(victim)!.maskedInput).toBeUndefined();
+      // The coordinator plays on: its holders see a normal round with the victim alive.
+      const holders = view.graph.holdersOf(victim).filter((id) => id !== victim);
+      for (const id of a.ids) if (id !== victim) await a.shareKeys(id, a.ids);
+      for (const id of holders) await a.maskedInput(id, a.ids);
+      for (const id of holders) await a.consistencyCheck(id, a.ids);
+      for (const id of holders) await a.unmasking(id);
+      expect(a.matches(victim, await a.recover(victim))).toBe(false);
+    },
+    120_000,
+  );
+
+  it('a victim shown itself plus t-1 neighbours cannot have those neighbours declared dead elsewhere (n = 101)', async () => {
+    const a = arena({ honest: 101, seed: 7 });
+    const victim = a.ids[0]!;
+    await a.advertiseAll();
+    const all = a.ids;
+    await a.shareKeys(victim, all);
+    const view = a.honest.get(victim)!.view!;
+    const holders = view.graph.holdersOf(victim);
+    const t = view.params.threshold;
+    const partners = view.graph.neighboursOf(victim).slice(0, t - 1);
+    const others = holders.filter((h) => h !== victim && !partners.includes(h));
+    for (const id of all) if (id !== victim) await a.shareKeys(id, all);
+    // The victim masks with t-1 partners only.
+    await a.maskedInput(victim, [victim, ...partners].sort());
+    await a.consistencyCheck(victim, [victim, ...partners].sort());
+    expect(a.errorOf(victim)).toBeUndefined();
+    // The other holders see everyone share keys and only the partners "drop": they are asked
+    // for the victim's self-mask share and the partners' masking keys.
+    const survivorsElsewhere = all.filter((id) => !partners.includes(id));
+    for (const id of others) {
+      await a.maskedInput(id, all);
+      await a.consistencyCheck(id, survivorsElsewhere);
+      await a.unmasking(id);
+    }
+    // They refuse: too few of their own holders survive, or the victim did not mask against
+    // the sharer list they were shown; either way no self-mask share of the victim comes out.
+    for (const id of others) {
+      const error = a.errorOf(id);
+      expect(
+        isCohortError(error, 'SECAGG_SIGNATURE') || isCohortError(error, 'SECAGG_BELOW_THRESHOLD'),
+      ).toBe(true);
+    }
+    expect(a.knowledge.selfMaskShares.get(victim)).toBeUndefined();
+    expect(a.matches(victim, await a.recover(victim))).toBe(false);
+    expect(await a.recover(victim)).toBeNull();
+  }, 120_000);
+
+  it('with pinned keys, every participant must be pinned, not only neighbours (n = 5 and n = 101)', async () => {
+    for (const n of [5, 101]) {
+      const sybil = generateIdentity();
+      const honestIds = identities(n - 1);
+      const pinned = honestIds.map((i) => i.publicKey);
+      const a = arena({ honest: n - 1, corrupt: [sybil], pinned, seed: 3 });
+      const victim = [...a.honest.keys()][0]!;
+      await a.advertiseAll();
+      await a.shareKeys(victim, a.ids);
+      expectCode(a.errorOf(victim), 'SECAGG_SIGNATURE');
+    }
+  }, 120_000);
+});
+
+describe('attack: colluders within the bound', () => {
+  it('two colluders of five (t = 4) recover nothing under any split of the survivor lists', async () => {
+    // Every way of telling each honest client who survived (each honest client is shown as
+    // alive or dead to each other honest client), with the colluders signing everything.
+    const splits: [boolean, boolean, boolean][] = [];
+    for (let mask = 0; mask < 8; mask++) {
+      splits.push([(mask & 1) !== 0, (mask & 2) !== 0, (mask & 4) !== 0]);
+    }
+    let answered = 0;
+    for (const [i, split] of splits.entries()) {
+      const a = arena({ honest: 3, corrupt: corruptPool.slice(0, 2), seed: 20 + i });
+      const honest = [...a.honest.keys()];
+      await a.advertiseAll();
+      const all = a.ids;
+      for (const id of honest) await a.shareKeys(id, all);
+      for (const id of honest) await a.maskedInput(id, all);
+      // Honest client k is told that honest client k+1 dropped when split[k] is set.
+      for (const [k, id] of honest.entries()) {
+        const dead = split[k] ? honest[(k + 1) % honest.length]! : undefined;
+        await a.consistencyCheck(
+          id,
+          all.filter((x) => x !== dead),
+        );
+      }
+      for (const id of honest) if (await a.unmasking(id)) answered++;
+      for (const id of honest) expect(a.matches(id, await a.recover(id))).toBe(false);
+    }
+    expect(answered).toBeGreaterThan(0); // the attack got shares out of honest clients
+  }, 60_000);
+});
+
+describe('attack: round ids reused', () => {
+  it('a client refuses a round id it already revealed shares in, across sessions', async () => {
+    const ledgers = new Map<string, MemoryRoundLedger>();
+    const ledger = (id: string) => {
+      if (!ledgers.has(id)) ledgers.set(id, new MemoryRoundLedger());
+      return ledgers.get(id);
+    };
+    const first = arena({ honest: 5, ledger, roundId: 'r-once' });
+    const ids = [...first.honest.keys()];
+    await honestRun(first, ids);
+    for (const id of ids) expect(first.errorOf(id)).toBeUndefined();
+    // The same round again (after a restart, or replayed by the coordinator): refused at once.
+    const again = arena({ honest: 5, ledger, roundId: 'r-once' });
+    await again.advertiseAll();
+    for (const id of ids) expectCode(again.errorOf(id), 'SECAGG_REPLAY');
+    // Another experiment with the same round id is another round.
+    const elsewhere = arena({ honest: 5, ledger, roundId: 'r-once', experiment: 'other' });
+    await honestRun(elsewhere, ids);
+    for (const id of ids) expect(elsewhere.errorOf(id)).toBeUndefined();
+  });
+
+  it('consistency and MaskedInput signatures from another experiment do not verify', async () => {
+    const first = arena({ honest: 5, roundId: 'r-same' });
+    const ids = [...first.honest.keys()];
+    await honestRun(first, ids);
+    const second = arena({ honest: 5, roundId: 'r-same', experiment: 'other' });
+    await second.advertiseAll();
+    const all = second.ids;
+    for (const id of ids) await second.shareKeys(id, all);
+    for (const id of ids) await second.maskedInput(id, all);
+    for (const id of ids) await second.consistencyCheck(id, all);
+    const victim = ids[0]!;
+    const session = second.honest.get(victim)!.session;
+    const replayed = ids.map((id) => ({
+      clientId: id,
+      signature: first.honest.get(id)!.consistencySignature!,
+    }));
+    await expect(
+      session.unmasking({
+        roundId: 'r-same',
+        survivors: all,
+        dropped: [],
+        signatures: replayed,
+        inputSignatures: ids
+          .filter((id) => id !== victim)
+          .map((id) => ({ clientId: id, signature: first.honest.get(id)!.maskedInputSignature! })),
+      }),
+    ).rejects.toThrow(/SECAGG_SIGNATURE/);
+  });
+});
+
+describe('attack: choosing the neighbour graph by trial', () => {
+  it('the graph follows from the signed advertisements: same public inputs, fresh keys, another graph', async () => {
+    const a = arena({ honest: 101, seed: 9 });
+    const b = arena({ honest: 101, seed: 9 });
+    await a.advertiseAll();
+    await b.advertiseAll();
+    const ga = a.viewOf(a.ids).graph;
+    const gb = b.viewOf(b.ids).graph;
+    expect(a.ids).toEqual(b.ids);
+    expect(a.ids.some((id) => ga.neighboursOf(id).join() !== gb.neighboursOf(id).join())).toBe(
+      true,
+    );
+  }, 60_000);
+
+  it('a client answers ShareKeys once: the coordinator cannot try a second participant set', async () => {
+    const a = arena({ honest: 6 });
+    const victim = a.ids[0]!;
+    await a.advertiseAll();
+    await a.shareKeys(victim, a.ids);
+    expect(a.errorOf(victim)).toBeUndefined();
+    const session = a.honest.get(victim)!.session;
+    await expect(
+      session.shareKeys({
+        roundId: 'r-active',
+        advertisements: a.ids.slice(0, 5).map((id) => a.adverts.get(id)!),
+      }),
+    ).rejects.toThrow(/SECAGG_REPLAY/);
+    expect(session.phase).toBe('failed');
+  });
+});
+
+describe('randomized malicious coordinator', () => {
+  it('showing each client random participant, sharer and survivor sets never unmasks an individual update', async () => {
+    const SEEDS = 40;
+    let reveals = 0;
+    let refusals = 0;
+    for (let seed = 1; seed <= SEEDS; seed++) {
+      const rng = createRng(seed);
+      const colluders = seed % 2 === 0 ? corruptPool.slice(0, 1) : [];
+      const a = arena({ honest: 6, corrupt: colluders, seed: 100 + seed });
+      const honest = [...a.honest.keys()];
+      await a.advertiseAll();
+      const all = a.ids;
+      // The coordinator keeps two candidate lists at every phase and shows each client one
+      // of them at random, so some clients share a view of the round and some do not.
+      const randomSubset = (from: readonly string[]): string[] =>
+        from.filter(() => rng.next() < 0.75);
+      const candidates = new Map<string, string[][]>();
+      const pick = (from: readonly string[], self: string): string[] => {
+        const key = from.join();
+        if (!candidates.has(key)) candidates.set(key, [[...from], randomSubset(from)]);
+        const list = candidates.get(key)![rng.int(2)]!;
+        return list.includes(self) ? list : [...list, self].sort();
+      };
+      for (const id of honest) await a.shareKeys(id, pick(all, id));
+      for (const id of honest) {
+        const view = a.honest.get(id)!.view;
+        if (view) await a.maskedInput(id, pick(view.participants, id));
+      }
+      for (const id of honest) {
+        const sharers = a.honest.get(id)!.sharers;
+        if (sharers) await a.consistencyCheck(id, pick(sharers, id));
+      }
+      for (const id of honest) if (await a.unmasking(id)) reveals++;
+      for (const id of honest) {
+        if (a.errorOf(id) !== undefined) refusals++;
+        expect(a.matches(id, await a.recover(id))).toBe(false);
+      }
+    }
+    // Not vacuous: many honest clients did reveal shares, and many refused a lie.
+    expect(reveals).toBeGreaterThan(SEEDS / 2);
+    expect(refusals).toBeGreaterThan(SEEDS / 2);
+  }, 120_000);
+
+  it('the honest case is still exact', async () => {
+    const clients = makeClients(7, VECTOR, 5);
+    const config = chooseSecAggParams(7, { vectorLength: VECTOR, clipRange: 1, weightCap: 1000 });
+    const report = await runInMemorySecAggRound({
+      roundId: 'r-honest',
+      modelHash: MODEL_HASH,
+      config,
+      clients: clients.map((c, i) => ({ ...c, trainLoss: i / 4 })),
+    });
+    expect(report.error).toBeUndefined();
+    const expected = plainWeightedMean(clients, config);
+    expect(report.result!.totalWeight).toBe(expected.totalWeight);
+    expect(maxAbsDiff(report.result!.weightedMean, expected.mean)).toBeLessThan(
+      quantizationTolerance(7, config, expected.totalWeight),
+    );
+    // Losses are clipped to [0, clipRange = 1] before they are weighted.
+    const loss =
+      clients.reduce((s, c, i) => s + Math.min(1, i / 4) * Math.min(c.exampleCount, 1000), 0) /
+      expected.totalWeight;
+    expect(report.result!.meanTrainLoss).toBeCloseTo(loss, 3);
+    expect(clientIdFromPublicKey(clients[0]!.identity.publicKey)).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
