@@ -28,19 +28,22 @@ export function secAggNotes(skipped: readonly string[]): string[] {
       '(their pairwise masks must be rebuilt and expanded by the coordinator: the expensive ' +
       'case), after MaskedInput and after the consistency check. "in mean" counts clients ' +
       'whose input is in the result; the plain round aggregates exactly those.',
-    'check vs plain: the secure mean equals StreamingWeightedMean over the same updates ' +
-      'within survivors / (scale x total weight) + 1e-6 (stochastic rounding), with identical ' +
-      'total weight; "% of tol" is the worst element. Clip range 0.1, updates uniform in ' +
-      '[-0.05, 0.05), 10-109 examples per client, default weight cap and scale.',
-    'Graph: complete (Bonawitz et al. 2017) up to 100 clients; SecAgg+ (Bell et al. 2020) with ' +
-      'the k chooseSecAggParams picks at 200 (k=80), and k forced to 70 in the extra ' +
-      '100-client rows. t = Shamir threshold, by default ceil(2/3 of the k+1 holders). ' +
-      '"aborted: SECAGG_BELOW_THRESHOLD": the coordinator output nothing because some secret ' +
-      'it must rebuild had fewer than t share holders still answering. At 200 clients, 30% ' +
-      'random dropout leaves some 81-holder neighbourhood below t=54 (correct behaviour, but a ' +
-      'deployment expecting that much dropout needs a larger k or a lower t); the row after it ' +
-      'uses t=41, the lowest that stays above half of a neighbourhood. SecAgg+ k=70 at 100 ' +
-      'clients (t=48 of 71) aborts likewise at 30%, so its rows are 0% and 10%.',
+    'check vs plain: the secure mean equals StreamingWeightedMean over the same updates, and ' +
+      'the secure mean train loss (masked as one more element, next to the weight) the plain ' +
+      'example-weighted loss, within survivors / (scale x total weight) + 1e-6 (stochastic ' +
+      'rounding), with identical total weight; "% of tol" is the worst element. Clip range ' +
+      '0.1, updates uniform in [-0.05, 0.05), losses in [0, 0.05), 10-109 examples per ' +
+      'client, default weight cap and the derived scale.',
+    'Graph: complete (Bonawitz et al. 2017) up to 100 clients; SecAgg+ (Bell et al. 2020) ' +
+      'above, k = 10 x ceil(log2 n) rounded up to even (k=80 at 200). t = Shamir threshold, ' +
+      'max(3, ceil(2/3 of the k+1 holders)). Every client derives k and t itself from the ' +
+      'number of signed advertisements (graphParams) and refuses a config that names them, so ' +
+      'no run can force either: the earlier t=41 row at 200 clients and the k=70 rows at 100 ' +
+      'clients are gone. "aborted: SECAGG_BELOW_THRESHOLD": the coordinator output nothing ' +
+      'because some secret it must rebuild had fewer than t share holders still answering. At ' +
+      '200 clients, 30% random dropout leaves some 81-holder neighbourhood below t=54: correct ' +
+      'behaviour (a lower t would resist fewer colluders, 2t - m - 1 of them), and a deployment ' +
+      'expecting that much dropout must expect such rounds to fail.',
     'Anchors: Bonawitz et al. (CCS 2017) report ~1.7x bandwidth expansion and minutes of ' +
       'server time at 500-1000 clients with 10-30% dropout. Their 1.7x is against 16-bit ' +
       'values sent in the clear; here masked elements are 32-bit and the baseline is a float32 ' +

@@ -14,8 +14,14 @@ import { isCohortError } from '../../shared/errors';
 import type { IdentityKeyPair } from '../../shared/identity';
 import { clientIdFromPublicKey } from '../../shared/identity';
 import { createRng, mixSeeds } from '../../shared/random';
-import type { SecAggConfig, SecAggPhase, SecAggResult } from '../../shared/secagg';
-import { SecAggClientSession, SecAggServerRound } from '../../shared/secagg';
+import type {
+  GraphParams,
+  SecAggConfig,
+  SecAggInput,
+  SecAggPhase,
+  SecAggResult,
+} from '../../shared/secagg';
+import { SECAGG_PHASES, SecAggClientSession, SecAggServerRound } from '../../shared/secagg';
 import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
 import { wireSize } from './wire-size';
 
@@ -24,6 +30,11 @@ export interface BenchClient {
   identity: IdentityKeyPair;
   clientId: string;
   exampleCount: number;
+  /**
+   * Its local train loss, in [0, UPDATE_RANGE): travels inside the masked vector, clipped to
+   * [0, clipRange] like the update, so it is kept inside the clip range as the update is.
+   */
+  trainLoss: number;
   /** Seed of its update vector (see {@link makeUpdate}). */
   updateSeed: number;
   /** Goes silent from this phase on (never answers it nor later ones). */
@@ -48,6 +59,8 @@ export interface ClientCost extends Cost {
 export interface SecureRoundMeasurement {
   result?: SecAggResult;
   abortCode?: string;
+  /** k, t and the colluder bound the coordinator derived from the advertisements. */
+  params?: GraphParams;
   clients: Map<string, ClientCost>;
   coordinator: Cost;
   /** The part of `coordinator` spent in finish(): rebuilding seeds and removing masks. */
@@ -60,27 +73,24 @@ export interface SecureRoundMeasurement {
 export interface PlainRoundMeasurement {
   mean: Float32Array;
   totalWeight: number;
+  /** Example-weighted mean of the contributors' train losses, as the plain path computes it. */
+  meanTrainLoss: number;
   contributors: number;
   clients: Map<string, ClientCost>;
   coordinator: Cost;
   roundWallMs: number;
 }
 
-/** Phases in protocol order. */
-export const SECAGG_PHASES: readonly SecAggPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-];
+/** Coordinator id and experiment the simulated round is bound to (any well-formed values). */
+export const BENCH_COORDINATOR_ID = 'b'.repeat(32);
+export const BENCH_EXPERIMENT = 'bench-secagg';
 
 /** Update elements are uniform in [-UPDATE_RANGE, UPDATE_RANGE): inside any clip range >= it. */
 export const UPDATE_RANGE = 0.05;
 
 /**
- * `n` clients with identities, example counts (10..109) and update seeds derived from `seed`,
- * so ids, the SecAgg+ graph and the chosen dropouts are the same on every run.
+ * `n` clients with identities, example counts (10..109), train losses and update seeds derived
+ * from `seed`, so ids, the SecAgg+ graph and the chosen dropouts are the same on every run.
  */
 export function makeBenchClients(n: number, seed: number): BenchClient[] {
   const rng = createRng(seed);
@@ -93,6 +103,7 @@ export function makeBenchClients(n: number, seed: number): BenchClient[] {
       identity,
       clientId: clientIdFromPublicKey(identity.publicKey),
       exampleCount: 10 + rng.int(100),
+      trainLoss: UPDATE_RANGE * createRng(mixSeeds(seed, i, 1)).next(),
       updateSeed: mixSeeds(seed, i),
     };
   });
@@ -166,6 +177,8 @@ export async function runTimedSecureRound(
   const coordinator = await server.time(
     () =>
       new SecAggServerRound({
+        coordinatorId: BENCH_COORDINATOR_ID,
+        experiment: BENCH_EXPERIMENT,
         roundId,
         modelHash,
         config,
@@ -176,11 +189,32 @@ export async function runTimedSecureRound(
       }),
     round,
   );
+  // A session reads its input only at MaskedInput (the length check at AdvertiseKeys reads
+  // only its length): until then every input holds one shared zero vector, and the client's
+  // real update is generated outside the timers right before that phase and let go right
+  // after (a 1.2M-parameter cohort of 200 would not fit in memory at once).
+  const placeholder = new Float32Array(config.vectorLength);
+  const inputs = new Map<string, SecAggInput>();
   const sessions = new Map<string, SecAggClientSession>();
   for (const c of clients) {
-    const session = await meters
-      .get(c.clientId)!
-      .time(() => new SecAggClientSession({ identity: c.identity, roundId, modelHash }), round);
+    const input: SecAggInput = {
+      update: placeholder,
+      exampleCount: c.exampleCount,
+      trainLoss: c.trainLoss,
+    };
+    inputs.set(c.clientId, input);
+    const session = await meters.get(c.clientId)!.time(
+      () =>
+        new SecAggClientSession({
+          identity: c.identity,
+          coordinatorId: BENCH_COORDINATOR_ID,
+          experiment: BENCH_EXPERIMENT,
+          roundId,
+          modelHash,
+          input,
+        }),
+      round,
+    );
     sessions.set(c.clientId, session);
   }
 
@@ -188,16 +222,11 @@ export async function runTimedSecureRound(
     for (const [id, request] of requests) {
       const client = byId.get(id)!;
       if (isSilent(client, phase)) continue;
-      const update = phase === 'maskedInput' ? makeUpdate(client, config.vectorLength) : null;
+      const input = inputs.get(id)!;
+      if (phase === 'maskedInput') input.update = makeUpdate(client, config.vectorLength);
       const session = sessions.get(id)!;
-      const response = await meters.get(id)!.time(
-        () =>
-          session.answer(phase, request, {
-            update: update ?? new Float32Array(0),
-            exampleCount: client.exampleCount,
-          }),
-        round,
-      );
+      const response = await meters.get(id)!.time(() => session.answer(phase, request), round);
+      input.update = placeholder;
       const tally = sent.get(id)!;
       tally.bytes += wireSize(response).totalBytes;
       tally.phases += 1;
@@ -219,6 +248,7 @@ export async function runTimedSecureRound(
     },
     coordinatorUnmask: unmask.cost,
     roundWallMs: round.wallMs,
+    ...(coordinator.roundView ? { params: coordinator.roundView.params } : {}),
   });
 
   try {
@@ -256,13 +286,18 @@ export async function runTimedPlainRound(
   const round: RoundClock = { wallMs: 0 };
   const server = new Meter();
   const mean = await server.time(() => new StreamingWeightedMean(length), round);
+  let weightedLoss = 0;
   const costs = new Map<string, ClientCost>();
   for (const client of clients) {
     if (!sendsUpdate(client)) continue;
     const update = makeUpdate(client, length);
     const meter = new Meter();
     const message = await meter.time(
-      () => ({ numExamples: client.exampleCount, update: floatsToBytes(update) }),
+      () => ({
+        numExamples: client.exampleCount,
+        trainLoss: client.trainLoss,
+        update: floatsToBytes(update),
+      }),
       round,
     );
     costs.set(client.clientId, {
@@ -273,12 +308,14 @@ export async function runTimedPlainRound(
     await server.time(() => {
       const received = new Uint8Array(message.update);
       mean.add(bytesToFloats(received), message.numExamples);
+      weightedLoss += message.trainLoss * message.numExamples;
     }, round);
   }
   const result = await server.time(() => mean.mean(), round);
   return {
     mean: result,
     totalWeight: mean.totalWeight,
+    meanTrainLoss: weightedLoss / mean.totalWeight,
     contributors: mean.count,
     clients: costs,
     coordinator: server.cost,

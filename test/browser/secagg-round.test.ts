@@ -7,7 +7,8 @@ import type { BrowserRoundOutcome, BrowserRoundRequest } from './fixtures/secagg
 /**
  * Browser clients run the same secure-aggregation code as Node clients. This suite bundles
  * shared/secagg/index.ts for the browser and runs complete rounds inside Chromium (every party
- * in the page), checking the decoded mean against plain weighted FedAvg computed here in Node.
+ * in the page), checking the decoded mean (and mean train loss) against plain weighted FedAvg
+ * computed here in Node. Four participants: each derives the complete graph and t = 3 itself.
  */
 
 const VECTOR_LENGTH = 6;
@@ -22,20 +23,28 @@ const UPDATES: number[][] = [
   [0.5, -0.125, 0.7, -0.9, 0.45, -0.35],
 ];
 const EXAMPLE_COUNTS = [40, 120, 5000, 75];
+// Train losses travel masked too, clipped to [0, clip range]: 1.5 is clipped to 1.
+const TRAIN_LOSSES = [0.4, 0.875, 1.5, 0.2];
 
 /** Plain FedAvg with the protocol's clipping, weight cap and float32 inputs, in float64. */
-function expectedMean(included: readonly number[]): { mean: number[]; totalWeight: number } {
+function expectedMean(included: readonly number[]): {
+  mean: number[];
+  totalWeight: number;
+  trainLoss: number;
+} {
   const mean = new Array<number>(VECTOR_LENGTH).fill(0);
   let totalWeight = 0;
+  let loss = 0;
   for (const i of included) {
     const weight = Math.min(EXAMPLE_COUNTS[i]!, WEIGHT_CAP);
     totalWeight += weight;
+    loss += Math.min(CLIP_RANGE, TRAIN_LOSSES[i]!) * weight;
     UPDATES[i]!.forEach((x, j) => {
       const clipped = Math.max(-CLIP_RANGE, Math.min(CLIP_RANGE, Math.fround(x)));
       mean[j] = mean[j]! + clipped * weight;
     });
   }
-  return { mean: mean.map((s) => s / totalWeight), totalWeight };
+  return { mean: mean.map((s) => s / totalWeight), totalWeight, trainLoss: loss / totalWeight };
 }
 
 describeWithChromium('secure aggregation round inside Chromium', (chromium) => {
@@ -68,6 +77,7 @@ describeWithChromium('secure aggregation round inside Chromium', (chromium) => {
       config,
       updates: UPDATES,
       exampleCounts: EXAMPLE_COUNTS,
+      trainLosses: TRAIN_LOSSES,
       dropAt,
       backend,
     };
@@ -86,6 +96,7 @@ describeWithChromium('secure aggregation round inside Chromium', (chromium) => {
     outcome.weightedMean.forEach((x, j) => {
       expect(Math.abs(x - expected.mean[j]!)).toBeLessThan(tolerance);
     });
+    expect(Math.abs(outcome.meanTrainLoss! - expected.trainLoss)).toBeLessThan(tolerance);
     expect(outcome.survivors).toEqual(included.map((i) => outcome.clientIds[i]!).sort());
   }
 

@@ -1,4 +1,4 @@
-import { fromHex } from '../../shared/bytes';
+import { fromHex, toHex, utf8Bytes } from '../../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { packBinary, unpackBinary } from '../../shared/protocol/binary-envelope';
 import { createServer } from 'node:http';
@@ -6,10 +6,12 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
-import { clientIdFromPublicKey } from '../../shared/identity';
+import type { IdentityKeyPair } from '../../shared/identity';
+import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../shared/identity';
 import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../../shared/protocol/messages';
+import { registrationAnswerMessage } from '../../shared/protocol/messages';
 import { extractWeights, floatsToBytes, hashWeights } from '../../shared/weights/codec';
 
 /**
@@ -17,8 +19,14 @@ import { extractWeights, floatsToBytes, hashWeights } from '../../shared/weights
  * speaks Cohort's wire protocol (challenge, register, fit, secagg envelopes) but sends
  * whatever the test decides, so real Node clients can be checked against a malicious
  * coordinator over real sockets. It trusts registrations blindly: what matters here is what
- * the honest clients accept, not what this server checks.
+ * the honest clients accept, not what this server checks. It does hold a real coordinator key:
+ * its challenge announces the key and the id derived from it, and it signs every registration
+ * answer, so the clients register exactly as with the real coordinator and every secure
+ * round it runs is bound to {@link coordinatorId} and {@link experiment}.
  */
+
+/** Experiment name the harness announces at registration (unless told otherwise). */
+export const HARNESS_EXPERIMENT = 'adversarial';
 
 /** A client that registered with the harness. */
 export interface HarnessClient {
@@ -34,23 +42,39 @@ const ACK_TIMEOUT_MS = 30_000;
 export class MaliciousCoordinator {
   /** Registered clients by id. */
   readonly clients = new Map<string, HarnessClient>();
+  /** The coordinator's long-term key; its id is {@link coordinatorId}. */
+  readonly identity: IdentityKeyPair = generateIdentity();
+  /** The id the challenge announces (derived from the key), which clients bind rounds to. */
+  readonly coordinatorId = clientIdFromPublicKey(this.identity.publicKey);
   private readonly waiters: Array<() => void> = [];
 
   private constructor(
     private readonly http: HttpServer,
     private readonly io: Server,
     readonly url: string,
+    /** The experiment named in every registration answer. */
+    readonly experiment: string,
   ) {
     io.on('connection', (socket) => this.onConnection(socket));
   }
 
   /** Listens on an ephemeral port of 127.0.0.1. */
-  static async start(): Promise<MaliciousCoordinator> {
+  static async start(options: { experiment?: string } = {}): Promise<MaliciousCoordinator> {
     const http = createServer();
     const io = new Server(http, { maxHttpBufferSize: 16_000_000 });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
     const { port } = http.address() as AddressInfo;
-    return new MaliciousCoordinator(http, io, `http://127.0.0.1:${port}`);
+    return new MaliciousCoordinator(
+      http,
+      io,
+      `http://127.0.0.1:${port}`,
+      options.experiment ?? HARNESS_EXPERIMENT,
+    );
+  }
+
+  /** The coordinator's public key, hex, as its challenge announces it. */
+  get publicKeyHex(): string {
+    return toHex(this.identity.publicKey);
   }
 
   /** Resolves with the registered clients, sorted by id, once there are `count`. */
@@ -128,20 +152,43 @@ export class MaliciousCoordinator {
   }
 
   private onConnection(socket: Socket): void {
-    socket.on('register', (ins: { publicKey?: unknown }, ack: (res: unknown) => void) => {
-      if (typeof ack !== 'function' || typeof ins?.publicKey !== 'string') return;
-      const identityPublicKey = fromHex(ins.publicKey);
-      const id = clientIdFromPublicKey(identityPublicKey);
-      this.clients.set(id, { id, identityPublicKey, socket });
-      ack({ status: 'ok', clientId: id, experiment: 'adversarial', secureAggregation: true });
-      for (const wake of this.waiters.splice(0)) wake();
-    });
+    const nonce = randomBytes(32).toString('hex');
+    socket.on(
+      'register',
+      (ins: { publicKey?: unknown; clientNonce?: unknown }, ack: (res: unknown) => void) => {
+        if (typeof ack !== 'function' || typeof ins?.publicKey !== 'string') return;
+        const identityPublicKey = fromHex(ins.publicKey);
+        const id = clientIdFromPublicKey(identityPublicKey);
+        this.clients.set(id, { id, identityPublicKey, socket });
+        const answer: Record<string, unknown> = {
+          status: 'ok',
+          clientId: id,
+          experiment: this.experiment,
+          secureAggregation: true,
+        };
+        if (typeof ins.clientNonce === 'string') {
+          const message = registrationAnswerMessage({
+            coordinatorId: this.coordinatorId,
+            nonce,
+            clientNonce: ins.clientNonce,
+            clientPublicKey: ins.publicKey,
+            clientId: id,
+            experiment: this.experiment,
+            secureAggregation: true,
+          });
+          answer.coordinatorSignature = toHex(signDetached(utf8Bytes(message), this.identity));
+        }
+        ack(answer);
+        for (const wake of this.waiters.splice(0)) wake();
+      },
+    );
     socket.on('disconnect', () => {
       for (const [id, c] of this.clients) if (c.socket === socket) this.clients.delete(id);
     });
     socket.emit('challenge', {
-      nonce: randomBytes(32).toString('hex'),
-      coordinatorId: 'malicious',
+      nonce,
+      coordinatorId: this.coordinatorId,
+      coordinatorKey: this.publicKeyHex,
     });
   }
 }

@@ -38,6 +38,15 @@ export function exampleWeightedMean(updates: readonly CapturedUpdate[]): Float64
   return mean;
 }
 
+/**
+ * The example-weighted mean of the updates' train losses, in float64: what a secure round
+ * decodes as meanTrainLoss (losses here stay inside the clip range, so clipping changes nothing).
+ */
+export function exampleWeightedLoss(updates: readonly CapturedUpdate[]): number {
+  const total = totalExamples(updates);
+  return updates.reduce((s, u) => s + u.trainLoss * u.numExamples, 0) / total;
+}
+
 /** Sum of the example counts of `updates` (the secure aggregate's total weight). */
 export function totalExamples(updates: readonly CapturedUpdate[]): number {
   return updates.reduce((s, u) => s + u.numExamples, 0);

@@ -1,6 +1,7 @@
 import { connectNodeClient } from '../../client-node/node-client';
 import type { NodeClient, NodeClientOptions } from '../../client-node/node-client';
-import type { SecureSubmission } from '../../shared/client/client-session';
+import type { SecureRoundContext, SecureSubmission } from '../../shared/client/client-session';
+import type { SecAggSubmissionOptions } from '../../shared/client/secure-submission';
 import { SecAggSubmission } from '../../shared/client/secure-submission';
 import type { LocalFitResult } from '../../shared/client/trainer';
 import type { Dataset } from '../../shared/data/dataset';
@@ -8,6 +9,7 @@ import { CohortError } from '../../shared/errors';
 import type { IdentityKeyPair } from '../../shared/identity';
 import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
 import type { FitIns } from '../../shared/protocol/messages';
+import type { SecAggPhase } from '../../shared/secagg';
 import { slice } from './federation';
 
 /**
@@ -19,17 +21,24 @@ import { slice } from './federation';
  */
 
 /** The five secure-aggregation phases, as the coordinator names them on the wire. */
-export type SecAggPhaseName =
-  'advertiseKeys' | 'shareKeys' | 'maskedInput' | 'consistencyCheck' | 'unmasking';
+export type SecAggPhaseName = SecAggPhase;
 
 /** One update as the client trained it, copied before the submission wipes it. */
 export interface CapturedUpdate {
   round: number;
   roundId: string;
+  /** Coordinator and experiment the client bound the round to (from its registration). */
+  coordinatorId: string;
+  experiment: string;
   modelHash: string;
   delta: Float32Array;
   numExamples: number;
+  /** The local train loss, which travels inside the masked vector. */
+  trainLoss: number;
 }
+
+/** The client's secure-aggregation policy, as {@link SecAggSubmission} takes it. */
+export type ProbePolicy = Omit<SecAggSubmissionOptions, 'identity'>;
 
 /** Faults a probe injects; `round` unset means every round. */
 export interface ProbeFaults {
@@ -56,9 +65,9 @@ export class SecAggProbe implements SecureSubmission {
   constructor(
     identity: IdentityKeyPair,
     public faults: ProbeFaults = {},
-    knownIdentityKeys?: Iterable<Uint8Array>,
+    policy: ProbePolicy = {},
   ) {
-    this.inner = new SecAggSubmission(identity, knownIdentityKeys);
+    this.inner = new SecAggSubmission({ identity, ...policy });
   }
 
   /** The client this probe belongs to; bound after connecting, since the client needs the probe first. */
@@ -84,7 +93,8 @@ export class SecAggProbe implements SecureSubmission {
     return new Promise((resolve) => this.waiters.push({ phase, resolve }));
   }
 
-  prepare(roundId: string, fit: FitIns, result: LocalFitResult): void {
+  prepare(context: SecureRoundContext, fit: FitIns, result: LocalFitResult): void {
+    const { roundId } = context;
     this.roundNumbers.set(roundId, fit.round);
     const delta =
       this.faults.constantUpdate === undefined
@@ -93,11 +103,14 @@ export class SecAggProbe implements SecureSubmission {
     this.updates.push({
       round: fit.round,
       roundId,
+      coordinatorId: context.coordinatorId,
+      experiment: context.experiment,
       modelHash: fit.model.modelHash,
       delta: delta.slice(),
       numExamples: result.numExamples,
+      trainLoss: result.trainLoss,
     });
-    this.inner.prepare(roundId, fit, { ...result, delta });
+    this.inner.prepare(context, fit, { ...result, delta });
   }
 
   async handle(phase: string, roundId: string, body: unknown): Promise<unknown> {
@@ -138,14 +151,15 @@ export interface ProbedClientSpec {
   test: Dataset;
   identity?: IdentityKeyPair;
   faults?: ProbeFaults;
-  knownIdentityKeys?: Iterable<Uint8Array>;
+  /** Pinned identities, minimum cohort and round ledger of the client's secure submission. */
+  policy?: ProbePolicy;
   extra?: Partial<NodeClientOptions>;
 }
 
 /** Connects one real Node client whose secure submission is a probe. */
 export async function connectProbedClient(spec: ProbedClientSpec): Promise<ProbedClient> {
   const identity = spec.identity ?? generateIdentity();
-  const probe = new SecAggProbe(identity, spec.faults ?? {}, spec.knownIdentityKeys);
+  const probe = new SecAggProbe(identity, spec.faults ?? {}, spec.policy ?? {});
   const client = await connectNodeClient({
     server: spec.url,
     task: 'mnist',

@@ -1,6 +1,6 @@
 import { isCohortError } from '../../shared/errors';
 import type { SecAggConfig, SecAggPhase, SecAggResult } from '../../shared/secagg';
-import { SecAggServerRound } from '../../shared/secagg';
+import { SECAGG_PHASES, SecAggServerRound } from '../../shared/secagg';
 import type { MaliciousCoordinator } from './malicious-coordinator';
 import { isErrorAck } from './malicious-coordinator';
 
@@ -9,17 +9,9 @@ import { isErrorAck } from './malicious-coordinator';
  * an honest SecAggServerRound computes every request and checks every answer, and a hook may
  * replace (or multiply) the request any client receives. Like a pushy attacker, the driver
  * keeps sending every client that refused the request of the next phases anyway, so a test
- * can check that a refusal is final. Every acknowledgement is recorded as it arrived.
+ * can check that a refusal is final. Every acknowledgement is recorded as it arrived. The
+ * round is bound to the harness's coordinator id and experiment, as its clients registered.
  */
-
-/** The phases in protocol order. */
-export const SECAGG_PHASES: readonly SecAggPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-];
 
 /** Options of {@link runSocketSecAggRound}. */
 export interface SocketRoundOptions {
@@ -57,6 +49,8 @@ export async function runSocketSecAggRound(
 ): Promise<SocketRoundReport> {
   const { coordinator, roundId } = options;
   const server = new SecAggServerRound({
+    coordinatorId: coordinator.coordinatorId,
+    experiment: coordinator.experiment,
     roundId,
     modelHash: options.modelHash,
     config: options.config,

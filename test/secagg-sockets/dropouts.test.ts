@@ -8,6 +8,7 @@ import { useWasmBackend } from '../helpers/backend';
 import { smallMnist } from '../helpers/mnist-fixture';
 import {
   difference,
+  exampleWeightedLoss,
   exampleWeightedMean,
   initialGlobal,
   maxAbs,
@@ -22,8 +23,11 @@ import { closeProbedClients, startProbedClients } from '../helpers/secagg-probe'
 /**
  * Secure aggregation on real sockets (Coordinator on 127.0.0.1, real Node clients on the wasm
  * backend): one of five clients is lost after each phase, and the round must still complete
- * with exactly the example-weighted mean of the clients whose masked input was summed. With
- * five clients the complete graph has t = max(3, ceil(10/3)) = 4, so one loss is tolerated.
+ * with exactly the example-weighted mean of the clients whose masked input was summed (and
+ * their example-weighted mean train loss, which travels inside the masked vector). With five
+ * clients the complete graph has t = max(3, ceil(10/3)) = 4, so one loss is tolerated; every
+ * client advertised keys, so each sees 5 participants, the default minimum it requires. The
+ * coordinator never learns one client's example count or loss: the database records none.
  */
 
 const SEED = 5;
@@ -81,6 +85,7 @@ describe('secure aggregation survives a client lost after each phase (real socke
       clients = await startProbedClients(coordinator.url, backend, data, SIZES, (i) =>
         i === LOST ? { faults: { vanishAt: { phase } } } : {},
       );
+      const { coordinatorId } = coordinator;
       const history = await coordinator.done;
       await coordinator.stop();
 
@@ -102,6 +107,8 @@ describe('secure aggregation survives a client lost after each phase (real socke
       const updates = survivors.map((c) => c.probe.updateOf(1));
       for (const u of updates) {
         expect(u.modelHash).toBe(initial.hash);
+        // Each client bound the round to the coordinator's key and experiment it registered with.
+        expect(u).toMatchObject({ coordinatorId, experiment });
         // Clipping at clipRange 4 must not have touched the updates, or the means would differ.
         expect(maxAbs(u.delta)).toBeLessThan(4);
       }
@@ -120,6 +127,10 @@ describe('secure aggregation survives a client lost after each phase (real socke
         totalWeight: totalExamples(updates),
       });
       expect(maxAbsDiff(applied, expected)).toBeLessThan(tolerance);
+      // The same bound holds for the loss (one more masked element, weighted the same way).
+      const expectedLoss = exampleWeightedLoss(updates);
+      expect(updates.every((u) => u.trainLoss > 0 && u.trainLoss < 4)).toBe(true);
+      expect(Math.abs(history.rounds[0]!.trainLoss! - expectedLoss)).toBeLessThan(tolerance);
       // The check has teeth: the wrong client set, or an unweighted mean, is far off.
       const everyone = exampleWeightedMean(clients.map((c) => c.probe.updateOf(1)));
       const wrongSet = inputSummed
@@ -139,20 +150,23 @@ describe('secure aggregation survives a client lost after each phase (real socke
         failureCode: null,
       });
       expect(round.checkpoint).not.toBeNull();
+      expect(Math.abs(round.trainLoss! - expectedLoss)).toBeLessThan(tolerance);
       const byClient = new Map(round.participations.map((p) => [p.clientId, p]));
       // A client lost after its masked input was summed still contributed to the mean.
+      // Example counts travel masked: no participation records one (0 = unknown).
       expect(byClient.get(lost.id)).toMatchObject(
         inputSummed
-          ? { status: 'completed', numExamples: SIZES[clients.indexOf(lost)], errorCode: null }
-          : { status: 'dropped', errorCode: 'CLIENT_DROPPED' },
+          ? { status: 'completed', numExamples: 0, errorCode: null }
+          : { status: 'dropped', numExamples: 0, errorCode: 'CLIENT_DROPPED' },
       );
       for (const c of clients.filter((x) => x !== lost)) {
         expect(byClient.get(c.id)).toMatchObject({
           status: 'completed',
-          numExamples: SIZES[clients.indexOf(c)],
+          numExamples: 0,
           errorCode: null,
         });
       }
+      expect(round.participations).toHaveLength(SIZES.length);
     },
   );
 });

@@ -4,6 +4,7 @@ import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../sha
 import type { FitConfigMessage, ModelPayload } from '../../shared/protocol/messages';
 import type {
   AdvertiseKeysRequest,
+  AdvertisedKeys,
   ConsistencyCheckRequest,
   MaskedInputRequest,
   SecAggConfig,
@@ -11,7 +12,13 @@ import type {
   ShareKeysRequest,
   UnmaskingRequest,
 } from '../../shared/secagg';
-import { chooseSecAggParams, configHash, quantizeWeightedUpdate } from '../../shared/secagg';
+import {
+  DEFAULT_MIN_PARTICIPANTS,
+  chooseSecAggParams,
+  configHash,
+  graphParams,
+  quantizeWeightedUpdate,
+} from '../../shared/secagg';
 import { advertisementBytes } from '../../shared/secagg/signed-payloads';
 import { useWasmBackend } from '../helpers/backend';
 import {
@@ -20,23 +27,33 @@ import {
   mnistModelPayload,
 } from '../helpers/malicious-coordinator';
 import { smallMnist } from '../helpers/mnist-fixture';
-import { exampleWeightedMean, maxAbsDiff, totalExamples } from '../helpers/secagg-expectations';
+import {
+  exampleWeightedLoss,
+  exampleWeightedMean,
+  maxAbsDiff,
+  totalExamples,
+} from '../helpers/secagg-expectations';
 import type { ProbedClient } from '../helpers/secagg-probe';
 import { closeProbedClients, startProbedClients } from '../helpers/secagg-probe';
 import type { SocketRoundReport } from '../helpers/socket-secagg-round';
 import { acksFrom, runSocketSecAggRound } from '../helpers/socket-secagg-round';
 
 /**
- * Honest, real Node clients (connectNodeClient, wasm backend, pinned identities) against a
- * coordinator that cheats over real sockets. In every case the victims must answer with an
- * error of the expected stable code, refuse everything after, and nothing any client returns
- * may let the coordinator unmask one update: no owner's self-mask share and secret-key share
- * both revealed, no masked input after a refusal. A last check looks at the masked bytes one
- * client actually sent for a constant update: they must be statistically uniform.
+ * Honest, real Node clients (connectNodeClient, wasm backend, pinned identities, the default
+ * minimum of 5 participants) against a coordinator that cheats over real sockets. In every
+ * case the victims must answer with an error of the expected stable code, refuse everything
+ * after, and nothing any client returns may let the coordinator unmask one update: no owner's
+ * self-mask share and secret-key share both revealed, no masked input after a refusal. A last
+ * check looks at the masked bytes one client actually sent for a constant update: they must be
+ * statistically uniform.
+ *
+ * Six clients, so a round that loses one victim still has the 5 participants an honest client
+ * requires by default. The complete graph of 6 has t = max(3, ceil(2*6/3)) = 4, which each
+ * client derives itself from the signed advertisement list.
  */
 
 const SEED = 3;
-const CLIENTS = 5;
+const CLIENTS = 6;
 const PER_CLIENT = 40;
 const FIT: Omit<FitConfigMessage, 'seed'> = {
   epochs: 1,
@@ -53,6 +70,8 @@ let data: { train: Dataset; test: Dataset };
 let harness: MaliciousCoordinator;
 let clients: ProbedClient[] = [];
 let identities: IdentityKeyPair[];
+/** Pinned by every client, but never connected: a member the coordinator could impersonate. */
+let absent: IdentityKeyPair;
 /** Client ids, sorted. */
 let ids: string[];
 let victim: string;
@@ -66,13 +85,14 @@ beforeAll(async () => {
   data = await smallMnist(CLIENTS * PER_CLIENT, 20);
   harness = await MaliciousCoordinator.start();
   identities = Array.from({ length: CLIENTS }, () => generateIdentity());
-  const pinned = identities.map((i) => i.publicKey);
+  absent = generateIdentity();
+  const pinned = [...identities, absent].map((i) => i.publicKey);
   clients = await startProbedClients(
     harness.url,
     backend,
     data,
     new Array<number>(CLIENTS).fill(PER_CLIENT),
-    (i) => ({ identity: identities[i]!, knownIdentityKeys: pinned }),
+    (i) => ({ identity: identities[i]!, policy: { knownIdentityKeys: pinned } }),
   );
   ids = (await harness.waitForClients(CLIENTS)).map((c) => c.id);
   [victim, other] = [ids[1]!, ids[3]!];
@@ -82,6 +102,8 @@ beforeAll(async () => {
     clipRange: 4,
     weightCap: 16384,
   });
+  expect(graphParams(CLIENTS)).toMatchObject({ complete: true, threshold: 4 });
+  expect(DEFAULT_MIN_PARTICIPANTS).toBe(CLIENTS - 1);
 });
 afterAll(async () => {
   closeProbedClients(clients);
@@ -149,8 +171,13 @@ function expectRefusal(
   clientId: string,
   phase: SecAggPhase,
   code: string,
+  message?: RegExp,
 ): void {
   expect(report.refusals.get(clientId)).toEqual({ phase, code });
+  if (message) {
+    const [first] = report.acks.get(phase)!.get(clientId)!;
+    expect(isErrorAck(first) && first.message).toMatch(message);
+  }
   const later = acksFrom(report, clientId, phase);
   expect(later.length).toBeGreaterThan(0);
   expect(later.filter((a) => !isErrorAck(a))).toEqual([]);
@@ -159,11 +186,11 @@ function expectRefusal(
 
 describe('honest Node clients against a malicious coordinator (real sockets)', () => {
   it('the transport delivers a secagg message with hundreds of binary fields', async () => {
-    // A ShareKeys request of a 100-client complete graph carries 99 x 4 keys and signatures.
-    // Delivered, the client answers (no round in progress here: UPDATE_STALE); a transport
-    // that cannot decode it drops the connection instead.
+    // A ShareKeys request of a 200-client round carries the whole signed advertisement list:
+    // 200 x 4 keys and signatures. Delivered, the client answers (no round in progress here:
+    // UPDATE_STALE); a transport that cannot decode it drops the connection instead.
     const key = () => new Uint8Array(32).fill(7);
-    const neighbours = Array.from({ length: 99 }, (_, i) => ({
+    const advertisements = Array.from({ length: 200 }, (_, i) => ({
       clientId: i.toString(16).padStart(32, '0'),
       identityPublicKey: key(),
       cPublicKey: key(),
@@ -172,24 +199,47 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     }));
     const answer = await harness.secagg(victim, 'shareKeys', 'adv-none', {
       roundId: 'adv-none',
-      participants: neighbours.map((n) => n.clientId),
-      neighbours,
+      advertisements,
     });
     expect(isErrorAck(answer) && answer.code).toBe('UPDATE_STALE');
   });
 
-  it('all refuse a config with a tiny modulus, and refuse again when it retries with the honest one', async () => {
-    const report = await attack((phase, _id, honest) =>
+  it('each refuses a round parameter it did not derive itself, and refuses again when the honest request follows', async () => {
+    // Protocol v2 has nothing for the coordinator to choose: k and t follow from the signed
+    // participant count, the scale from the other config fields, and the round names the
+    // coordinator and experiment the client registered with. One attack per client:
+    const attacks: Array<[(r: AdvertiseKeysRequest) => unknown, string, RegExp]> = [
+      [(r) => ({ ...r, config: { ...r.config, modulusBits: 16 } }), 'CONFIG_UNSAFE', /modulus/],
+      // A coordinator-chosen threshold or neighbour count is not even a field any more.
+      [(r) => ({ ...r, config: { ...r.config, threshold: 2 } }), 'MESSAGE_INVALID', /threshold/],
+      [(r) => ({ ...r, config: { ...r.config, neighbours: 1 } }), 'MESSAGE_INVALID', /neighbours/],
+      [
+        (r) => ({ ...r, config: { ...r.config, scale: r.config.scale * 2 } }),
+        'CONFIG_UNSAFE',
+        /not the derived/,
+      ],
+      [(r) => ({ ...r, experiment: 'another-experiment' }), 'SECAGG_INCONSISTENT', /experiment/],
+      [
+        (r) => ({ ...r, coordinatorId: clientIdFromPublicKey(absent.publicKey) }),
+        'SECAGG_INCONSISTENT',
+        /coordinator/,
+      ],
+    ];
+    expect(attacks).toHaveLength(CLIENTS);
+    const report = await attack((phase, id, honest) =>
       phase === 'advertiseKeys'
-        ? [{ ...(honest as AdvertiseKeysRequest), config: { ...config, modulusBits: 16 } }, honest]
+        ? [attacks[ids.indexOf(id)]![0](honest as AdvertiseKeysRequest), honest]
         : [honest],
     );
-    for (const id of ids) {
+    ids.forEach((id, i) => {
+      const [, code, message] = attacks[i]!;
       const [first, retry] = report.acks.get('advertiseKeys')!.get(id)!;
-      expect(isErrorAck(first) && first.code).toBe('CONFIG_UNSAFE');
+      expect(isErrorAck(first) && first.code).toBe(code);
+      expect(isErrorAck(first) && first.message).toMatch(message);
       // The session was abandoned on the first refusal: nothing can be retried with a variation.
       expect(isErrorAck(retry) && retry.code).toBe('SECAGG_REPLAY');
-    }
+      expect(acksFrom(report, id, 'advertiseKeys').filter((a) => !isErrorAck(a))).toEqual([]);
+    });
     expect(report.error).toMatchObject({ code: 'SECAGG_BELOW_THRESHOLD' });
   });
 
@@ -220,14 +270,49 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     const report = await attack(
       onVictim<ShareKeysRequest>('shareKeys', (r) => ({
         ...r,
-        neighbours: r.neighbours.map((e) =>
+        advertisements: r.advertisements.map((e) =>
           e.clientId === other ? { ...e, sPublicKey: new Uint8Array(32).fill(42) } : e,
         ),
       })),
     );
-    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE');
+    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE', /not signed by its identity/);
     expect(report.result?.survivors).toEqual(ids.filter((id) => id !== victim));
   });
+
+  it('refuses a participant list shrunk below its minimum, and the others go on without it', async () => {
+    // Every advertisement shown is genuine and signed; there are just too few of them.
+    const report = await attack(
+      onVictim<ShareKeysRequest>('shareKeys', (r) => {
+        const others = r.advertisements.filter((e) => e.clientId !== victim);
+        const kept = new Set([
+          victim,
+          ...others.slice(0, DEFAULT_MIN_PARTICIPANTS - 2).map((e) => e.clientId),
+        ]);
+        const advertisements = r.advertisements.filter((e) => kept.has(e.clientId));
+        expect(advertisements).toHaveLength(DEFAULT_MIN_PARTICIPANTS - 1);
+        return { ...r, advertisements };
+      }),
+    );
+    expectRefusal(
+      report,
+      victim,
+      'shareKeys',
+      'SECAGG_BELOW_THRESHOLD',
+      new RegExp(`at least ${DEFAULT_MIN_PARTICIPANTS}`),
+    );
+    expect(report.result?.survivors).toEqual(ids.filter((id) => id !== victim));
+  });
+
+  /** The round context every advertisement of the current attack round is signed under. */
+  function currentContext() {
+    return {
+      coordinatorId: harness.coordinatorId,
+      experiment: harness.experiment,
+      roundId: `adv-r${round}`,
+      modelHash: global.modelHash,
+      configHash: configHash(config),
+    };
+  }
 
   /** Puts an invented participant in `other`'s place in the victim's ShareKeys request. */
   function inject(
@@ -237,45 +322,35 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     const fakeId = clientIdFromPublicKey(identity.publicKey);
     return onVictim<ShareKeysRequest>('shareKeys', (r) => ({
       ...r,
-      participants: r.participants.map((id) => (id === other ? fakeId : id)).sort(),
-      neighbours: r.neighbours.map((e) =>
-        e.clientId === other
-          ? {
-              ...e,
-              clientId: fakeId,
-              identityPublicKey: identity.publicKey,
-              signature: sign(fakeId, e.cPublicKey, e.sPublicKey),
-            }
-          : e,
-      ),
+      advertisements: r.advertisements
+        .map((e): AdvertisedKeys =>
+          e.clientId === other
+            ? {
+                ...e,
+                clientId: fakeId,
+                identityPublicKey: identity.publicKey,
+                signature: sign(fakeId, e.cPublicKey, e.sPublicKey),
+              }
+            : e,
+        )
+        .sort((a, b) => (a.clientId < b.clientId ? -1 : 1)),
     }));
   }
 
-  it('refuses an injected unsigned client', async () => {
-    const report = await attack(inject(generateIdentity(), () => new Uint8Array(64)));
-    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE');
+  it('refuses an injected unsigned client, even one with a pinned identity', async () => {
+    // The pinned-but-absent member passes the pinning check: only its signature is missing.
+    const report = await attack(inject(absent, () => new Uint8Array(64)));
+    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE', /not signed by its identity/);
   });
 
   it('refuses a validly self-signed invented client, since identities are pinned', async () => {
     const sybil = generateIdentity();
     const report = await attack(
       inject(sybil, (fakeId, c, s) =>
-        signDetached(
-          advertisementBytes(
-            {
-              roundId: `adv-r${round}`,
-              modelHash: global.modelHash,
-              configHash: configHash(config),
-            },
-            fakeId,
-            c,
-            s,
-          ),
-          sybil,
-        ),
+        signDetached(advertisementBytes(currentContext(), fakeId, c, s), sybil),
       ),
     );
-    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE');
+    expectRefusal(report, victim, 'shareKeys', 'SECAGG_SIGNATURE', /not a known identity/);
   });
 
   it('refuses a tampered ciphertext', async () => {
@@ -307,10 +382,31 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     expect(report.result?.survivors).toEqual(ids);
   });
 
+  it('refuses to reveal a self mask without the owner’s masked-input signature', async () => {
+    // Revealing `other`'s self-mask share is safe only if `other` masked against the sharer
+    // list the victim was shown; the coordinator withholds the signature that proves it.
+    const report = await attack(
+      onVictim<UnmaskingRequest>('unmasking', (r) => ({
+        ...r,
+        inputSignatures: r.inputSignatures.filter((s) => s.clientId !== other),
+      })),
+    );
+    expectRefusal(
+      report,
+      victim,
+      'unmasking',
+      'SECAGG_INCONSISTENT',
+      new RegExp(`no MaskedInput signature of survivor ${other}`),
+    );
+    expect(report.result?.survivors).toEqual(ids);
+  });
+
   it('refuses to unmask after different survivor lists were shown to different clients', async () => {
-    // Two clients are told `other` dropped, the rest that it survived: the coordinator hopes
-    // for `other`'s secret-key shares from the first group and its self-mask shares from the rest.
-    const misled = new Set([ids[0]!, victim]);
+    // Three clients are told `other` dropped, the rest that it survived: the coordinator hopes
+    // for `other`'s secret-key shares from the first group and its self-mask shares from the
+    // rest. With m = 6 holders and t = 4, two groups cannot both gather t signatures.
+    const misled = new Set([ids[0]!, victim, ids[4]!]);
+    expect(misled.has(other)).toBe(false);
     const report = await attack((phase, id, honest) => {
       if (phase !== 'consistencyCheck' || !misled.has(id)) return [honest];
       const r = honest as ConsistencyCheckRequest;
@@ -320,10 +416,15 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     expect(report.error).toMatchObject({ code: 'SECAGG_BELOW_THRESHOLD' });
     const signatures = [...report.acks.get('consistencyCheck')!].map(([clientId, [ack]]) => ({
       clientId,
-      identityPublicKey: harness.clients.get(clientId)!.identityPublicKey,
       signature: new Uint8Array((ack as { signature: Uint8Array }).signature),
     }));
     expect(signatures).toHaveLength(CLIENTS);
+    // Every client did send its masked input: the coordinator has each one's input signature.
+    const inputSignatures = [...report.acks.get('maskedInput')!].map(([clientId, [ack]]) => ({
+      clientId,
+      signature: new Uint8Array((ack as { signature: Uint8Array }).signature),
+    }));
+    expect(inputSignatures).toHaveLength(CLIENTS);
     // A coordinator that pushes on anyway, each group shown the list it signed:
     const roundId = `adv-r${round}`;
     const forked = ids.filter((id) => id !== other);
@@ -339,12 +440,14 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
                 survivors: forked,
                 dropped: [other],
                 signatures: signatures.filter((s) => s.clientId !== other),
+                inputSignatures: inputSignatures.filter((s) => forked.includes(s.clientId)),
               }
             : {
                 roundId,
                 survivors: ids,
                 dropped: [],
                 signatures: signatures.filter((s) => !misled.has(s.clientId)),
+                inputSignatures,
               },
         ),
       ),
@@ -392,19 +495,38 @@ describe('the masked input one client sends over the socket', () => {
     }
     const [ack] = report.acks.get('maskedInput')!.get(watched.id)!;
     const bytes = (ack as { maskedInput: Uint8Array }).maskedInput;
-    expect(bytes.byteLength).toBe(4 * (config.vectorLength + 1));
+    // The update, then the weight and the weighted loss: all three masked.
+    expect(bytes.byteLength).toBe(4 * (config.vectorLength + 2));
     const words = new Uint32Array(new Uint8Array(bytes).buffer);
     expect(chiSquareTopNibble(words)).toBeLessThan(CHI2_DF15_P1E6);
     // The same statistic flags the unmasked encoding of that update (the check has teeth).
     const update = watched.probe.updateOf(round);
     expect(Array.from(update.delta.subarray(0, 3))).toEqual([0.75, 0.75, 0.75]);
-    const plain = quantizeWeightedUpdate(update.delta, update.numExamples, config);
+    const plain = quantizeWeightedUpdate(
+      { update: update.delta, exampleCount: update.numExamples, trainLoss: update.trainLoss },
+      config,
+    );
+    expect(plain).toHaveLength(words.length);
     expect(chiSquareTopNibble(plain)).toBeGreaterThan(CHI2_DF15_P1E6);
+    // Neither the example count nor the loss is in the clear in what was sent.
+    expect(words[config.vectorLength]).not.toBe(plain[config.vectorLength]);
+    expect(words[config.vectorLength + 1]).not.toBe(plain[config.vectorLength + 1]);
 
     const updates = clients.map((c) => c.probe.updateOf(round));
+    for (const u of updates) {
+      expect(u).toMatchObject({
+        coordinatorId: harness.coordinatorId,
+        experiment: harness.experiment,
+      });
+    }
     expect(report.result?.survivors).toEqual(ids);
     const tolerance = CLIENTS / (config.scale * totalExamples(updates)) + 1e-6;
+    expect(report.result!.totalWeight).toBe(totalExamples(updates));
     expect(maxAbsDiff(report.result!.weightedMean, exampleWeightedMean(updates))).toBeLessThan(
+      tolerance,
+    );
+    // The example-weighted mean train loss travels masked too and decodes just as exactly.
+    expect(Math.abs(report.result!.meanTrainLoss - exampleWeightedLoss(updates))).toBeLessThan(
       tolerance,
     );
   });

@@ -10,6 +10,7 @@ import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import {
   difference,
+  exampleWeightedLoss,
   exampleWeightedMean,
   initialGlobal,
   maxAbs,
@@ -150,6 +151,12 @@ describe('secure aggregation below the threshold (real sockets)', () => {
     });
     expect(updates.every((u) => maxAbs(u.delta) < 4)).toBe(true);
     expect(maxAbsDiff(applied, exampleWeightedMean(updates))).toBeLessThan(tolerance);
+    // The failed round reports no loss; the completed one its survivors' weighted mean loss.
+    expect(history.rounds[0]!.trainLoss).toBeNull();
+    expect(rounds[0]!.trainLoss).toBeNull();
+    expect(Math.abs(history.rounds[1]!.trainLoss! - exampleWeightedLoss(updates))).toBeLessThan(
+      tolerance,
+    );
   });
 });
 
@@ -204,6 +211,9 @@ describe('a masked input that arrives after its sender was declared dropped (rea
       totalWeight: totalExamples(others),
     });
     expect(maxAbsDiff(applied, exampleWeightedMean(others))).toBeLessThan(tolerance);
+    expect(Math.abs(history.rounds[0]!.trainLoss! - exampleWeightedLoss(others))).toBeLessThan(
+      tolerance,
+    );
     // Had the late input been counted, the result would be far from the others' mean.
     const everyone = exampleWeightedMean(clients.map((c) => c.probe.updateOf(1)));
     expect(maxAbsDiff(applied, everyone)).toBeGreaterThan(20 * tolerance);
