@@ -18,7 +18,7 @@ export interface SecAggInput {
   update: Float32Array;
   /** Examples trained on; capped at the config's weightCap. */
   exampleCount: number;
-  /** Local train loss, clipped to [0, clipRange] (only its weighted mean is revealed). */
+  /** Local train loss, clipped to [0, MAX_MASKED_LOSS] (only its weighted mean is revealed). */
   trainLoss: number;
 }
 
@@ -38,6 +38,14 @@ export const cryptoRandomFill: RandomFill = (out) => {
 const TWO_POW_MINUS_32 = 2 ** -32;
 
 /**
+ * Largest train loss the masked vector carries; larger ones count as this. The loss element
+ * is stored as loss * clipRange / MAX_MASKED_LOSS, so it never exceeds an update element's
+ * bound and needs no overflow budget of its own (cross-entropy over 1,000 classes starts at
+ * about 6.9).
+ */
+export const MAX_MASKED_LOSS = 64;
+
+/**
  * The weight a client contributes: its example count, capped. Example counts must be positive
  * integers; a client with no examples has nothing to contribute and should not take part.
  */
@@ -54,7 +62,7 @@ export function cappedWeight(exampleCount: number, weightCap: number): number {
 /**
  * Encodes one client's input as the vector it masks: element i is
  * stochasticRound(clip(update[i]) * weight * scale) mod 2^32, then the weight, then
- * stochasticRound(clip(loss, 0, clipRange) * weight * scale). Throws UPDATE_SHAPE on a wrong
+ * stochasticRound(clip(loss, 0, 64) / 64 * clipRange * weight * scale). Throws UPDATE_SHAPE on a wrong
  * length and UPDATE_NON_FINITE on NaN/Infinity (a diverged client must not silently
  * contribute a clipped extreme).
  */
@@ -94,7 +102,8 @@ export function quantizeWeightedUpdate(
   if (!Number.isFinite(input.trainLoss)) {
     throw new CohortError('UPDATE_NON_FINITE', `train loss is ${input.trainLoss}`);
   }
-  const loss = Math.min(clip, Math.max(0, input.trainLoss)) * factor;
+  const loss =
+    (Math.min(MAX_MASKED_LOSS, Math.max(0, input.trainLoss)) / MAX_MASKED_LOSS) * clip * factor;
   const lossFloor = Math.floor(loss);
   const coin = new Uint32Array(1);
   randomFill(coin);
@@ -140,6 +149,7 @@ export function decodeAggregate(
   const divisor = config.scale * totalWeight;
   const weightedMean = new Float32Array(config.vectorLength);
   for (let i = 0; i < weightedMean.length; i++) weightedMean[i] = (sum[i]! | 0) / divisor;
-  const meanTrainLoss = (sum[config.vectorLength + 1]! | 0) / divisor;
+  const meanTrainLoss =
+    ((sum[config.vectorLength + 1]! | 0) / divisor) * (MAX_MASKED_LOSS / config.clipRange);
   return { weightedMean, totalWeight, meanTrainLoss };
 }

@@ -15,7 +15,7 @@ export interface SecAggResult {
   weightedMean: Float32Array;
   /** Sum of the survivors' capped example counts. */
   totalWeight: number;
-  /** Example-weighted mean of the survivors' train losses (each clipped to [0, clipRange]). */
+  /** Example-weighted mean of the survivors' train losses (each capped at MAX_MASKED_LOSS). */
   meanTrainLoss: number;
   /** Clients whose updates are in the mean, sorted. */
   survivors: string[];

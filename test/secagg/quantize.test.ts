@@ -38,14 +38,14 @@ describe('fixed-point encoding', () => {
 
   it('clips, weights with a cap, then carries the weight and the clipped weighted loss', () => {
     const config: SecAggConfig = { ...smallConfig(5, 4), clipRange: 1, scale: 8, weightCap: 100 };
-    const input = { update: new Float32Array([5, -5, 0.5, 0]), exampleCount: 250, trainLoss: 0.25 };
+    const input = { update: new Float32Array([5, -5, 0.5, 0]), exampleCount: 250, trainLoss: 16 };
     const encoded = quantizeWeightedUpdate(input, config);
     expect(encoded).toHaveLength(6);
     expect(Array.from(encoded.subarray(0, 4), toSignedInt32)).toEqual([800, -800, 400, 0]);
     expect(encoded[4]).toBe(100);
-    expect(encoded[5]).toBe(200); // 0.25 * 100 * 8
-    // A loss above the clip range counts as the clip range; a negative one as zero.
-    expect(quantizeWeightedUpdate({ ...input, trainLoss: 7 }, config)[5]).toBe(800);
+    expect(encoded[5]).toBe(200); // 16 / 64 * clip 1 * weight 100 * scale 8
+    // A loss above 64 counts as 64; a negative one as zero.
+    expect(quantizeWeightedUpdate({ ...input, trainLoss: 1000 }, config)[5]).toBe(800);
     expect(quantizeWeightedUpdate({ ...input, trainLoss: -1 }, config)[5]).toBe(0);
     expect(cappedWeight(7, 100)).toBe(7);
   });
@@ -107,8 +107,8 @@ describe('fixed-point encoding', () => {
     });
     const { weightedMean, totalWeight, meanTrainLoss } = decodeAggregate(sum, config, 3 * 1000);
     expect(totalWeight).toBe(100);
-    // Losses are clipped to [0, clipRange = 1]: 1.5 counts as 1.
-    expect(meanTrainLoss).toBeCloseTo((0.5 * 10 + 1 * 30 + 1 * 60) / 100, 6);
+    // Losses travel as loss / 64 * clipRange; these are exact multiples of the step.
+    expect(meanTrainLoss).toBeCloseTo((0.5 * 10 + 1 * 30 + 1.5 * 60) / 100, 6);
     for (let i = 0; i < 3; i++) {
       const expected = updates.reduce((s, u, k) => s + u[i]! * weights[k]!, 0) / 100;
       // Values times weight times scale are integers here: the result is exact.
