@@ -130,6 +130,7 @@ export class ClientRegistry extends EventEmitter<{
       nonce,
       coordinatorId: this.coordinatorId,
       coordinatorKey: this.coordinatorKey,
+      secureAggregation: this.options.secureAggregation,
     });
   }
 

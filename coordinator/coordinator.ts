@@ -14,6 +14,7 @@ import { buildModel } from '../shared/model/build-model';
 import { getModelSpec } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
 import type { ClientToServerEvents, ServerToClientEvents } from '../shared/protocol/events';
+import type { DoneMessage } from '../shared/protocol/messages';
 import { createStrategy } from '../shared/strategies/create-strategy';
 import type { Strategy } from '../shared/strategies/strategy';
 import { applyWeights, bytesToFloats, extractWeights, hashWeights } from '../shared/weights/codec';
@@ -29,6 +30,9 @@ import type { CohortStore } from './persistence/store';
 import { openStore, redactDatabaseUrl } from './persistence/store';
 import type { GlobalModel, RoundContext } from './round-runner';
 import { runRound } from './round-runner';
+
+/** How long the coordinator waits for clients to acknowledge the end of the run. */
+const DONE_ACK_TIMEOUT_MS = 2_000;
 
 /** Events for progress output; the CLI renders them, tests may assert on them. */
 export interface CoordinatorEvents {
@@ -304,13 +308,30 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.history.finishedAt = new Date().toISOString();
     await this.writeHistory();
     const last = [...this.history.rounds].reverse().find((r) => r.testAccuracy !== null);
-    this.io.emit('done', {
+    await this.announceDone({
       reason: 'experiment complete',
       rounds: this.config.rounds,
       finalAccuracy: last?.testAccuracy ?? null,
     });
     this.emit('finished', this.history);
     return this.history;
+  }
+
+  /**
+   * Tells every connected client that the run is over and waits, at most DONE_ACK_TIMEOUT_MS,
+   * for each to acknowledge: a coordinator stopped right after (the CLI's exit) would
+   * otherwise discard the message still in flight, and its clients would wait forever.
+   */
+  private async announceDone(message: DoneMessage): Promise<void> {
+    await Promise.all(
+      [...this.io.sockets.sockets.values()].map(
+        (socket) =>
+          socket
+            .timeout(DONE_ACK_TIMEOUT_MS)
+            .emitWithAck('done', message)
+            .catch(() => undefined), // no answer in time (an older client): not waited for
+      ),
+    );
   }
 
   /** Resolves true once minClients are registered; false if stopped or the wait timed out. */

@@ -186,9 +186,10 @@ export class ClientSession {
       const summary = roundSummarySchema.safeParse(raw);
       if (summary.success) this.options.events?.onRoundSummary?.(summary.data);
     });
-    socket.on('done', (raw) => {
+    socket.on('done', (raw, ack) => {
       const message = doneSchema.safeParse(raw);
       if (!message.success) return;
+      if (typeof ack === 'function') ack({ status: 'ok' });
       this.setState('done');
       this.resolveFinished(message.data);
     });
@@ -211,7 +212,6 @@ export class ClientSession {
 
   /** Ends the session for good: no reconnection, `finished` rejects with `error`. */
   private fail(error: CohortError): void {
-    this.log(error.message);
     this.setState('done');
     this.socket.disconnect();
     this.rejectFinished(error);
@@ -240,6 +240,11 @@ export class ClientSession {
             `--coordinator-key (${this.pinnedKey}): refusing to register`,
         ),
       );
+      return;
+    }
+    if (challenge.secureAggregation === false && this.options.allowPlain !== true) {
+      // Leave before registering, so the coordinator never counts us toward a plain round.
+      this.fail(plainOffered(challenge.coordinatorId));
       return;
     }
     const { identity, trainer } = this.options;
@@ -312,14 +317,7 @@ export class ClientSession {
       }
     }
     if (!res.secureAggregation && this.options.allowPlain !== true) {
-      this.fail(
-        new CohortError(
-          'SECAGG_REQUIRED',
-          `the coordinator offered plain rounds for experiment "${res.experiment}", and this ` +
-            'client requires secure aggregation: pass --allow-plain (allowPlain: true) to ' +
-            'send unmasked updates to this coordinator',
-        ),
-      );
+      this.fail(plainOffered(challenge.coordinatorId));
       return;
     }
     this.clientId = res.clientId;
@@ -469,4 +467,13 @@ function roundIdOf(raw: unknown): string {
   if (typeof raw !== 'object' || raw === null) return 'unknown';
   const parsed = roundIdSchema.safeParse((raw as { roundId?: unknown }).roundId);
   return parsed.success ? parsed.data : 'unknown';
+}
+
+/** Why a client that requires secure aggregation leaves a plain coordinator. */
+function plainOffered(coordinatorId: string): CohortError {
+  return new CohortError(
+    'SECAGG_REQUIRED',
+    `coordinator ${coordinatorId} runs plain rounds, and this client requires secure ` +
+      'aggregation: pass --allow-plain (allowPlain: true) to send it unmasked updates',
+  );
 }

@@ -35,7 +35,8 @@ export interface ServerToClientEvents {
   secagg: (envelope: SecAggEnvelope, ack: Ack) => void;
   cancel: (message: CancelMessage) => void;
   'round-summary': (summary: RoundSummaryMessage) => void;
-  done: (message: DoneMessage) => void;
+  /** Acknowledged, so the coordinator knows the message arrived before it shuts down. */
+  done: (message: DoneMessage, ack: Ack) => void;
 }
 
 export interface ClientToServerEvents {
@@ -51,5 +52,5 @@ export interface ClientSideServerEvents {
   secagg: (envelope: unknown, ack: Ack) => void;
   cancel: (message: unknown) => void;
   'round-summary': (summary: unknown) => void;
-  done: (message: unknown) => void;
+  done: (message: unknown, ack?: Ack) => void;
 }

@@ -71,6 +71,11 @@ export const challengeSchema = z.object({
   coordinatorId: clientIdSchema,
   /** The coordinator's Ed25519 public key, 32 bytes in hex (what `--coordinator-key` pins). */
   coordinatorKey: hex(32),
+  /**
+   * Whether this coordinator runs secure rounds: lets a client that requires them leave
+   * before registering. Advisory only (unsigned): the signed registration answer decides.
+   */
+  secureAggregation: z.boolean().optional(),
 });
 export type Challenge = z.infer<typeof challengeSchema>;
 

@@ -176,6 +176,31 @@ describe('no silent downgrade to plain rounds', () => {
     await waitUntil(() => connection.socket.disconnected);
   });
 
+  test('a challenge announcing plain rounds ends a secure-only session before it registers', async () => {
+    const { coordinator, client } = await setup({
+      challenge: (honest) => ({ ...honest, secureAggregation: false }),
+    });
+    const error: unknown = await client.session.finished.then(
+      () => new Error('session finished normally'),
+      (e: unknown) => e,
+    );
+    expect(isCohortError(error, 'SECAGG_REQUIRED')).toBe(true);
+    expect(coordinator.connections).toHaveLength(1);
+    expect(coordinator.connections[0]!.registrations).toEqual([]);
+  });
+
+  test('a challenge claiming secure rounds does not override a plain registration answer', async () => {
+    const { client } = await setup({
+      secureAggregation: false,
+      challenge: (honest) => ({ ...honest, secureAggregation: true }),
+    });
+    const error: unknown = await client.session.finished.then(
+      () => new Error('session finished normally'),
+      (e: unknown) => e,
+    );
+    expect(isCohortError(error, 'SECAGG_REQUIRED')).toBe(true);
+  });
+
   test('a secure-only client does not trust a secure registration followed by a plain fit even when rounds repeat', async () => {
     const { coordinator, states } = await setup({ secureAggregation: true });
     const connection = await coordinator.registered();
