@@ -13,6 +13,7 @@ import {
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
+import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../../shared/secagg/params';
 import { integerFlag } from './parse';
 import { addBackendOption, chooseBackend, runCommand } from './run-context';
 import { TASK_CHOICES } from './shared-options';
@@ -29,6 +30,10 @@ interface ClientFlags {
   name?: string;
   cacheDir: string;
   backend: string;
+  allowPlain: boolean;
+  coordinatorKey?: string;
+  shareMetrics: boolean;
+  minParticipants: number;
 }
 
 /** `cohort client`: join a coordinator and train on a private dataset that never leaves. */
@@ -56,6 +61,26 @@ export function clientCommand(): Command {
       '--trusted-keys <file>',
       'secure rounds only with these identities: one hex public key per line',
     )
+    .option(
+      '--allow-plain',
+      'also join plain rounds, which send updates unmasked (without it: secure rounds only)',
+      false,
+    )
+    .option(
+      '--coordinator-key <hex>',
+      "pin the coordinator's public key (it prints it at start-up); any other is refused",
+    )
+    .option(
+      '--share-metrics',
+      'in secure rounds, share evaluation metrics and example counts with the coordinator',
+      false,
+    )
+    .option(
+      '--min-participants <n>',
+      'smallest secure round to take part in (small cohorts ease differencing attacks)',
+      integerFlag(MIN_THRESHOLD, 100_000),
+      DEFAULT_MIN_PARTICIPANTS,
+    )
     .option('--name <name>', 'display name shown by the coordinator')
     .option(
       '--cache-dir <dir>',
@@ -71,6 +96,12 @@ export function clientCommand(): Command {
           '--shard and --data conflict: a private --data folder is used whole',
         );
       }
+      if (flags.coordinatorKey !== undefined && !/^[0-9a-fA-F]{64}$/.test(flags.coordinatorKey)) {
+        throw new CohortError(
+          'CONFIG_INVALID',
+          `--coordinator-key must be the 64-character hex key the coordinator prints, got "${flags.coordinatorKey}"`,
+        );
+      }
       const shard = flags.shard !== undefined ? parseShard(flags.shard) : undefined;
       const backend = await chooseBackend(flags.backend);
       const trustedKeys =
@@ -80,6 +111,13 @@ export function clientCommand(): Command {
         `${created ? 'created' : 'loaded'} identity ${flags.identity} (public key ${publicKeyHex(identity)})`,
       );
       if (trustedKeys) console.log(`secure rounds limited to ${trustedKeys.length} trusted keys`);
+      console.log(
+        flags.allowPlain
+          ? 'plain rounds allowed (--allow-plain): updates may leave this machine unmasked'
+          : `secure aggregation required, with at least ${flags.minParticipants} participants per round`,
+      );
+      if (flags.coordinatorKey !== undefined)
+        console.log(`coordinator key pinned: ${flags.coordinatorKey.toLowerCase()}`);
       console.log('loading data...');
       const data =
         flags.data !== undefined
@@ -97,7 +135,12 @@ export function clientCommand(): Command {
         train,
         test: data.test,
         identity,
+        identityPath: flags.identity,
         backend,
+        allowPlain: flags.allowPlain,
+        shareMetrics: flags.shareMetrics,
+        minParticipants: flags.minParticipants,
+        ...(flags.coordinatorKey !== undefined ? { coordinatorKey: flags.coordinatorKey } : {}),
         ...(trustedKeys ? { trustedKeys } : {}),
         ...(flags.name !== undefined ? { displayName: flags.name } : {}),
         events: {

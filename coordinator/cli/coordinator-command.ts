@@ -1,5 +1,8 @@
 /* eslint-disable no-console -- the CLI's job is to print */
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Command } from 'commander';
+import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
 import { loadCoordinatorTestSet } from '../test-set';
 import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
@@ -24,6 +27,12 @@ interface CoordinatorFlags extends RoundFlags {
   data?: string;
   testLimit?: number;
   backend: string;
+  identity: string;
+}
+
+/** Where the coordinator keeps its long-term identity unless told otherwise. */
+export function defaultCoordinatorIdentityPath(): string {
+  return join(homedir(), '.cohort', 'coordinator-identity.json');
 }
 
 /** `cohort coordinator`: serve rounds to remote clients until the last round is done. */
@@ -66,7 +75,12 @@ export function coordinatorCommand(): Command {
     .option('--database <url>', 'file:./path.db (SQLite) or postgresql://...', 'file:./cohort.db')
     .option('--keep-alive', 'keep serving after the last round', false)
     .option('--data <dir>', 'coordinator-held test set for centralized evaluation (cifar10)')
-    .option('--test-limit <n>', 'evaluate on the first N test examples only', integerFlag(1));
+    .option('--test-limit <n>', 'evaluate on the first N test examples only', integerFlag(1))
+    .option(
+      '--identity <file>',
+      "the coordinator's long-term key file (created on first run, mode 0600); clients pin its public key",
+      defaultCoordinatorIdentityPath(),
+    );
   addRoundOptions(command, { rounds: 10 });
   addBackendOption(command);
   return command.action((flags: CoordinatorFlags) =>
@@ -86,12 +100,16 @@ export function coordinatorCommand(): Command {
         ...(flags.data !== undefined ? { dataDir: flags.data } : {}),
       };
       resolveCoordinatorConfig(config); // refuse bad options before loading anything
+      const { identity, created } = await loadOrCreateIdentity(flags.identity);
+      console.log(`${created ? 'created' : 'loaded'} coordinator identity ${flags.identity}`);
+      console.log(`coordinator key: ${publicKeyHex(identity)}`);
       await chooseBackend(flags.backend);
       const testSet = await loadCoordinatorTestSet(flags.task, {
         dataDir: flags.data,
         limit: flags.testLimit,
       });
       const coordinator = await Coordinator.start(config, {
+        identity,
         testSet,
         log: cliLogger(),
         observe: (c) => attachReporter(c),

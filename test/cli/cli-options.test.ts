@@ -42,12 +42,26 @@ describe('cohort --help', () => {
         '--json',
         '--test-limit',
         '--backend',
+        '--identity',
       ],
     ],
     [
       'cohort client --help',
       ['client', '--help'],
-      ['--server', '--task', '--shard', '--data', '--limit', '--identity', '--backend'],
+      [
+        '--server',
+        '--task',
+        '--shard',
+        '--data',
+        '--limit',
+        '--identity',
+        '--backend',
+        '--allow-plain',
+        '--coordinator-key',
+        '--share-metrics',
+        '--min-participants',
+        '--trusted-keys',
+      ],
     ],
     [
       'cohort simulate --help',
@@ -85,6 +99,8 @@ describe('refused start-up', () => {
     'wasm',
     '--database',
     `file:${join(dir, 'refused.db')}`,
+    '--identity',
+    join(dir, 'coordinator-identity.json'),
   ];
   const simulateBase = () => ['--backend', 'wasm', '--database', `file:${join(dir, 'refused.db')}`];
 
@@ -161,6 +177,7 @@ describe('refused start-up', () => {
       for (const mention of mentions) expect(result.stderr).toMatch(mention);
       expect(result.stdout).not.toMatch(/listening/);
       expect(existsSync(join(dir, 'refused.db'))).toBe(false);
+      expect(existsSync(join(dir, 'coordinator-identity.json'))).toBe(false);
     },
   );
 
@@ -172,6 +189,16 @@ describe('refused start-up', () => {
     ],
     ['client --shard 4/3', () => ['--shard', '4/3'], [/--shard/]],
     ['client --limit 0', () => ['--shard', '1/3', '--limit', '0'], [/--limit/]],
+    [
+      'client --coordinator-key that is not a key',
+      () => ['--shard', '1/3', '--coordinator-key', 'abc123'],
+      [/CONFIG_INVALID/, /--coordinator-key/],
+    ],
+    [
+      'client --min-participants below 3',
+      () => ['--shard', '1/3', '--min-participants', '2'],
+      [/--min-participants/],
+    ],
   ];
   test.each(clientCases)(
     '%s exits non-zero naming the flag, before creating an identity',
@@ -198,6 +225,22 @@ describe('refused start-up', () => {
       expect(existsSync(identity)).toBe(false);
     },
   );
+
+  test('a refused --coordinator-key exits 2 with `error: CODE: message`', async () => {
+    const result = await runCli([
+      'client',
+      '--server',
+      'http://127.0.0.1:9',
+      '--backend',
+      'wasm',
+      '--identity',
+      join(dir, 'keys', 'id.json'),
+      '--coordinator-key',
+      'zz'.repeat(32),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^error: CONFIG_INVALID: --coordinator-key/m);
+  });
 
   test('client without --server says which option is missing', async () => {
     const result = await runCli(['client', '--shard', '1/3']);

@@ -69,6 +69,7 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       const database = `file:${join(dir, 'cohort.db')}`;
       const historyPath = join(dir, 'history.json');
       const exportDir = join(dir, 'model');
+      const coordinatorIdentity = join(dir, 'keys', 'coordinator.json');
       // The tests load part of the test set in-process to re-evaluate the exported model.
       const [, testData] = await Promise.all([useWasmBackend(), smallMnist(1, TEST_LIMIT)]);
 
@@ -92,8 +93,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         exportDir,
         '--json',
         historyPath,
-        '--secure-aggregation',
-        'off',
+        '--identity',
+        coordinatorIdentity,
         '--max-examples',
         String(EXAMPLES),
         '--test-limit',
@@ -106,6 +107,14 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         30_000,
       );
       const url = listening[1]!;
+      // The key it printed is the one in its identity file; the clients pin it.
+      const coordinatorKey = (
+        await coordinator.waitForOutput(/coordinator key: ([0-9a-f]{64})/, 1_000)
+      )[1]!;
+      expect(statSync(coordinatorIdentity).mode & 0o777).toBe(0o600);
+      expect(
+        (JSON.parse(readFileSync(coordinatorIdentity, 'utf8')) as { publicKey: string }).publicKey,
+      ).toBe(coordinatorKey);
 
       const identities = Array.from({ length: CLIENTS }, (_, i) =>
         join(dir, 'keys', `id-${i + 1}.json`),
@@ -128,6 +137,11 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
             identity,
             '--name',
             `cli-${i + 1}`,
+            '--coordinator-key',
+            coordinatorKey,
+            // Three clients: below the default minimum cohort of 5 for secure rounds.
+            '--min-participants',
+            String(CLIENTS),
           ]),
       );
 
@@ -139,6 +153,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       clientResults.forEach((r, i) => expectCleanExit(r, `client ${i + 1}`));
       for (const result of clientResults) {
         expect(result.stdout).toMatch(/registered as [0-9a-f]{32}/);
+        expect(result.stdout).toMatch(/secure aggregation on/);
+        expect(result.stdout).toContain(`coordinator key pinned: ${coordinatorKey}`);
         expect(result.stdout).toMatch(/coordinator finished/);
       }
       expect(coordinatorResult.stdout).toMatch(new RegExp(`${ROUNDS}/${ROUNDS} rounds completed`));
@@ -148,7 +164,9 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       expect(history.finishedAt).not.toBeNull();
       expect(
         history.rounds.map((r) => [r.round, r.status, r.participants, r.secureAggregation]),
-      ).toEqual(Array.from({ length: ROUNDS }, (_, i) => [i + 1, 'completed', CLIENTS, 'off']));
+      ).toEqual(Array.from({ length: ROUNDS }, (_, i) => [i + 1, 'completed', CLIENTS, 'on']));
+      // The train loss came out of the masked sum: no client reported one in the clear.
+      for (const round of history.rounds) expect(round.trainLoss).toBeGreaterThan(0);
       const accuracies = history.rounds.map((r) => r.testAccuracy);
       for (const accuracy of accuracies) {
         expect(accuracy).toBeGreaterThanOrEqual(0);
@@ -157,7 +175,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       expect(accuracies.at(-1)!).toBeGreaterThan(accuracies[0]!);
       expect(history.rounds.every((r) => r.evaluation === 'centralized')).toBe(true);
 
-      // The database: the same rounds, each with three completed participations of 300 examples.
+      // The database: the same rounds, each with three completed participations whose example
+      // counts the coordinator never learned (secure mode: recorded as 0).
       const rounds = await readPersistedRounds(database, 'mnist');
       expect(rounds.map((r) => [r.number, r.status, r.participants])).toEqual(
         Array.from({ length: ROUNDS }, (_, i) => [i + 1, 'completed', CLIENTS]),
@@ -165,13 +184,16 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       for (const [i, round] of rounds.entries()) {
         expect(round.testAccuracy).toBeCloseTo(accuracies[i]!, 6);
         expect(round.participations.map((p) => [p.status, p.numExamples])).toEqual(
-          Array.from({ length: CLIENTS }, () => ['completed', EXAMPLES]),
+          Array.from({ length: CLIENTS }, () => ['completed', 0]),
         );
       }
 
       // Identities: owner-only files whose keys are exactly the clients the database recorded.
       const idsFromFiles = identities.map((path) => {
         expect(statSync(path).mode & 0o777).toBe(0o600);
+        // Next to it, the ledger of the secure rounds it revealed shares in: one per round.
+        expect(statSync(`${path}.rounds`).mode & 0o777).toBe(0o600);
+        expect(readFileSync(`${path}.rounds`, 'utf8').trim().split('\n')).toHaveLength(ROUNDS);
         const file = JSON.parse(readFileSync(path, 'utf8')) as { publicKey: string };
         return clientIdFromPublicKey(fromHex(file.publicKey));
       });
@@ -198,6 +220,71 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       } finally {
         model.dispose();
       }
+    },
+    RUN_TIMEOUT_MS + 60_000,
+  );
+
+  test(
+    'a client refuses a plain coordinator unless --allow-plain',
+    async () => {
+      const coordinator = new CliProcess([
+        'coordinator',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--rounds',
+        '1',
+        '--min-clients',
+        '1',
+        '--secure-aggregation',
+        'off',
+        '--max-examples',
+        '100',
+        '--test-limit',
+        '200',
+        '--database',
+        `file:${join(dir, 'plain.db')}`,
+        '--identity',
+        join(dir, 'keys', 'coordinator.json'),
+        '--backend',
+        'wasm',
+      ]);
+      const url = (
+        await coordinator.waitForOutput(
+          /coordinator listening on (http:\/\/127\.0\.0\.1:\d+)/,
+          30_000,
+        )
+      )[1]!;
+      const client = (name: string, extra: string[]) =>
+        new CliProcess([
+          'client',
+          '--server',
+          url,
+          '--shard',
+          '1/10',
+          '--limit',
+          '100',
+          '--backend',
+          'wasm',
+          '--identity',
+          join(dir, 'keys', `${name}.json`),
+          ...extra,
+        ]);
+      const strict = await client('strict', []).result(RUN_TIMEOUT_MS);
+      expect(strict.code).toBe(1);
+      expect(strict.stderr).toMatch(/^error: SECAGG_REQUIRED: .*--allow-plain/m);
+      expect(strict.stdout).not.toMatch(/training \d+%/);
+
+      const [lenient, coordinatorResult] = await Promise.all([
+        client('lenient', ['--allow-plain']).result(RUN_TIMEOUT_MS),
+        coordinator.result(RUN_TIMEOUT_MS),
+      ]);
+      expectCleanExit(lenient, 'client with --allow-plain');
+      expectCleanExit(coordinatorResult, 'coordinator');
+      expect(lenient.stdout).toMatch(/plain rounds allowed/);
+      expect(lenient.stdout).toMatch(/secure aggregation off/);
+      expect(coordinatorResult.stdout).toMatch(/1\/1 rounds completed/);
     },
     RUN_TIMEOUT_MS + 60_000,
   );
