@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeClient } from '../../client-node/node-client';
@@ -149,11 +149,19 @@ describe('secure rounds', () => {
       { evaluation: 'federated' },
       log,
     );
+    const identityPaths = [0, 1, 2].map((i) => join(dir, `identity-${i}.json`));
     clients = await startClients(coordinator.url, 3, data, PER_CLIENT, backend, (i) => ({
       minParticipants: 3,
       shareMetrics: i > 0,
+      identityPath: identityPaths[i]!,
     }));
     const history = await coordinator.done;
+    // Each client remembered, durably and next to its identity, the round it revealed in.
+    for (const path of identityPaths) {
+      const lines = readFileSync(`${path}.rounds`, 'utf8').trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]!.startsWith(`${coordinator.coordinatorId}/mnist/`)).toBe(true);
+    }
     const round = history.rounds[0]!;
     expect(round).toMatchObject({ status: 'completed', participants: 3, evaluation: 'federated' });
     expect(round.federatedAccuracy).not.toBeNull();
