@@ -3,7 +3,7 @@ import type { RoundSummary, StoredCheckpoint } from '../../coordinator/persisten
 import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
-import { chooseSecAggParams } from '../../shared/secagg';
+import { MAX_MASKED_LOSS, chooseSecAggParams } from '../../shared/secagg';
 import { extractWeights, hashWeights } from '../../shared/weights/codec';
 import type { CapturedUpdate } from './secagg-probe';
 
@@ -84,15 +84,18 @@ export function secAggTolerance(options: {
   totalWeight: number;
   clipRange?: number;
   weightCap?: number;
-}): { tolerance: number; clipRange: number } {
+}): { tolerance: number; lossTolerance: number; clipRange: number } {
   const clipRange = options.clipRange ?? 4;
   const config = chooseSecAggParams(options.cohort, {
     vectorLength: options.vectorLength,
     clipRange,
     weightCap: options.weightCap ?? 16384,
   });
+  const step = options.survivors / (config.scale * options.totalWeight);
   return {
-    tolerance: options.survivors / (config.scale * options.totalWeight) + 1e-6,
+    tolerance: step + 1e-6,
+    // The loss travels as loss * clipRange / MAX_MASKED_LOSS: its rounding step is that much coarser.
+    lossTolerance: step * (MAX_MASKED_LOSS / config.clipRange) + 1e-6,
     clipRange: config.clipRange,
   };
 }

@@ -9,6 +9,8 @@ describe('secure-aggregation message validators', () => {
     const sig = new Uint8Array(64);
     expect(
       parseSecAggMessage('advertiseKeysRequest', {
+        coordinatorId: id,
+        experiment: 'mnist',
         roundId: 'r1',
         modelHash: 'ab'.repeat(32),
         config,
@@ -22,8 +24,7 @@ describe('secure-aggregation message validators', () => {
     });
     parseSecAggMessage('shareKeysRequest', {
       roundId: 'r1',
-      participants: [id],
-      neighbours: [
+      advertisements: [
         { clientId: id, identityPublicKey: key, cPublicKey: key, sPublicKey: key, signature: sig },
       ],
     });
@@ -31,15 +32,20 @@ describe('secure-aggregation message validators', () => {
       roundId: 'r1',
       bundles: [{ recipientId: id, nonce: new Uint8Array(24), ciphertext: new Uint8Array(200) }],
     });
-    parseSecAggMessage('maskedInputRequest', { roundId: 'r1', participants: [id], bundles: [] });
-    parseSecAggMessage('maskedInputResponse', { roundId: 'r1', maskedInput: new Uint8Array(44) });
+    parseSecAggMessage('maskedInputRequest', { roundId: 'r1', sharers: [id], bundles: [] });
+    parseSecAggMessage('maskedInputResponse', {
+      roundId: 'r1',
+      maskedInput: new Uint8Array(48),
+      signature: sig,
+    });
     parseSecAggMessage('consistencyCheckRequest', { roundId: 'r1', survivors: [id] });
     parseSecAggMessage('consistencyCheckResponse', { roundId: 'r1', signature: sig });
     parseSecAggMessage('unmaskingRequest', {
       roundId: 'r1',
       survivors: [id],
       dropped: [],
-      signatures: [{ clientId: id, identityPublicKey: key, signature: sig }],
+      signatures: [{ clientId: id, signature: sig }],
+      inputSignatures: [],
     });
     parseSecAggMessage('unmaskingResponse', {
       roundId: 'r1',
@@ -66,10 +72,11 @@ describe('secure-aggregation message validators', () => {
     const pool = Buffer.alloc(100, 1);
     const masked = parseSecAggMessage('maskedInputResponse', {
       roundId: 'r1',
-      maskedInput: pool.subarray(3, 47),
+      maskedInput: pool.subarray(3, 51),
+      signature: new Uint8Array(64),
     });
     expect(masked.maskedInput.byteOffset).toBe(0);
-    expect(masked.maskedInput).toHaveLength(44);
+    expect(masked.maskedInput).toHaveLength(48);
   });
 
   it.each([
@@ -139,7 +146,13 @@ describe('secure-aggregation message validators', () => {
     [
       'a NaN in the config',
       'advertiseKeysRequest',
-      { roundId: 'r1', modelHash: 'ab'.repeat(32), config: { ...config, scale: NaN } },
+      {
+        coordinatorId: id,
+        experiment: 'mnist',
+        roundId: 'r1',
+        modelHash: 'ab'.repeat(32),
+        config: { ...config, scale: NaN },
+      },
       'config.scale',
     ],
     [
@@ -147,7 +160,7 @@ describe('secure-aggregation message validators', () => {
       'maskedInputRequest',
       {
         roundId: 'r1',
-        participants: [],
+        sharers: [],
         bundles: [{ senderId: id, nonce: new Uint8Array(16), ciphertext: new Uint8Array(100) }],
       },
       'bundles.0.nonce',
