@@ -308,12 +308,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.history.finishedAt = new Date().toISOString();
     await this.writeHistory();
     const last = [...this.history.rounds].reverse().find((r) => r.testAccuracy !== null);
+    // Observers first: clients leave as soon as they hear the run is over.
+    this.emit('finished', this.history);
     await this.announceDone({
       reason: 'experiment complete',
       rounds: this.config.rounds,
       finalAccuracy: last?.testAccuracy ?? null,
     });
-    this.emit('finished', this.history);
     return this.history;
   }
 
