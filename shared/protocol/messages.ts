@@ -8,7 +8,7 @@ import { asBytes } from '../bytes';
  */
 
 /** Bumped whenever a message changes incompatibly; checked at registration. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 const MAX_NAME = 200;
 const hex = (bytes: number) =>

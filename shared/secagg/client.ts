@@ -272,21 +272,27 @@ export class SecAggClientSession {
       const t = view.params.threshold;
       const selfMaskShares = await splitSecret(seed, holders.length, t);
       const secretKeyShares = await splitSecret(sKeys.secretKey, holders.length, t);
-      const bundles: OutgoingBundle[] = [];
-      for (const [j, holder] of holders.entries()) {
-        const shares = { selfMaskShare: selfMaskShares[j]!, secretKeyShare: secretKeyShares[j]! };
-        if (holder === this.clientId) {
-          this.held.set(holder, shares);
-          continue;
-        }
-        const sealed = await sealBundle(
-          { viewHash: view.hash, senderId: this.clientId, recipientId: holder, ...shares },
-          view.keys.get(holder)!.cPublicKey,
-          cKeys.secretKey,
-        );
-        wipe(shares.selfMaskShare, shares.secretKeyShare);
-        bundles.push({ recipientId: holder, ...sealed });
-      }
+      // Sealing is independent per holder: run the key agreements concurrently.
+      const sealed = await Promise.all(
+        holders.map(async (holder, j): Promise<OutgoingBundle | null> => {
+          const shares = {
+            selfMaskShare: selfMaskShares[j]!,
+            secretKeyShare: secretKeyShares[j]!,
+          };
+          if (holder === this.clientId) {
+            this.held.set(holder, shares);
+            return null;
+          }
+          const box = await sealBundle(
+            { viewHash: view.hash, senderId: this.clientId, recipientId: holder, ...shares },
+            view.keys.get(holder)!.cPublicKey,
+            cKeys.secretKey,
+          );
+          wipe(shares.selfMaskShare, shares.secretKeyShare);
+          return { recipientId: holder, ...box };
+        }),
+      );
+      const bundles = sealed.filter((b): b is OutgoingBundle => b !== null);
       return { roundId: ctx.roundId, bundles };
     });
   }
@@ -319,32 +325,39 @@ export class SecAggClientSession {
         throw new CohortError('SECAGG_INCONSISTENT', 'share bundles do not match the key sharers');
       }
       for (const sender of senders) {
-        const bundle = bundles.get(sender);
-        if (!bundle)
+        if (!bundles.has(sender))
           throw new CohortError('SECAGG_INCONSISTENT', `no bundle from key sharer ${sender}`);
-        const opened = await openBundle(
-          { viewHash: view.hash, senderId: sender, recipientId: this.clientId },
-          bundle.nonce,
-          bundle.ciphertext,
-          view.keys.get(sender)!.cPublicKey,
-          cKeys.secretKey,
-        );
-        this.held.set(sender, {
-          selfMaskShare: opened.selfMaskShare,
-          secretKeyShare: opened.secretKeyShare,
+      }
+      // Every bundle must open before anything is masked; the agreements run concurrently.
+      const opened = await Promise.all(
+        senders.map((sender) => {
+          const bundle = bundles.get(sender)!;
+          return openBundle(
+            { viewHash: view.hash, senderId: sender, recipientId: this.clientId },
+            bundle.nonce,
+            bundle.ciphertext,
+            view.keys.get(sender)!.cPublicKey,
+            cKeys.secretKey,
+          );
+        }),
+      );
+      for (const bundle of opened) {
+        this.held.set(bundle.senderId, {
+          selfMaskShare: bundle.selfMaskShare,
+          secretKeyShare: bundle.secretKeyShare,
         });
       }
       this.sharers = [...req.sharers];
       const vector = quantizeWeightedUpdate(this.options.input, config, this.randomFill);
       await addMask(vector, this.selfMaskSeed!, 1);
-      for (const other of senders) {
-        const seed = await pairwiseSeed(
-          ctx.roundId,
-          sKeys.secretKey,
-          view.keys.get(other)!.sPublicKey,
-        );
-        await addMask(vector, seed, pairwiseSign(this.clientId, other));
-        wipe(seed);
+      const seeds = await Promise.all(
+        senders.map((other) =>
+          pairwiseSeed(ctx.roundId, sKeys.secretKey, view.keys.get(other)!.sPublicKey),
+        ),
+      );
+      for (const [i, other] of senders.entries()) {
+        await addMask(vector, seeds[i]!, pairwiseSign(this.clientId, other));
+        wipe(seeds[i]);
       }
       const signature = await signMessage(
         maskedInputBytes(view.hash, this.sharers),
