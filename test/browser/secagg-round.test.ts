@@ -23,8 +23,8 @@ const UPDATES: number[][] = [
   [0.5, -0.125, 0.7, -0.9, 0.45, -0.35],
 ];
 const EXAMPLE_COUNTS = [40, 120, 5000, 75];
-// Train losses travel masked too, clipped to [0, clip range]: 1.5 is clipped to 1.
-const TRAIN_LOSSES = [0.4, 0.875, 1.5, 0.2];
+// Train losses travel masked too, capped at MAX_MASKED_LOSS (64): 100 counts as 64.
+const TRAIN_LOSSES = [0.4, 0.875, 100, 1.5];
 
 /** Plain FedAvg with the protocol's clipping, weight cap and float32 inputs, in float64. */
 function expectedMean(included: readonly number[]): {
@@ -38,7 +38,7 @@ function expectedMean(included: readonly number[]): {
   for (const i of included) {
     const weight = Math.min(EXAMPLE_COUNTS[i]!, WEIGHT_CAP);
     totalWeight += weight;
-    loss += Math.min(CLIP_RANGE, TRAIN_LOSSES[i]!) * weight;
+    loss += Math.min(MAX_MASKED_LOSS, TRAIN_LOSSES[i]!) * weight;
     UPDATES[i]!.forEach((x, j) => {
       const clipped = Math.max(-CLIP_RANGE, Math.min(CLIP_RANGE, Math.fround(x)));
       mean[j] = mean[j]! + clipped * weight;
