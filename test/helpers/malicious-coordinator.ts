@@ -1,4 +1,5 @@
-import { fromHex, toHex, utf8Bytes } from '../../shared/bytes';
+import { signedRegistrationAnswer } from './coordinator-fixtures';
+import { fromHex, toHex } from '../../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { packBinary, unpackBinary } from '../../shared/protocol/binary-envelope';
 import { createServer } from 'node:http';
@@ -7,12 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
 import type { IdentityKeyPair } from '../../shared/identity';
-import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../shared/identity';
-import { buildModel } from '../../shared/model/build-model';
-import { getModelSpec } from '../../shared/model/registry';
+import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../../shared/protocol/messages';
-import { registrationAnswerMessage } from '../../shared/protocol/messages';
-import { extractWeights, floatsToBytes, hashWeights } from '../../shared/weights/codec';
 
 /**
  * A coordinator that tests script to misbehave: its own socket.io server on 127.0.0.1 that
@@ -160,24 +157,15 @@ export class MaliciousCoordinator {
         const identityPublicKey = fromHex(ins.publicKey);
         const id = clientIdFromPublicKey(identityPublicKey);
         this.clients.set(id, { id, identityPublicKey, socket });
-        const answer: Record<string, unknown> = {
-          status: 'ok',
+        const answer = signedRegistrationAnswer({
+          identity: this.identity,
+          coordinatorId: this.coordinatorId,
+          nonce,
+          ins,
           clientId: id,
           experiment: this.experiment,
           secureAggregation: true,
-        };
-        if (typeof ins.clientNonce === 'string') {
-          const message = registrationAnswerMessage({
-            coordinatorId: this.coordinatorId,
-            nonce,
-            clientNonce: ins.clientNonce,
-            clientPublicKey: ins.publicKey,
-            clientId: id,
-            experiment: this.experiment,
-            secureAggregation: true,
-          });
-          answer.coordinatorSignature = toHex(signDetached(utf8Bytes(message), this.identity));
-        }
+        });
         ack(answer);
         for (const wake of this.waiters.splice(0)) wake();
       },
@@ -190,22 +178,6 @@ export class MaliciousCoordinator {
       coordinatorId: this.coordinatorId,
       coordinatorKey: this.publicKeyHex,
     });
-  }
-}
-
-/** A global model as a coordinator sends it: weights of buildModel(mnist, seed) with their hash. */
-export async function mnistModelPayload(seed: number): Promise<ModelPayload> {
-  const model = buildModel(getModelSpec('mnist'), seed);
-  try {
-    const { manifest, data } = extractWeights(model);
-    const weights = data.slice();
-    return {
-      modelHash: await hashWeights(manifest, weights),
-      manifest,
-      weights: floatsToBytes(weights),
-    };
-  } finally {
-    model.dispose();
   }
 }
 

@@ -1,17 +1,14 @@
+import { signedRegistrationAnswer } from './coordinator-fixtures';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import type { Socket } from 'socket.io';
-import { fromHex, toHex, utf8Bytes } from '../../shared/bytes';
+import { fromHex, toHex } from '../../shared/bytes';
 import type { IdentityKeyPair } from '../../shared/identity';
-import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../shared/identity';
-import { buildModel } from '../../shared/model/build-model';
-import { getModelSpec } from '../../shared/model/registry';
-import type { FitConfigMessage, ModelPayload } from '../../shared/protocol/messages';
-import { registrationAnswerMessage } from '../../shared/protocol/messages';
-import { extractWeights, floatsToBytes, hashWeights } from '../../shared/weights/codec';
+import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
+import type { FitConfigMessage } from '../../shared/protocol/messages';
 
 /**
  * A hand-written coordinator for client-side tests: its own socket.io server on 127.0.0.1
@@ -148,24 +145,15 @@ export class RecordingCoordinator {
       for (const wake of this.waiters.splice(0)) wake();
       if (typeof ack !== 'function' || typeof ins?.publicKey !== 'string') return;
       const clientId = clientIdFromPublicKey(fromHex(ins.publicKey));
-      const honest: Record<string, unknown> = {
-        status: 'ok',
+      const honest = signedRegistrationAnswer({
+        identity: this.identity,
+        coordinatorId: this.coordinatorId,
+        nonce,
+        ins,
         clientId,
         experiment: this.options.experiment ?? 'recorded',
         secureAggregation: this.options.secureAggregation ?? true,
-      };
-      if (typeof ins.clientNonce === 'string') {
-        const message = registrationAnswerMessage({
-          coordinatorId: this.coordinatorId,
-          nonce,
-          clientNonce: ins.clientNonce,
-          clientPublicKey: ins.publicKey,
-          clientId,
-          experiment: honest.experiment as string,
-          secureAggregation: honest.secureAggregation as boolean,
-        });
-        honest.coordinatorSignature = toHex(signDetached(utf8Bytes(message), this.identity));
-      }
+      });
       const answer = this.options.answer ? this.options.answer(honest, ins) : honest;
       if (answer !== undefined) ack(answer);
     });
@@ -176,22 +164,6 @@ export class RecordingCoordinator {
 /** The binary frames among `frames` (socket.io attachments). */
 export function binaryFrames(frames: readonly Frame[]): Uint8Array[] {
   return frames.map((f) => f.data).filter((d): d is Uint8Array => d instanceof Uint8Array);
-}
-
-/** A global model as a coordinator sends it: the weights of buildModel(mnist, seed). */
-export async function mnistModel(seed: number): Promise<ModelPayload> {
-  const model = buildModel(getModelSpec('mnist'), seed);
-  try {
-    const { manifest, data } = extractWeights(model);
-    const weights = data.slice();
-    return {
-      modelHash: await hashWeights(manifest, weights),
-      manifest,
-      weights: floatsToBytes(weights),
-    };
-  } finally {
-    model.dispose();
-  }
 }
 
 /** A short local fit config. */

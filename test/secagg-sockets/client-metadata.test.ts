@@ -8,12 +8,8 @@ import { useWasmBackend } from '../helpers/backend';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import type { RecordingOptions } from '../helpers/recording-coordinator';
-import {
-  QUICK_FIT,
-  RecordingCoordinator,
-  binaryFrames,
-  mnistModel,
-} from '../helpers/recording-coordinator';
+import { mnistModelPayload } from '../helpers/coordinator-fixtures';
+import { QUICK_FIT, RecordingCoordinator, binaryFrames } from '../helpers/recording-coordinator';
 
 /**
  * What leaves a client in the clear in a secure session: registration carries no example
@@ -33,7 +29,7 @@ let clients: NodeClient[] = [];
 beforeAll(async () => {
   backend = await useWasmBackend();
   data = await smallMnist(TRAIN, TEST);
-  model = await mnistModel(9);
+  model = await mnistModelPayload(9);
 });
 afterEach(async () => {
   for (const client of clients) client.close();

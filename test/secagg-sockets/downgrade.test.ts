@@ -9,12 +9,8 @@ import { useWasmBackend } from '../helpers/backend';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import type { RecordedConnection, RecordingOptions } from '../helpers/recording-coordinator';
-import {
-  QUICK_FIT,
-  RecordingCoordinator,
-  binaryFrames,
-  mnistModel,
-} from '../helpers/recording-coordinator';
+import { mnistModelPayload } from '../helpers/coordinator-fixtures';
+import { QUICK_FIT, RecordingCoordinator, binaryFrames } from '../helpers/recording-coordinator';
 
 /**
  * No silent downgrade: the client, not the coordinator, decides that its rounds are secure.
@@ -36,7 +32,7 @@ let clients: NodeClient[] = [];
 beforeAll(async () => {
   backend = await useWasmBackend();
   data = await smallMnist(TRAIN, 16);
-  model = await mnistModel(5);
+  model = await mnistModelPayload(5);
   modelBytes = model.manifest.length * 4;
 });
 afterEach(async () => {

@@ -22,11 +22,8 @@ import {
 } from '../../shared/secagg';
 import { advertisementBytes } from '../../shared/secagg/signed-payloads';
 import { useWasmBackend } from '../helpers/backend';
-import {
-  MaliciousCoordinator,
-  isErrorAck,
-  mnistModelPayload,
-} from '../helpers/malicious-coordinator';
+import { MaliciousCoordinator, isErrorAck } from '../helpers/malicious-coordinator';
+import { mnistModelPayload } from '../helpers/coordinator-fixtures';
 import { smallMnist } from '../helpers/mnist-fixture';
 import {
   exampleWeightedLoss,

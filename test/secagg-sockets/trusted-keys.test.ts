@@ -24,11 +24,8 @@ import type { RoundContext } from '../../shared/secagg/signed-payloads';
 import { advertisementBytes } from '../../shared/secagg/signed-payloads';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';
-import {
-  MaliciousCoordinator,
-  isErrorAck,
-  mnistModelPayload,
-} from '../helpers/malicious-coordinator';
+import { MaliciousCoordinator, isErrorAck } from '../helpers/malicious-coordinator';
+import { mnistModelPayload } from '../helpers/coordinator-fixtures';
 import { smallMnist } from '../helpers/mnist-fixture';
 import { readPersistedRounds } from '../helpers/persisted-rounds';
 
