@@ -1,15 +1,13 @@
-import { connectNodeClient } from '../../client-node/node-client';
-import type { NodeClient, NodeClientOptions } from '../../client-node/node-client';
-import type { ClientState } from '../../shared/client/client-session';
+import type { NodeClientOptions } from '../../client-node/node-client';
 import type { Dataset } from '../../shared/data/dataset';
-import { generateIdentity } from '../../shared/identity';
 import type { ModelPayload } from '../../shared/protocol/messages';
 import { useWasmBackend } from '../helpers/backend';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import type { RecordingOptions } from '../helpers/recording-coordinator';
+import { RecordedClientPool } from '../helpers/recorded-clients';
 import { mnistModelPayload } from '../helpers/coordinator-fixtures';
-import { QUICK_FIT, RecordingCoordinator, binaryFrames } from '../helpers/recording-coordinator';
+import { QUICK_FIT, binaryFrames } from '../helpers/recording-coordinator';
 
 /**
  * What leaves a client in the clear in a secure session: registration carries no example
@@ -23,45 +21,29 @@ const TEST = 16;
 let backend: string;
 let data: { train: Dataset; test: Dataset };
 let model: ModelPayload;
-let servers: RecordingCoordinator[] = [];
-let clients: NodeClient[] = [];
+const pool = new RecordedClientPool(() => ({
+  task: 'mnist',
+  train: slice(data.train, 0, TRAIN),
+  test: data.test,
+  backend,
+}));
 
 beforeAll(async () => {
   backend = await useWasmBackend();
   data = await smallMnist(TRAIN, TEST);
   model = await mnistModelPayload(9);
 });
-afterEach(async () => {
-  for (const client of clients) client.close();
-  clients = [];
-  for (const server of servers) await server.close();
-  servers = [];
-});
+afterEach(() => pool.closeAll());
 
 async function setup(server: RecordingOptions, client: Partial<NodeClientOptions> = {}) {
-  const coordinator = await RecordingCoordinator.start(server);
-  servers.push(coordinator);
-  const states: ClientState[] = [];
-  const node = await connectNodeClient({
-    server: coordinator.url,
-    task: 'mnist',
-    train: slice(data.train, 0, TRAIN),
-    test: data.test,
-    identity: generateIdentity(),
-    backend,
-    reconnectDelayMs: 100,
-    reconnectDelayMaxMs: 500,
-    events: { onState: (state) => states.push(state) },
-    ...client,
-  });
-  clients.push(node);
-  const connection = await coordinator.registered();
+  const started = await pool.start(server, client);
+  const connection = await started.coordinator.registered();
   const deadline = Date.now() + 10_000;
-  while (!states.includes('idle') && !states.includes('done')) {
-    if (Date.now() > deadline) throw new Error(`never registered: ${states.join(' → ')}`);
+  while (!started.states.includes('idle') && !started.states.includes('done')) {
+    if (Date.now() > deadline) throw new Error(`never registered: ${started.states.join(' → ')}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  return { coordinator, connection, states, client: node };
+  return { ...started, connection };
 }
 
 describe('registration metadata', () => {

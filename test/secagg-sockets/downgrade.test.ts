@@ -1,16 +1,16 @@
-import { connectNodeClient } from '../../client-node/node-client';
-import type { NodeClient, NodeClientOptions } from '../../client-node/node-client';
+import type { NodeClientOptions } from '../../client-node/node-client';
 import type { ClientState } from '../../shared/client/client-session';
 import type { Dataset } from '../../shared/data/dataset';
 import { isCohortError } from '../../shared/errors';
-import { generateIdentity } from '../../shared/identity';
 import type { FitIns, ModelPayload } from '../../shared/protocol/messages';
 import { useWasmBackend } from '../helpers/backend';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import type { RecordedConnection, RecordingOptions } from '../helpers/recording-coordinator';
 import { mnistModelPayload } from '../helpers/coordinator-fixtures';
-import { QUICK_FIT, RecordingCoordinator, binaryFrames } from '../helpers/recording-coordinator';
+import { QUICK_FIT, binaryFrames } from '../helpers/recording-coordinator';
+import type { RecordedClient } from '../helpers/recorded-clients';
+import { RecordedClientPool } from '../helpers/recorded-clients';
 
 /**
  * No silent downgrade: the client, not the coordinator, decides that its rounds are secure.
@@ -26,8 +26,12 @@ let backend: string;
 let data: { train: Dataset; test: Dataset };
 let model: ModelPayload;
 let modelBytes: number;
-let servers: RecordingCoordinator[] = [];
-let clients: NodeClient[] = [];
+const pool = new RecordedClientPool(() => ({
+  task: 'mnist',
+  train: slice(data.train, 0, TRAIN),
+  test: data.test,
+  backend,
+}));
 
 beforeAll(async () => {
   backend = await useWasmBackend();
@@ -35,38 +39,13 @@ beforeAll(async () => {
   model = await mnistModelPayload(5);
   modelBytes = model.manifest.length * 4;
 });
-afterEach(async () => {
-  for (const client of clients) client.close();
-  clients = [];
-  for (const server of servers) await server.close();
-  servers = [];
-});
+afterEach(() => pool.closeAll());
 
-async function setup(
+function setup(
   server: RecordingOptions,
   client: Partial<NodeClientOptions> = {},
-): Promise<{
-  coordinator: RecordingCoordinator;
-  client: NodeClient;
-  states: ClientState[];
-}> {
-  const coordinator = await RecordingCoordinator.start(server);
-  servers.push(coordinator);
-  const states: ClientState[] = [];
-  const node = await connectNodeClient({
-    server: coordinator.url,
-    task: 'mnist',
-    train: slice(data.train, 0, TRAIN),
-    test: data.test,
-    identity: generateIdentity(),
-    backend,
-    reconnectDelayMs: 100,
-    reconnectDelayMaxMs: 500,
-    events: { onState: (state) => states.push(state) },
-    ...client,
-  });
-  clients.push(node);
-  return { coordinator, client: node, states };
+): Promise<RecordedClient> {
+  return pool.start(server, client);
 }
 
 function fitRequest(roundId: string, secure: boolean): FitIns {
