@@ -1,15 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Coordinator } from '../../coordinator/coordinator';
 import { openStore } from '../../coordinator/persistence/store';
 import type { StoredCheckpoint } from '../../coordinator/persistence/store-types';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import { createStrategy } from '../../shared/strategies/create-strategy';
-import { bytesToFloats } from '../../shared/weights/codec';
+import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
 import { connectScriptedClient } from '../helpers/scripted-client';
 import type { ScriptedClient } from '../helpers/scripted-client';
+import {
+  ScriptedFederation,
+  maxAbsDifference,
+  scriptedDelta,
+} from '../helpers/scripted-federation';
 
 /**
  * A coordinator restarted on the same SQLite database resumes from its checkpoint: the first
@@ -17,42 +19,10 @@ import type { ScriptedClient } from '../helpers/scripted-client';
  * FedAvgM velocity.
  */
 
-let dir: string;
-let coordinators: Coordinator[] = [];
-let scripted: ScriptedClient[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cohort-resume-'));
-});
-afterEach(async () => {
-  for (const c of scripted) c.close();
-  scripted = [];
-  for (const c of coordinators) await c.stop();
-  coordinators = [];
-  rmSync(dir, { recursive: true, force: true });
-});
+const federation = new ScriptedFederation('resume');
 
 const TRAIN = [10, 30, 60];
 const SERVER_LR = 0.7;
-
-function toBytes(values: Float32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-}
-
-function deltaOf(client: number, round: number, length: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let j = 0; j < length; j++) {
-    out[j] = (client + 1) * 0.01 * Math.sin(j * 0.37 + client + round * 1.3);
-  }
-  return out;
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let j = 0; j < a.length; j++) m = Math.max(m, Math.abs(a[j]! - b[j]!));
-  return m;
-}
 
 interface Seen {
   round: number;
@@ -79,7 +49,7 @@ async function runCoordinator(database: string, rounds: number, seen: Seen[]) {
     },
     { testSet: null },
   );
-  coordinators.push(coordinator);
+  federation.track(coordinator);
   const mine: ScriptedClient[] = [];
   for (let i = 0; i < 3; i++) {
     const client = await connectScriptedClient(
@@ -96,13 +66,13 @@ async function runCoordinator(database: string, rounds: number, seen: Seen[]) {
             modelHash: model.modelHash,
             numExamples: TRAIN[i],
             trainLoss: 1,
-            update: toBytes(deltaOf(i, round, weights.length)),
+            update: floatsToBytes(scriptedDelta(i, round, weights.length)),
           };
         },
       },
       { trainExamples: TRAIN[i] },
     );
-    scripted.push(client);
+    federation.trackClient(client);
     mine.push(client);
     await client.registered;
   }
@@ -129,7 +99,7 @@ async function latest(database: string): Promise<StoredCheckpoint> {
 
 function meanOf(round: number, length: number): Float32Array {
   const total = TRAIN.reduce((a, b) => a + b, 0);
-  const deltas = TRAIN.map((_, i) => deltaOf(i, round, length));
+  const deltas = TRAIN.map((_, i) => scriptedDelta(i, round, length));
   const out = new Float32Array(length);
   for (let j = 0; j < length; j++) {
     out[j] = deltas.reduce((s, d, i) => s + d[j]! * TRAIN[i]!, 0) / total;
@@ -138,7 +108,7 @@ function meanOf(round: number, length: number): Float32Array {
 }
 
 test('a restarted coordinator sends the stored checkpoint and applies the restored momentum', async () => {
-  const database = `file:${join(dir, 'resume.db')}`;
+  const database = federation.database('resume.db');
   const before: Seen[] = [];
   const first = await runCoordinator(database, 2, before);
   expect(first.rounds.map((r) => r.status)).toEqual(['completed', 'completed']);
@@ -155,7 +125,7 @@ test('a restarted coordinator sends the stored checkpoint and applies the restor
   const resumed = after.find((s) => s.round === 3)!;
   expect(resumed.hash).toBe(stored.modelHash);
   expect(resumed.hash).not.toBe(initial.hash);
-  expect(maxDiff(resumed.weights, storedWeights)).toBe(0);
+  expect(maxAbsDifference(resumed.weights, storedWeights)).toBe(0);
 
   const strategy = createStrategy({ name: 'fedavgm', serverLr: SERVER_LR });
   const length = storedWeights.length;
@@ -166,14 +136,14 @@ test('a restarted coordinator sends the stored checkpoint and applies the restor
   const next = await latest(database);
   expect(next.round).toBe(3);
   const nextWeights = bytesToFloats(new Uint8Array(next.weights));
-  expect(maxDiff(nextWeights, expected.weights)).toBeLessThan(1e-5);
-  expect(maxDiff(bytesToFloats(new Uint8Array(next.strategyState)), expected.state)).toBeLessThan(
-    1e-5,
-  );
+  expect(maxAbsDifference(nextWeights, expected.weights)).toBeLessThan(1e-5);
+  expect(
+    maxAbsDifference(bytesToFloats(new Uint8Array(next.strategyState)), expected.state),
+  ).toBeLessThan(1e-5);
   // Teeth: with the velocity reset to zero the update would differ.
   const fresh = strategy.aggregateFit(
     { global: storedWeights, meanDelta: meanOf(3, length), round: 3 },
     strategy.initialState(length),
   );
-  expect(maxDiff(nextWeights, fresh.weights)).toBeGreaterThan(1e-3);
+  expect(maxAbsDifference(nextWeights, fresh.weights)).toBeGreaterThan(1e-3);
 }, 60_000);

@@ -1,15 +1,16 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Coordinator } from '../../coordinator/coordinator';
 import { openStore } from '../../coordinator/persistence/store';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import { createStrategy } from '../../shared/strategies/create-strategy';
 import type { StrategyName } from '../../shared/strategies/strategy';
-import { bytesToFloats } from '../../shared/weights/codec';
+import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
 import { connectScriptedClient } from '../helpers/scripted-client';
-import type { ScriptedClient } from '../helpers/scripted-client';
+import {
+  ScriptedFederation,
+  maxAbsDifference,
+  scriptedDelta,
+} from '../helpers/scripted-federation';
 
 /**
  * The configured strategy is the one applied: over 2 real-socket rounds of scripted clients
@@ -17,41 +18,9 @@ import type { ScriptedClient } from '../helpers/scripted-client';
  * equals the strategy's pure function applied to the previous model and the round's mean.
  */
 
-let dir: string;
-let coordinators: Coordinator[] = [];
-let scripted: ScriptedClient[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cohort-strategy-'));
-});
-afterEach(async () => {
-  for (const c of scripted) c.close();
-  scripted = [];
-  for (const c of coordinators) await c.stop();
-  coordinators = [];
-  rmSync(dir, { recursive: true, force: true });
-});
+const federation = new ScriptedFederation('strategy');
 
 const TRAIN = [10, 30, 60];
-
-function toBytes(values: Float32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-}
-
-function deltaOf(client: number, round: number, length: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let j = 0; j < length; j++) {
-    out[j] = (client + 1) * 0.01 * Math.sin(j * 0.37 + client + round * 1.3);
-  }
-  return out;
-}
-
-function maxDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let j = 0; j < a.length; j++) m = Math.max(m, Math.abs(a[j]! - b[j]!));
-  return m;
-}
 
 const CASES: ReadonlyArray<[StrategyName, { serverLearningRate?: number; proximalMu?: number }]> = [
   ['fedavg', {}],
@@ -65,7 +34,7 @@ describe('strategy wiring', () => {
   test.each(CASES)(
     '%s: both rounds follow the strategy function',
     async (name, extra) => {
-      const database = `file:${join(dir, `${name}.db`)}`;
+      const database = federation.database(`${name}.db`);
       const coordinator = await Coordinator.start(
         {
           host: '127.0.0.1',
@@ -84,7 +53,7 @@ describe('strategy wiring', () => {
         },
         { testSet: null },
       );
-      coordinators.push(coordinator);
+      federation.track(coordinator);
 
       /** Per round: the global model it started from, the fit config, and each client's delta. */
       const globals = new Map<number, Float32Array>();
@@ -100,7 +69,7 @@ describe('strategy wiring', () => {
               const weights = bytesToFloats(new Uint8Array(model.weights));
               globals.set(round, weights);
               mus.set(round, (ins.config as { proximalMu: number }).proximalMu);
-              const delta = deltaOf(i, round, weights.length);
+              const delta = scriptedDelta(i, round, weights.length);
               const list = deltas.get(round) ?? [];
               list[i] = delta;
               deltas.set(round, list);
@@ -110,13 +79,13 @@ describe('strategy wiring', () => {
                 modelHash: model.modelHash,
                 numExamples: TRAIN[i],
                 trainLoss: 1,
-                update: toBytes(delta),
+                update: floatsToBytes(delta),
               };
             },
           },
           { trainExamples: TRAIN[i] },
         );
-        scripted.push(client);
+        federation.trackClient(client);
         await client.registered;
       }
       const history = await coordinator.done;
@@ -160,11 +129,11 @@ describe('strategy wiring', () => {
         { global: g0, meanDelta: meanOf(1), round: 1 },
         strategy.initialState(g0.length),
       );
-      expect(maxDiff(g1, r1.weights)).toBeLessThan(1e-5);
+      expect(maxAbsDifference(g1, r1.weights)).toBeLessThan(1e-5);
       const r2 = strategy.aggregateFit({ global: g1, meanDelta: meanOf(2), round: 2 }, r1.state);
-      expect(maxDiff(finalWeights, r2.weights)).toBeLessThan(1e-5);
+      expect(maxAbsDifference(finalWeights, r2.weights)).toBeLessThan(1e-5);
       expect(finalState.length).toBe(r2.state.length);
-      if (r2.state.length > 0) expect(maxDiff(finalState, r2.state)).toBeLessThan(1e-5);
+      if (r2.state.length > 0) expect(maxAbsDifference(finalState, r2.state)).toBeLessThan(1e-5);
 
       // Teeth: a strategy other than FedAvg would not have produced this model.
       const fedavg = createStrategy({ name: 'fedavg' });
@@ -173,9 +142,9 @@ describe('strategy wiring', () => {
         new Float32Array(0),
       );
       if (name === 'fedavg' || name === 'fedprox') {
-        expect(maxDiff(finalWeights, plain2.weights)).toBeLessThan(1e-5);
+        expect(maxAbsDifference(finalWeights, plain2.weights)).toBeLessThan(1e-5);
       } else {
-        expect(maxDiff(finalWeights, plain2.weights)).toBeGreaterThan(1e-3);
+        expect(maxAbsDifference(finalWeights, plain2.weights)).toBeGreaterThan(1e-3);
       }
       // FedProx is told to the clients: the fit config carries its mu (0 otherwise).
       const mu = name === 'fedprox' ? extra.proximalMu : 0;

@@ -1,13 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Coordinator } from '../../coordinator/coordinator';
 import { openStore } from '../../coordinator/persistence/store';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
-import { bytesToFloats } from '../../shared/weights/codec';
+import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
 import { connectScriptedClient } from '../helpers/scripted-client';
-import type { ScriptedClient } from '../helpers/scripted-client';
+import { ScriptedFederation, scriptedDelta } from '../helpers/scripted-federation';
 
 /**
  * Plain-mode aggregation judged by its numbers: scripted socket clients of unequal sizes send
@@ -15,20 +12,7 @@ import type { ScriptedClient } from '../helpers/scripted-client';
  * must be the example-weighted (capped) means of what they sent, not the unweighted ones.
  */
 
-let dir: string;
-let coordinators: Coordinator[] = [];
-let scripted: ScriptedClient[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'cohort-weighting-'));
-});
-afterEach(async () => {
-  for (const c of scripted) c.close();
-  scripted = [];
-  for (const c of coordinators) await c.stop();
-  coordinators = [];
-  rmSync(dir, { recursive: true, force: true });
-});
+const federation = new ScriptedFederation('weighting');
 
 const WEIGHT_CAP = 50;
 /** Registered and reported train sizes; the last one exceeds the cap. */
@@ -36,24 +20,13 @@ const TRAIN = [10, 30, 400];
 const TEST = [5, 20, 75];
 const ACCURACY = [0.9, 0.5, 0.2];
 
-function toBytes(values: Float32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-}
-
-/** A deterministic per-client delta, distinct enough that weightings differ visibly. */
-function deltaOf(client: number, length: number): Float32Array {
-  const out = new Float32Array(length);
-  for (let j = 0; j < length; j++) out[j] = (client + 1) * 0.01 * Math.sin(j * 0.37 + client);
-  return out;
-}
-
 function modelOf(ins: Record<string, unknown>): { hash: string; weights: Float32Array } {
   const model = ins.model as { modelHash: string; weights: Uint8Array };
   return { hash: model.modelHash, weights: bytesToFloats(new Uint8Array(model.weights)) };
 }
 
 test('plain FedAvg applies the capped example-weighted mean; federated accuracy is example-weighted', async () => {
-  const database = `file:${join(dir, 'weighting.db')}`;
+  const database = federation.database('weighting.db');
   const coordinator = await Coordinator.start(
     {
       host: '127.0.0.1',
@@ -71,7 +44,7 @@ test('plain FedAvg applies the capped example-weighted mean; federated accuracy 
     },
     { testSet: null },
   );
-  coordinators.push(coordinator);
+  federation.track(coordinator);
 
   const sentFrom: Array<Float32Array | null> = [null, null, null];
   const deltas: Float32Array[] = [];
@@ -82,7 +55,7 @@ test('plain FedAvg applies the capped example-weighted mean; federated accuracy 
         fit: (ins) => {
           const { hash, weights } = modelOf(ins);
           sentFrom[i] = weights;
-          const delta = deltaOf(i, weights.length);
+          const delta = scriptedDelta(i, 0, weights.length);
           deltas[i] = delta;
           return {
             status: 'ok',
@@ -90,7 +63,7 @@ test('plain FedAvg applies the capped example-weighted mean; federated accuracy 
             modelHash: hash,
             numExamples: TRAIN[i],
             trainLoss: 1,
-            update: toBytes(delta),
+            update: floatsToBytes(delta),
           };
         },
         evaluate: (ins) => ({
@@ -103,7 +76,7 @@ test('plain FedAvg applies the capped example-weighted mean; federated accuracy 
       },
       { trainExamples: TRAIN[i], registerOverride: { testExamples: TEST[i] } },
     );
-    scripted.push(client);
+    federation.trackClient(client);
     await client.registered;
   }
   const history = await coordinator.done;
