@@ -82,8 +82,6 @@ export interface InMemoryRoundReport {
   serverPhase: SecAggServerPhase;
 }
 
-const PHASES = SECAGG_PHASES;
-
 /** Coordinator id the in-memory driver uses unless told otherwise. */
 export const IN_MEMORY_COORDINATOR_ID = '0'.repeat(32);
 /** Experiment name the in-memory driver uses unless told otherwise. */
@@ -128,7 +126,7 @@ export async function runInMemorySecAggRound(
   const report: InMemoryRoundReport = {
     clientErrors: new Map(),
     serverRejections: new Map(),
-    responses: new Map(PHASES.map((p) => [p, new Map<string, unknown>()] as const)),
+    responses: new Map(SECAGG_PHASES.map((p) => [p, new Map<string, unknown>()] as const)),
     sessions,
     server,
     serverPhase: server.phase,
@@ -137,7 +135,7 @@ export async function runInMemorySecAggRound(
   const silent = (id: string, phase: SecAggPhase): boolean => {
     const dropAt = clients.get(id)!.dropAt;
     return (
-      (dropAt !== undefined && PHASES.indexOf(dropAt) <= PHASES.indexOf(phase)) ||
+      (dropAt !== undefined && SECAGG_PHASES.indexOf(dropAt) <= SECAGG_PHASES.indexOf(phase)) ||
       report.clientErrors.has(id)
     );
   };

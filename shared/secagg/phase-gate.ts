@@ -1,4 +1,5 @@
 import { CohortError } from '../errors';
+import { SECAGG_PHASES } from './client';
 
 /** The phase whose responses the coordinator collects now, or the round's end state. */
 export type SecAggServerPhase =
@@ -10,14 +11,7 @@ export type SecAggServerPhase =
   | 'done'
   | 'aborted';
 
-const ORDER: SecAggServerPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-  'done',
-];
+const ORDER: readonly SecAggServerPhase[] = [...SECAGG_PHASES, 'done'];
 
 /**
  * The coordinator's admission control for one round: which phase is open, who may still

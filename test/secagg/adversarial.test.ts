@@ -17,6 +17,7 @@ import type {
 import {
   IN_MEMORY_COORDINATOR_ID,
   IN_MEMORY_EXPERIMENT,
+  SECAGG_PHASES,
   SecAggClientSession,
   chooseSecAggParams,
   configHash,
@@ -46,13 +47,7 @@ const clients = makeClients(N, VECTOR, 11);
 const ids = clients.map((c) => clientIdFromPublicKey(c.identity.publicKey));
 const VICTIM = ids[1]!;
 const OTHER = ids[3]!;
-const PHASES: SecAggPhase[] = [
-  'advertiseKeys',
-  'shareKeys',
-  'maskedInput',
-  'consistencyCheck',
-  'unmasking',
-];
+const PHASES = SECAGG_PHASES;
 
 function run(
   hooks: InMemoryRoundHooks,
