@@ -31,7 +31,8 @@ export function secAggNotes(skipped: readonly string[]): string[] {
     'check vs plain: the secure mean equals StreamingWeightedMean over the same updates, and ' +
       'the secure mean train loss (masked as one more element, next to the weight) the plain ' +
       'example-weighted loss, within survivors / (scale x total weight) + 1e-6 (stochastic ' +
-      'rounding), with identical total weight; "% of tol" is the worst element. Clip range ' +
+      'rounding; the loss error is first scaled by clip / 64, the scale it is masked at), with ' +
+      'identical total weight; "% of tol" is the worst element. Clip range ' +
       '0.1, updates uniform in [-0.05, 0.05), losses in [0, 0.05), 10-109 examples per ' +
       'client, default weight cap and the derived scale.',
     'Graph: complete (Bonawitz et al. 2017) up to 100 clients; SecAgg+ (Bell et al. 2020) ' +
