@@ -7,6 +7,7 @@ import { shardIndices } from '../../client-node/data/shard';
 import type { Dataset } from '../../shared/data/dataset';
 import { isCohortError } from '../../shared/errors';
 import { idxBytes, tempFolder } from './data-fixtures';
+import { describeRequiring } from '../helpers/requires';
 
 function labelCounts(data: Dataset): number[] {
   const counts = new Array<number>(data.classes).fill(0);
@@ -118,20 +119,21 @@ describe('loadTaskData with --data', () => {
   });
 });
 
-describe('the team CIFAR-10 subset (../shared/data/cifar10, present in CI only)', () => {
-  const dir = resolve(__dirname, '../../../shared/data/cifar10');
-  it('parses with balanced classes when present', async () => {
-    if (!existsSync(dir)) {
-      process.stdout.write(
-        `note: ${dir} is absent (a user's clone); skipping the CIFAR-10 subset check\n`,
-      );
-      return;
-    }
-    const { train, test } = await loadDataFolder(dir, { shape: [32, 32, 3] });
-    expect([train.count, test.count]).toEqual([10000, 2000]);
-    expect(labelCounts(train)).toEqual(new Array(10).fill(1000));
-    expect(labelCounts(test)).toEqual(new Array(10).fill(200));
-    // Round-robin order: the first ten records are classes 0..9.
-    expect(Array.from(train.labels.subarray(0, 10))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-  });
-});
+const TEAM_CIFAR10 = resolve(__dirname, '../../../shared/data/cifar10');
+describeRequiring(
+  "the team's CIFAR-10 subset (../shared/data/cifar10)",
+  existsSync(TEAM_CIFAR10)
+    ? { met: true, value: TEAM_CIFAR10 }
+    : { met: false, reason: `${TEAM_CIFAR10} is absent (a user's clone has no team kit)` },
+  (dir) => {
+    it('parses with balanced classes', async () => {
+      const { train, test } = await loadDataFolder(dir, { shape: [32, 32, 3] });
+      expect([train.count, test.count]).toEqual([10000, 2000]);
+      expect(labelCounts(train)).toEqual(new Array(10).fill(1000));
+      expect(labelCounts(test)).toEqual(new Array(10).fill(200));
+      // Round-robin order: the first ten records are classes 0..9.
+      expect(Array.from(train.labels.subarray(0, 10))).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    });
+  },
+  { requiredInCi: false },
+);

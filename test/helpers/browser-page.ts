@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import { chromium } from 'playwright-core';
+import { describeRequiring } from './requires';
 
 /**
  * Runs real project code inside headless Chromium: bundles a TypeScript entry with esbuild
@@ -45,25 +46,18 @@ export function findChromium(): ChromiumLookup {
 }
 
 /**
- * Declares a browser suite that runs only where Chromium exists. Without Chromium it says so
- * plainly (a warning plus one test whose name states the skip) instead of passing silently, and
- * under CI (CI=true) that test fails: CI installs Chromium, so a missing one is a broken job.
+ * Declares a browser suite that runs only where Chromium exists; elsewhere jest reports it as
+ * skipped with the reason, and under CI (which installs Chromium) it fails.
  */
 export function describeWithChromium(title: string, body: (executablePath: string) => void): void {
   const lookup = findChromium();
-  if ('executablePath' in lookup) {
-    describe(title, () => body(lookup.executablePath));
-    return;
-  }
-  describe(title, () => {
-    it(`did NOT run: ${lookup.missing} (install chromium or set CHROMIUM_PATH)`, () => {
-      if (process.env.CI === 'true') {
-        throw new Error(`browser suite "${title}" cannot run in CI: ${lookup.missing}`);
-      }
-      // eslint-disable-next-line no-console
-      console.warn(`[browser tests] "${title}" did not run: ${lookup.missing}`);
-    });
-  });
+  describeRequiring(
+    title,
+    'executablePath' in lookup
+      ? { met: true, value: lookup.executablePath }
+      : { met: false, reason: `${lookup.missing} (install chromium or set CHROMIUM_PATH)` },
+    body,
+  );
 }
 
 /** An esbuild bundle plus what went into it, so tests can assert it is browser-clean. */

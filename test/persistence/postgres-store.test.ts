@@ -13,6 +13,8 @@ import { openStore } from '../../coordinator/persistence/store';
 import { schemaFromNothing } from './prisma-cli';
 import type { StoreFixture } from './store-contract';
 import { storeContract } from './store-contract';
+import type { Requirement } from '../helpers/requires';
+import { describeRequiring } from '../helpers/requires';
 
 /** The server every development machine and CI runs (trust auth); override to test elsewhere. */
 const BASE_URL = process.env.COHORT_TEST_POSTGRES_URL ?? 'postgresql://127.0.0.1:5432/test';
@@ -22,7 +24,7 @@ const base = parseDatabaseUrl(BASE_URL) as PostgresTarget;
  * Jest registers tests synchronously, so reachability is probed synchronously, in a child
  * process, before deciding which tests exist.
  */
-function probePostgres(): { ok: true } | { ok: false; reason: string } {
+function probePostgres(): Requirement<null> {
   const script = `
     const pg = require('pg');
     const client = new pg.Client({ connectionString: process.env.PROBE_URL, connectionTimeoutMillis: 3000 });
@@ -35,8 +37,12 @@ function probePostgres(): { ok: true } | { ok: false; reason: string } {
     timeout: 8000,
     encoding: 'utf8',
   });
-  if (result.status === 0) return { ok: true };
-  return { ok: false, reason: result.stderr.trim() || result.error?.message || 'no answer' };
+  if (result.status === 0) return { met: true, value: null };
+  const why = result.stderr.trim() || result.error?.message || 'no answer';
+  return {
+    met: false,
+    reason: `PostgreSQL at ${base.display} is unreachable (${why}); start it or set COHORT_TEST_POSTGRES_URL`,
+  };
 }
 
 /** A URL of the base database pointing at `schema`. */
@@ -114,9 +120,7 @@ async function describePostgresSchema(schema: string): Promise<unknown> {
   };
 }
 
-const probe = probePostgres();
-
-if (probe.ok) {
+describeRequiring('PostgreSQL', probePostgres(), () => {
   describe('CohortStore contract on PostgreSQL', () => {
     storeContract(postgresFixture);
   });
@@ -214,17 +218,4 @@ if (probe.ok) {
       expect(names).toEqual([{ migration_name: '001_first' }]);
     });
   });
-} else if (process.env.CI === 'true') {
-  test('PostgreSQL is reachable (required in CI)', () => {
-    throw new Error(`PostgreSQL at ${base.display} is unreachable in CI: ${probe.reason}`);
-  });
-} else {
-  // eslint-disable-next-line no-console
-  console.warn(
-    `PostgreSQL store tests DID NOT RUN: ${base.display} is unreachable (${probe.reason}). ` +
-      'Start PostgreSQL or set COHORT_TEST_POSTGRES_URL; in CI this is a failure.',
-  );
-  test('PostgreSQL store tests did not run: server unreachable (see the warning above)', () => {
-    expect(probe.ok).toBe(false);
-  });
-}
+});
