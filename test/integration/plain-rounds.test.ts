@@ -12,12 +12,14 @@ import { specHash } from '../../shared/model/spec-hash';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
+import { StableAddress } from '../helpers/stable-address';
 
 let backend: string;
 let data: { train: Dataset; test: Dataset };
 let dir: string;
 let clients: NodeClient[] = [];
 let coordinators: Coordinator[] = [];
+let addresses: StableAddress[] = [];
 
 beforeAll(async () => {
   backend = await useWasmBackend();
@@ -31,6 +33,8 @@ afterEach(async () => {
   clients = [];
   for (const c of coordinators) await c.stop();
   coordinators = [];
+  for (const a of addresses) await a.close();
+  addresses = [];
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -141,16 +145,22 @@ describe('plain federated rounds on real sockets', () => {
       experiment: 'resumable',
       database,
     };
+    // The clients know one address for the whole test; behind it, the first coordinator, then
+    // the second on a fresh port (re-binding the first one's port could race another process).
+    const address = await StableAddress.open();
+    addresses.push(address);
     const first = await Coordinator.start({ ...options, port: 0 }, { testSet: data.test });
     coordinators.push(first);
-    const port = first.port;
-    clients = await startClients(first.url, 2, data, 300, backend, () => ({ allowPlain: true }));
+    address.pointAt(first.port);
+    clients = await startClients(address.url, 2, data, 300, backend, () => ({ allowPlain: true }));
     await new Promise<void>((resolve) => first.once('round-end', () => resolve()));
+    address.pointAt(null);
     await first.stop();
     await expect(first.done).rejects.toThrow();
 
-    const second = await Coordinator.start({ ...options, port }, { testSet: data.test });
+    const second = await Coordinator.start({ ...options, port: 0 }, { testSet: data.test });
     coordinators.push(second);
+    address.pointAt(second.port);
     const history = await second.done;
     expect(history.resumedFromRound).toBeGreaterThanOrEqual(1);
     expect(history.rounds[0]!.round).toBe(history.resumedFromRound + 1);

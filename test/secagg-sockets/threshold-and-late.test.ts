@@ -162,7 +162,9 @@ describe('secure aggregation below the threshold (real sockets)', () => {
 
 describe('a masked input that arrives after its sender was declared dropped (real sockets)', () => {
   it('is left out: the client is recorded as dropped and the result is the others’ mean', async () => {
-    const config = options('late-input', { rounds: 1, phaseTimeoutMs: 5_000 });
+    // The late client's hold ends only when its MaskedInput deadline has passed, so the deadline
+    // is what this test waits for; 20 s leaves a loaded machine room for the honest four.
+    const config = options('late-input', { rounds: 1, phaseTimeoutMs: 20_000 });
     coordinator = await Coordinator.start(config);
     const LATE = 4;
     // The late client computes its masked input honestly but hands it over only once the
