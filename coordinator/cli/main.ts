@@ -6,23 +6,42 @@ import { demoCommand } from './demo-command';
 import { modelCommand } from './model-command';
 import { simulateCommand } from './simulate-command';
 
+/**
+ * A commander usage error (unknown option, bad value, missing `--server`...) in the format of
+ * every other refusal: one line, `error: CONFIG_INVALID: message`. Commander's own
+ * `error: ` prefix is dropped and its follow-up lines ("(Did you mean ...?)") joined on.
+ */
+export function formatUsageError(commanderMessage: string): string {
+  const message = commanderMessage
+    .trim()
+    .replace(/^error: /, '')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '')
+    .join(' ');
+  return `error: CONFIG_INVALID: ${message}\n`;
+}
+
 /** The `cohort` command line: every subcommand has --help; bad flags are refused up front. */
 export function buildProgram(): Command {
   const program = new Command('cohort')
     .description('Cohort: federated learning with secure aggregation over socket.io')
     .version('0.1.0')
-    .showHelpAfterError()
     .addCommand(coordinatorCommand())
     .addCommand(clientCommand())
     .addCommand(simulateCommand())
     .addCommand(demoCommand())
     .addCommand(modelCommand());
-  // Usage errors throw instead of exiting, so they share the exit code of refused options.
-  const override = (command: Command): void => {
-    command.exitOverride();
-    command.commands.forEach(override);
+  // Usage errors throw instead of exiting, so they share the exit code of refused options,
+  // and print like them, followed by where to find the usage.
+  const configure = (command: Command, path: string): void => {
+    command
+      .exitOverride()
+      .configureOutput({ outputError: (str, write) => write(formatUsageError(str)) })
+      .showHelpAfterError(`(run "${path} --help" for usage)`);
+    command.commands.forEach((sub) => configure(sub, `${path} ${sub.name()}`));
   };
-  override(program);
+  configure(program, program.name());
   return program;
 }
 
@@ -32,6 +51,10 @@ if (require.main === module) {
     .catch((error: unknown) => {
       if (error instanceof CommanderError) {
         // commander already printed the message (or the help / version).
+        if (error.code === 'commander.help' && error.exitCode !== 0) {
+          // A command that needs a subcommand was given none: the usage went to stderr.
+          process.stderr.write(formatUsageError('expected one of the commands listed above'));
+        }
         process.exitCode = error.exitCode === 0 ? 0 : 2;
         return;
       }

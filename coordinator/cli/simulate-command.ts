@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData } from '../../client-node/data/load-task-data';
 import { parsePartitionSpec } from '../../shared/data/partition';
+import { CohortError } from '../../shared/errors';
+import { MIN_THRESHOLD } from '../../shared/secagg/params';
 import { resolveCoordinatorConfig } from '../config';
 import type { RunHistory } from '../history';
 import { simulate } from '../simulation';
@@ -75,6 +77,14 @@ export function addSimulateOptions(
 export async function runSimulation(flags: SimulateFlags): Promise<RunHistory> {
   const config = roundFlagsToConfig(flags);
   // Refuse bad options before loading anything (simulate() runs every client each round).
+  if (flags.secureAggregation && flags.clients < MIN_THRESHOLD) {
+    // Named by simulate's own flag: its coordinator's --min-clients is --clients.
+    throw new CohortError(
+      'CONFIG_UNSAFE',
+      `secure aggregation needs at least ${MIN_THRESHOLD} clients per round (--clients ${flags.clients}); ` +
+        'raise --clients or pass --secure-aggregation off',
+    );
+  }
   resolveCoordinatorConfig({ ...config, minClients: flags.clients });
   const backend = await chooseBackend(flags.backend);
   console.log(`loading ${flags.task} data...`);
