@@ -35,6 +35,7 @@ export function selectCohort(
   const pool = [...eligible].sort();
   const wanted = Math.min(pool.length, Math.ceil(target * (1 + overSelection)));
   const rng = createRng((seed ^ Math.imul(round, 0x9e3779b1)) >>> 0);
+  // Stryker disable next-line EqualityOperator: i >= 0 adds a swap of pool[0] with itself.
   for (let i = pool.length - 1; i > 0; i--) {
     const j = rng.int(i + 1);
     [pool[i], pool[j]] = [pool[j]!, pool[i]!];

@@ -23,6 +23,7 @@ export function createFedAvgM(options: { serverLr: number; momentum: number }): 
       checkAggregateInput(input, state, global.length);
       const weights = new Float32Array(global.length);
       const velocity = new Float32Array(global.length);
+      // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
       for (let i = 0; i < global.length; i++) {
         const v = momentum * state[i]! + meanDelta[i]!;
         velocity[i] = v;

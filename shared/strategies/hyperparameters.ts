@@ -14,7 +14,8 @@ export function requireInRange(
   maxExclusive = Number.POSITIVE_INFINITY,
 ): number {
   const aboveMin = minInclusive ? value >= min : value > min;
-  if (typeof value !== 'number' || !Number.isFinite(value) || !aboveMin || value >= maxExclusive) {
+  // Number.isFinite is false for every non-number (a string would pass the comparisons).
+  if (!Number.isFinite(value) || !aboveMin || value >= maxExclusive) {
     const low = `${minInclusive ? '[' : '('}${min}`;
     const high = Number.isFinite(maxExclusive) ? `${maxExclusive})` : 'inf)';
     throw new CohortError(

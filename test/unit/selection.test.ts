@@ -26,6 +26,9 @@ describe('selectCohort', () => {
     const a = selectCohort(ids(30), 8, 0, 42, 3);
     const b = selectCohort([...ids(30)].reverse(), 8, 0, 42, 3);
     expect(b).toEqual(a);
+    // Returned in id order, so logs, the database and the next phase see one ordering.
+    expect(a).toEqual([...a].sort());
+    expect(a).not.toEqual(ids(30).slice(0, 8));
     expect(new Set(a).size).toBe(8);
     expect(a.every((id) => ids(30).includes(id))).toBe(true);
   });

@@ -3,6 +3,7 @@ import type { ErrorCode } from '../../shared/errors';
 import { createStrategy, parseStrategyName } from '../../shared/strategies/create-strategy';
 import type { FitConfig, Strategy, StrategyName } from '../../shared/strategies/strategy';
 import { STRATEGY_DEFAULTS, STRATEGY_NAMES } from '../../shared/strategies/strategy';
+import { yogiSecondMoment } from '../../shared/strategies/fedyogi';
 
 const BASE: FitConfig = {
   epochs: 1,
@@ -226,5 +227,62 @@ describe('createStrategy and parseStrategyName', () => {
     ['mu for fedavg', { name: 'fedavg', proximalMu: 0.1 }],
   ])('refuses %s with CONFIG_INVALID', (_why, options) => {
     expect(codeOf(() => createStrategy(options))).toBe('CONFIG_INVALID');
+  });
+});
+
+describe('hyperparameter bounds are exactly the documented ones', () => {
+  /** The message, for a refusal; '' when accepted. */
+  const refusal = (options: Parameters<typeof createStrategy>[0]): string => {
+    try {
+      createStrategy(options);
+      return '';
+    } catch (err) {
+      if (isCohortError(err, 'CONFIG_INVALID')) return err.message;
+      throw err;
+    }
+  };
+
+  it.each<[Parameters<typeof createStrategy>[0], string]>([
+    [{ name: 'fedadam', serverLr: 0 }, 'fedadam serverLr must be in (0, inf), got 0'],
+    [{ name: 'fedadam', beta1: 1 }, 'fedadam beta1 must be in [0, 1), got 1'],
+    [{ name: 'fedyogi', beta2: 1 }, 'fedyogi beta2 must be in [0, 1), got 1'],
+    [{ name: 'fedyogi', tau: 0 }, 'fedyogi tau must be in (0, inf), got 0'],
+    [{ name: 'fedavgm', serverLr: 0 }, 'fedavgm serverLr must be in (0, inf), got 0'],
+    [{ name: 'fedavgm', momentum: -0.5 }, 'fedavgm momentum must be in [0, 1), got -0.5'],
+    [{ name: 'fedprox', proximalMu: -1 }, 'fedprox proximalMu must be in [0, inf), got -1'],
+  ])('%j is refused naming the strategy, option and range', (options, message) => {
+    expect(refusal(options)).toBe(`CONFIG_INVALID: ${message}`);
+  });
+
+  it('accepts the inclusive lower bounds (beta 0, momentum 0, mu 0)', () => {
+    expect(refusal({ name: 'fedadam', beta1: 0, beta2: 0 })).toBe('');
+    expect(refusal({ name: 'fedyogi', beta1: 0, beta2: 0 })).toBe('');
+    expect(refusal({ name: 'fedavgm', momentum: 0 })).toBe('');
+    expect(refusal({ name: 'fedprox', proximalMu: 0 })).toBe('');
+  });
+
+  it('refuses a number given as a string (as an untyped config file could)', () => {
+    expect(refusal({ name: 'fedadam', serverLr: '0.5' as unknown as number })).toMatch(
+      /serverLr must be/,
+    );
+    expect(refusal({ name: 'fedavgm', momentum: Number.POSITIVE_INFINITY })).toMatch(/momentum/);
+  });
+
+  it('records every resolved hyperparameter', () => {
+    expect(createStrategy({ name: 'fedprox' }).hyperparameters).toEqual({ proximalMu: 0.01 });
+    expect(createStrategy({ name: 'fedavg' }).hyperparameters).toEqual({});
+  });
+
+  it('a non-string strategy name is CONFIG_INVALID, not a crash', () => {
+    expect(codeOf(() => parseStrategyName(42 as unknown as string))).toBe('CONFIG_INVALID');
+  });
+});
+
+describe("FedYogi's second moment at the sign change", () => {
+  it('leaves v unchanged when v equals the squared update (sign 0)', () => {
+    expect(yogiSecondMoment(0.25, 0.25, 0.99)).toBe(0.25);
+    // v > d^2: v shrinks by (1 - beta2) d^2; v < d^2: it grows by as much.
+    expect(yogiSecondMoment(1, 0.5, 0.9)).toBeCloseTo(0.95, 12);
+    expect(yogiSecondMoment(0.5, 1, 0.9)).toBeCloseTo(0.6, 12);
   });
 });
