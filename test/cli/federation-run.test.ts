@@ -18,6 +18,8 @@ const EXAMPLES = 300;
 const TEST_LIMIT = 1000;
 /** Generous: four processes on two shared cores, each loading MNIST and tfjs. */
 const RUN_TIMEOUT_MS = 240_000;
+/** A cold start (tfjs, wasm, the test set) while other processes load on the same two cores. */
+const STARTUP_TIMEOUT_MS = 120_000;
 
 let dir: string;
 
@@ -104,7 +106,7 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       ]);
       const listening = await coordinator.waitForOutput(
         /coordinator listening on (http:\/\/127\.0\.0\.1:\d+)/,
-        30_000,
+        STARTUP_TIMEOUT_MS,
       );
       const url = listening[1]!;
       // The key it printed is the one in its identity file; the clients pin it.
@@ -253,7 +255,7 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       const url = (
         await coordinator.waitForOutput(
           /coordinator listening on (http:\/\/127\.0\.0\.1:\d+)/,
-          30_000,
+          STARTUP_TIMEOUT_MS,
         )
       )[1]!;
       const client = (name: string, extra: string[]) =>
