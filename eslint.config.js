@@ -11,6 +11,8 @@ module.exports = tseslint.config(
       'coverage/',
       'coordinator/generated/',
       'prisma/migrations/',
+      'reports/',
+      '.stryker-tmp/',
     ],
   },
   js.configs.recommended,
