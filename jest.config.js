@@ -1,6 +1,6 @@
 /** @type {import('jest').Config} */
 module.exports = {
-  testEnvironment: '<rootDir>/test/jest/environment.js',
+  testEnvironment: require.resolve('./test/jest/environment.js'),
   // Pure-JS crypto runs outside jest's vm context, at production speed (see the environment).
   moduleNameMapper: {
     '^tweetnacl$': '<rootDir>/test/jest/native-tweetnacl.js',

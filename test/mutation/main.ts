@@ -1,5 +1,5 @@
 /* eslint-disable no-console -- a command-line report */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { MutationModule } from './modules';
 import { MUTATION_MODULES } from './modules';
@@ -126,8 +126,18 @@ async function main(): Promise<void> {
     console.log(`\n${formatScoreTable([score])}`);
     for (const s of score.survivors) console.log(`   survived: ${s}`);
   }
-  const table = formatScoreTable(scores);
-  writeFileSync(join(REPORT_DIR, 'summary.json'), `${JSON.stringify(scores, null, 2)}\n`);
+  // The summary keeps earlier results of modules this run left out, in the modules' order.
+  const summaryPath = join(REPORT_DIR, 'summary.json');
+  const earlier = existsSync(summaryPath)
+    ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as ModuleScore[])
+    : [];
+  const merged = MUTATION_MODULES.flatMap((m) => {
+    const score =
+      scores.find((s) => s.module === m.name) ?? earlier.find((s) => s.module === m.name);
+    return score ? [score] : [];
+  });
+  const table = formatScoreTable(merged);
+  writeFileSync(summaryPath, `${JSON.stringify(merged, null, 2)}\n`);
   writeFileSync(join(REPORT_DIR, 'summary.md'), `${table}\n`);
   console.log(`\n${table}\n\nreports: ${REPORT_DIR}/<module>/index.html, summary.json, summary.md`);
   if (scores.some((s) => s.score !== null && s.score < s.target)) process.exitCode = 1;

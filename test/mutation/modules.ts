@@ -16,7 +16,8 @@ export interface MutationModule {
   target: number;
 }
 
-const SECAGG_UNIT_TESTS = [
+/** Fast, direct tests of the secure-aggregation building blocks. */
+const SECAGG_PRIMITIVE_TESTS = [
   'test/secagg/crypto-primitives.test.ts',
   'test/secagg/graph.test.ts',
   'test/secagg/known-answers.test.ts',
@@ -26,9 +27,26 @@ const SECAGG_UNIT_TESTS = [
   'test/secagg/quantize.test.ts',
   'test/secagg/shamir.test.ts',
   'test/secagg/uniformity.test.ts',
+];
+
+/** Whole in-memory rounds: honest, with dropouts, and against an active coordinator. */
+const SECAGG_ROUND_TESTS = [
+  ...SECAGG_PRIMITIVE_TESTS,
   'test/secagg/round.test.ts',
   'test/secagg/adversarial.test.ts',
   'test/secagg/active-coordinator.test.ts',
+];
+
+/** The protocol's state machines and checks; the rest of shared/secagg is primitives. */
+const SECAGG_PROTOCOL_FILES = [
+  'shared/secagg/client.ts',
+  'shared/secagg/client-checks.ts',
+  'shared/secagg/server.ts',
+  'shared/secagg/phase-gate.ts',
+  'shared/secagg/signed-payloads.ts',
+  'shared/secagg/unmask.ts',
+  'shared/secagg/in-memory-round.ts',
+  'shared/secagg/round-ledger.ts',
 ];
 
 const WIRING_TESTS = [
@@ -81,9 +99,19 @@ export const MUTATION_MODULES: readonly MutationModule[] = [
     target: 70,
   },
   {
-    name: 'shared/secagg',
-    mutate: ['shared/secagg/**/*.ts', '!shared/secagg/index.ts'],
-    tests: SECAGG_UNIT_TESTS,
+    name: 'shared/secagg/primitives',
+    mutate: [
+      'shared/secagg/**/*.ts',
+      '!shared/secagg/index.ts',
+      ...SECAGG_PROTOCOL_FILES.map((file) => `!${file}`),
+    ],
+    tests: SECAGG_PRIMITIVE_TESTS,
+    target: 80,
+  },
+  {
+    name: 'shared/secagg/protocol',
+    mutate: SECAGG_PROTOCOL_FILES,
+    tests: SECAGG_ROUND_TESTS,
     target: 80,
   },
 ];
