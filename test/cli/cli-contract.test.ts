@@ -3,16 +3,13 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunHistory } from '../../coordinator/history';
-import { openStore } from '../../coordinator/persistence/store';
 import type { RoundSummary } from '../../coordinator/persistence/store-types';
 import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
 import { fromHex } from '../../shared/bytes';
 import { clientIdFromPublicKey } from '../../shared/identity';
-import { getModelSpec } from '../../shared/model/registry';
-import { specHash } from '../../shared/model/spec-hash';
 import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
 import type { CliResult } from '../helpers/cli-process';
-import { readPersistedRounds } from '../helpers/persisted-rounds';
+import { readPersistedRounds, readPersistedRun } from '../helpers/persisted-rounds';
 import { connectRawSocket } from '../helpers/raw-socket';
 import { connectPeer, plainFitAnswer } from './socket-peer';
 import type { PeerFitIns, SocketPeer } from './socket-peer';
@@ -140,21 +137,8 @@ const participationsOf = (round: RoundSummary) =>
 
 /** What the database holds to resume from: the last completed round and its checkpoint. */
 async function persistedCheckpoint(experiment = 'mnist') {
-  const store = await openStore(database());
-  try {
-    const opened = await store.openExperiment({
-      name: experiment,
-      task: 'mnist',
-      config: {},
-      modelSpecHash: await specHash(getModelSpec('mnist')),
-    });
-    return {
-      lastCompletedRound: opened.lastCompletedRound,
-      checkpoint: await store.latestCheckpoint(opened.experimentId),
-    };
-  } finally {
-    await store.close();
-  }
+  const { lastCompletedRound, checkpoint } = await readPersistedRun(database(), experiment);
+  return { lastCompletedRound, checkpoint };
 }
 
 /** GET over plain HTTP: the status and the body. */

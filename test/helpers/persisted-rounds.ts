@@ -1,19 +1,25 @@
 import { openStore } from '../../coordinator/persistence/store';
-import type { RoundSummary } from '../../coordinator/persistence/store-types';
+import type { RoundSummary, StoredCheckpoint } from '../../coordinator/persistence/store-types';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 
+/** What the database holds for an experiment: its round attempts and what it resumes from. */
+export interface PersistedRun {
+  rounds: RoundSummary[];
+  lastCompletedRound: number;
+  checkpoint: StoredCheckpoint | null;
+}
+
 /**
- * Reads back every recorded round of an experiment, the way an operator inspecting the
- * database would, so tests judge what was persisted rather than what was emitted. Opening
- * an experiment by name returns the existing one (its stored config is rewritten to `{}`,
- * which no test reads).
+ * Reads back an experiment the way an operator inspecting the database would, so tests judge
+ * what was persisted rather than what was emitted. Opening an experiment by name returns the
+ * existing one (its stored config is rewritten to `{}`, which no test reads).
  */
-export async function readPersistedRounds(
+export async function readPersistedRun(
   database: string,
   experiment: string,
   task: 'mnist' | 'cifar10' = 'mnist',
-): Promise<RoundSummary[]> {
+): Promise<PersistedRun> {
   const store = await openStore(database);
   try {
     const opened = await store.openExperiment({
@@ -22,8 +28,21 @@ export async function readPersistedRounds(
       config: {},
       modelSpecHash: await specHash(getModelSpec(task)),
     });
-    return await store.listRounds(opened.experimentId);
+    return {
+      rounds: await store.listRounds(opened.experimentId),
+      lastCompletedRound: opened.lastCompletedRound,
+      checkpoint: await store.latestCheckpoint(opened.experimentId),
+    };
   } finally {
     await store.close();
   }
+}
+
+/** Every recorded round attempt of an experiment (see {@link readPersistedRun}). */
+export async function readPersistedRounds(
+  database: string,
+  experiment: string,
+  task: 'mnist' | 'cifar10' = 'mnist',
+): Promise<RoundSummary[]> {
+  return (await readPersistedRun(database, experiment, task)).rounds;
 }

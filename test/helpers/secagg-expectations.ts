@@ -1,8 +1,5 @@
-import { openStore } from '../../coordinator/persistence/store';
-import type { RoundSummary, StoredCheckpoint } from '../../coordinator/persistence/store';
 import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
-import { specHash } from '../../shared/model/spec-hash';
 import { MAX_MASKED_LOSS, chooseSecAggParams } from '../../shared/secagg';
 import { extractWeights, hashWeights } from '../../shared/weights/codec';
 import type { CapturedUpdate } from './secagg-probe';
@@ -98,27 +95,4 @@ export function secAggTolerance(options: {
     lossTolerance: step * (MAX_MASKED_LOSS / config.clipRange) + 1e-6,
     clipRange: config.clipRange,
   };
-}
-
-/** Every recorded round attempt and the newest checkpoint of an mnist experiment. */
-export async function readPersistedRun(
-  database: string,
-  experiment: string,
-): Promise<{ rounds: RoundSummary[]; checkpoint: StoredCheckpoint | null }> {
-  const store = await openStore(database);
-  try {
-    // Opening with the same identity returns the existing experiment's id.
-    const opened = await store.openExperiment({
-      name: experiment,
-      task: 'mnist',
-      config: {},
-      modelSpecHash: await specHash(getModelSpec('mnist')),
-    });
-    return {
-      rounds: await store.listRounds(opened.experimentId),
-      checkpoint: await store.latestCheckpoint(opened.experimentId),
-    };
-  } finally {
-    await store.close();
-  }
 }

@@ -4,14 +4,12 @@ import { join } from 'node:path';
 import type { NodeClient } from '../../client-node/node-client';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { RunHistory } from '../../coordinator/history';
-import { openStore } from '../../coordinator/persistence/store';
 import { simulate } from '../../coordinator/simulation';
 import type { Dataset } from '../../shared/data/dataset';
-import { getModelSpec } from '../../shared/model/registry';
-import { specHash } from '../../shared/model/spec-hash';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
+import { readPersistedRounds } from '../helpers/persisted-rounds';
 import { StableAddress } from '../helpers/stable-address';
 
 let backend: string;
@@ -39,24 +37,6 @@ afterEach(async () => {
 });
 
 const plain = { secureAggregation: false, batchSize: 16, learningRate: 0.1 } as const;
-
-async function persistedRounds(database: string, experiment: string) {
-  const store = await openStore(database);
-  try {
-    const rounds: Awaited<ReturnType<typeof store.listRounds>> = [];
-    // openExperiment with the same identity returns the existing experiment's id.
-    const opened = await store.openExperiment({
-      name: experiment,
-      task: 'mnist',
-      config: {},
-      modelSpecHash: await specHash(getModelSpec('mnist')),
-    });
-    rounds.push(...(await store.listRounds(opened.experimentId)));
-    return rounds;
-  } finally {
-    await store.close();
-  }
-}
 
 describe('plain federated rounds on real sockets', () => {
   test('3 clients x 3 rounds: accuracy rises, history and database agree', async () => {
@@ -86,7 +66,7 @@ describe('plain federated rounds on real sockets', () => {
     const written = JSON.parse(readFileSync(jsonPath, 'utf8')) as RunHistory;
     expect(written.rounds.map((r) => r.testAccuracy)).toEqual(accuracies);
 
-    const rounds = await persistedRounds(database, 'three-by-three');
+    const rounds = await readPersistedRounds(database, 'three-by-three');
     expect(rounds.map((r) => [r.number, r.status, r.participants])).toEqual([
       [1, 'completed', 3],
       [2, 'completed', 3],
@@ -171,7 +151,7 @@ describe('plain federated rounds on real sockets', () => {
     const done = await Promise.all(clients.map((c) => c.session.finished));
     expect(done.every((d) => d.rounds === 3)).toBe(true);
 
-    const rounds = await persistedRounds(database, 'resumable');
+    const rounds = await readPersistedRounds(database, 'resumable');
     expect(rounds.filter((r) => r.status === 'completed').map((r) => r.number)).toEqual([1, 2, 3]);
   });
 });

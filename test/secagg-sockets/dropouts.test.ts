@@ -13,10 +13,10 @@ import {
   initialGlobal,
   maxAbs,
   maxAbsDiff,
-  readPersistedRun,
   secAggTolerance,
   totalExamples,
 } from '../helpers/secagg-expectations';
+import { readPersistedRun } from '../helpers/persisted-rounds';
 import type { ProbedClient, SecAggPhaseName } from '../helpers/secagg-probe';
 import { closeProbedClients, startProbedClients } from '../helpers/secagg-probe';
 

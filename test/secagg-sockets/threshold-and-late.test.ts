@@ -15,10 +15,10 @@ import {
   initialGlobal,
   maxAbs,
   maxAbsDiff,
-  readPersistedRun,
   secAggTolerance,
   totalExamples,
 } from '../helpers/secagg-expectations';
+import { readPersistedRun } from '../helpers/persisted-rounds';
 import type { ProbedClient } from '../helpers/secagg-probe';
 import {
   closeProbedClients,
