@@ -1,7 +1,12 @@
 import { createRng } from '../../shared/random';
 import type { IdentityKeyPair } from '../../shared/identity';
-import { generateIdentity } from '../../shared/identity';
-import type { RandomFill, SecAggConfig, SimulatedSecAggClient } from '../../shared/secagg';
+import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
+import type {
+  RandomFill,
+  SecAggConfig,
+  SecAggPhase,
+  SimulatedSecAggClient,
+} from '../../shared/secagg';
 import { chooseSecAggParams } from '../../shared/secagg';
 
 /** A model hash as the coordinator would announce it (64 hex chars). */
@@ -90,4 +95,16 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let max = 0;
   for (let i = 0; i < a.length; i++) max = Math.max(max, Math.abs(a[i]! - b[i]!));
   return max;
+}
+
+/** A simulated client's id (derived from its identity key, as the coordinator derives it). */
+export const idOf = (c: SimulatedSecAggClient): string =>
+  clientIdFromPublicKey(c.identity.publicKey);
+
+/** `clients` with client i dropping out at `drops[i]`. */
+export function withDrops(
+  clients: SimulatedSecAggClient[],
+  drops: Record<number, SecAggPhase>,
+): SimulatedSecAggClient[] {
+  return clients.map((c, i) => (drops[i] ? { ...c, dropAt: drops[i] } : c));
 }
