@@ -47,7 +47,8 @@ export class StreamingWeightedMean {
         `update has ${vector.length} values, model has ${this.length}`,
       );
     }
-    if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
+    // Number.isFinite is false for every non-number (a string weight would pass `<= 0`).
+    if (!Number.isFinite(weight) || weight <= 0) {
       throw new CohortError(
         'MESSAGE_INVALID',
         `update weight must be a positive finite number, got ${weight}`,
@@ -61,6 +62,7 @@ export class StreamingWeightedMean {
       }
     }
     const sum = this.sum;
+    // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
     for (let i = 0; i < vector.length; i++) sum[i]! += weight * vector[i]!;
     this.added += 1;
     this.weightSum += weight;
@@ -75,6 +77,7 @@ export class StreamingWeightedMean {
       throw new CohortError('ROUND_ABORTED', 'no updates were added to the average');
     }
     const out = new Float32Array(this.length);
+    // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
     for (let i = 0; i < this.length; i++) out[i] = this.sum[i]! / this.weightSum;
     return out;
   }

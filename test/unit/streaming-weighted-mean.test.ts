@@ -45,9 +45,17 @@ describe('StreamingWeightedMean', () => {
     expect(codeOf(() => acc.add(new Float32Array([1, 2, 3]), 1))).toBe('UPDATE_SHAPE');
     expect(codeOf(() => acc.add(new Float32Array([5, Number.NaN]), 1))).toBe('UPDATE_NON_FINITE');
     expect(codeOf(() => acc.add(new Float32Array([Infinity, 0]), 1))).toBe('UPDATE_NON_FINITE');
-    for (const weight of [0, -1, Number.NaN, Infinity]) {
+    for (const weight of [0, -1, Number.NaN, Infinity, '2' as unknown as number]) {
       expect(codeOf(() => acc.add(new Float32Array([9, 9]), weight))).toBe('MESSAGE_INVALID');
     }
+    // The offending index travels with the error, for the log line and the client's answer.
+    let caught: unknown;
+    try {
+      acc.add(new Float32Array([0, Number.NaN]), 1);
+    } catch (err) {
+      caught = err;
+    }
+    expect(isCohortError(caught, 'UPDATE_NON_FINITE') && caught.details).toEqual({ index: 1 });
     expect(acc.count).toBe(1);
     expect(acc.totalWeight).toBe(1);
     expect(Array.from(acc.mean())).toEqual([1, 1]);
