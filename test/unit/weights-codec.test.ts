@@ -7,6 +7,8 @@ import {
   applyWeights,
   assertFinite,
   bytesToFloats,
+  decodeFloat32LittleEndian,
+  encodeFloat32LittleEndian,
   extractWeights,
   floatsToBytes,
   hashWeights,
@@ -173,5 +175,109 @@ describe('hashWeights', () => {
 
   it('refuses data whose length disagrees with the manifest', async () => {
     await expect(hashWeights(manifest, new Float32Array(3))).rejects.toThrow(/UPDATE_SHAPE/);
+  });
+});
+
+/** The error `fn` throws (undefined when it returns). */
+function errorOf(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+describe('manifests, exactly', () => {
+  const base: WeightManifest = {
+    entries: [
+      { name: 'a', shape: [2, 3] },
+      { name: 'b', shape: [4] },
+    ],
+    length: 10,
+  };
+  const withEntry = (i: number, entry: { name: string; shape: number[] }): WeightManifest => ({
+    ...base,
+    entries: base.entries.map((e, j) => (j === i ? entry : e)),
+  });
+
+  it('differ in the total length alone, the entry count alone, a name, a rank or one dimension', () => {
+    expect(manifestsEqual(base, structuredClone(base))).toBe(true);
+    expect(manifestsEqual(base, { ...base, length: 11 })).toBe(false);
+    expect(manifestsEqual(base, { ...base, entries: base.entries.slice(0, 1) })).toBe(false);
+    expect(manifestsEqual(base, withEntry(1, { name: 'c', shape: [4] }))).toBe(false);
+    expect(manifestsEqual(base, withEntry(0, { name: 'a', shape: [2, 3, 1] }))).toBe(false);
+    expect(manifestsEqual(base, withEntry(0, { name: 'a', shape: [2, 5] }))).toBe(false);
+  });
+
+  it('a refused manifest says which entry differs, in the error details', () => {
+    const model = buildModel(SPEC, 1);
+    try {
+      const { manifest, data } = extractWeights(model);
+      const difference = (other: WeightManifest) => {
+        const error = errorOf(() => applyWeights(model, other, data));
+        expect(isCohortError(error, 'UPDATE_SHAPE')).toBe(true);
+        return (error as { details?: { difference?: string } }).details?.difference;
+      };
+      const second = manifest.entries[1]!;
+      expect(
+        difference({
+          ...manifest,
+          entries: manifest.entries.map((e, i) => (i === 1 ? { ...e, name: 'other/bias' } : e)),
+        }),
+      ).toBe(`entry 1: expected ${second.name} [${second.shape.join(',')}], got other/bias [2]`);
+      expect(
+        difference({ ...manifest, entries: [...manifest.entries, { name: 'extra', shape: [1] }] }),
+      ).toBe('entry 4: expected none, got extra [1]');
+      const last = manifest.entries.at(-1)!;
+      expect(difference({ ...manifest, entries: manifest.entries.slice(0, -1) })).toBe(
+        `entry 3: expected ${last.name} [${last.shape.join(',')}], got none`,
+      );
+      expect(difference({ ...manifest, length: LENGTH + 1 })).toBe(
+        `expected length ${LENGTH}, got ${LENGTH + 1}`,
+      );
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('a model with a non-float32 variable has no manifest', () => {
+    const model = {
+      weights: [{ dtype: 'int32', originalName: 'counter', shape: [1] }],
+    } as unknown as tf.LayersModel;
+    expect(codeOf(() => modelManifest(model))).toBe('UPDATE_SHAPE');
+  });
+});
+
+describe('bytes, on either byte order', () => {
+  const floats = new Float32Array([1, -2, 0.5, 3.25, -1e-7]);
+
+  it('the portable little-endian codec gives the same bytes and values as the fast path', () => {
+    expect(encodeFloat32LittleEndian(floats)).toEqual(new Uint8Array(floatsToBytes(floats)));
+    expect(Array.from(encodeFloat32LittleEndian(new Float32Array([1, -2])))).toEqual([
+      0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0,
+    ]);
+    const backing = new Uint8Array(3 + floats.byteLength);
+    backing.set(floatsToBytes(floats), 3);
+    expect(decodeFloat32LittleEndian(backing.subarray(3))).toEqual(floats);
+    expect(codeOf(() => decodeFloat32LittleEndian(new Uint8Array(7)))).toBe('UPDATE_SHAPE');
+  });
+
+  it('aligned bytes decode without a copy, unaligned ones into a copy', () => {
+    const aligned = floatsToBytes(floats);
+    expect(bytesToFloats(aligned).buffer).toBe(aligned.buffer);
+    const backing = new Uint8Array(8 + floats.byteLength);
+    backing.set(aligned, 4);
+    const offsetAligned = backing.subarray(4, 4 + floats.byteLength);
+    expect(bytesToFloats(offsetAligned).buffer).toBe(backing.buffer);
+    expect(bytesToFloats(offsetAligned)).toEqual(floats);
+    const odd = new Uint8Array(1 + floats.byteLength);
+    odd.set(aligned, 1);
+    expect(bytesToFloats(odd.subarray(1)).buffer).not.toBe(odd.buffer);
+  });
+
+  it('assertFinite reports the first bad index in its details', () => {
+    const error = errorOf(() => assertFinite([0, 1, Number.NaN, Infinity]));
+    expect(isCohortError(error, 'UPDATE_NON_FINITE') && error.details).toEqual({ index: 2 });
   });
 });
