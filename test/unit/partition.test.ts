@@ -177,3 +177,101 @@ describe('partitionIndices', () => {
     expectCode(() => partitionIndices([0, 1.5], 10, 2, { kind: 'iid' }, 0), 'DATA_INVALID');
   });
 });
+
+describe('partition edge cases, exactly', () => {
+  /** The message of the refusal (fails the test when nothing is thrown). */
+  const refusal = (fn: () => unknown): string => {
+    try {
+      fn();
+    } catch (err) {
+      if (isCohortError(err)) return err.message;
+      throw err;
+    }
+    throw new Error('expected a refusal');
+  };
+
+  it('each malformed spec is refused with the reason that fits it', () => {
+    expect(refusal(() => parsePartitionSpec('iid:3'))).toMatch(/'iid' takes no parameter/);
+    expect(refusal(() => parsePartitionSpec('dirichlet:abc'))).toMatch(
+      /expected 'dirichlet:<alpha>' with a positive number/,
+    );
+    expect(refusal(() => parsePartitionSpec('dirichlet'))).toMatch(/expected 'dirichlet:<alpha>'/);
+    for (const bad of ['shards:x5', 'shards:5x', 'shards', 'shards:1.5']) {
+      expect(refusal(() => parsePartitionSpec(bad))).toMatch(
+        /expected 'shards:<k>' with a positive integer/,
+      );
+    }
+    expect(refusal(() => parsePartitionSpec('zipf:2'))).toMatch(
+      /expected 'iid', 'dirichlet:<alpha>' or 'shards:<k>'/,
+    );
+  });
+
+  it('accepts a space after the colon, several digits and the smallest valid values', () => {
+    expect(parsePartitionSpec('dirichlet: 0.5')).toEqual({ kind: 'dirichlet', alpha: 0.5 });
+    expect(parsePartitionSpec('shards:12')).toEqual({ kind: 'shards', shardsPerClient: 12 });
+    expect(parsePartitionSpec('shards:1')).toEqual({ kind: 'shards', shardsPerClient: 1 });
+    expect(partitionIndices([0, 0, 0], 1, 2, { kind: 'iid' }, 1).flat().sort()).toEqual([0, 1, 2]);
+  });
+
+  it('refuses an unknown kind, a string alpha and a negative label', () => {
+    expectCode(
+      () => partitionIndices(LABELS, 10, 2, { kind: 'zipf' } as unknown as PartitionSpec, 0),
+      'CONFIG_INVALID',
+    );
+    expectCode(
+      () =>
+        partitionIndices(LABELS, 10, 2, { kind: 'dirichlet', alpha: '1' as unknown as number }, 0),
+      'CONFIG_INVALID',
+    );
+    expectCode(() => partitionIndices([0, -1], 2, 2, { kind: 'iid' }, 0), 'DATA_INVALID');
+  });
+
+  it('a vanishing alpha gives each class to exactly one client (the Dirichlet limit)', () => {
+    // Every gamma draw underflows to 0: the proportions become one random vertex per class.
+    const parts = partitionIndices(LABELS, 10, 4, { kind: 'dirichlet', alpha: 1e-300 }, 9);
+    expectDisjointCover(parts, LABELS.length);
+    for (let label = 0; label < 10; label++) {
+      const owners = parts.filter((part) => part.some((i) => LABELS[i] === label));
+      expect(owners).toHaveLength(1);
+    }
+  });
+
+  it('an empty client takes one example from the first of the largest clients', () => {
+    // Shards of 2 classes over 3 clients: 4 examples, one client may come out empty.
+    const parts = partitionIndices([0, 0, 1, 1], 2, 3, { kind: 'shards', shardsPerClient: 1 }, 2);
+    expectDisjointCover(parts, 4);
+    expect(parts.every((part) => part.length >= 1)).toBe(true);
+    // Two examples for three clients: one client stays empty.
+    expect(partitionIndices([0, 1], 2, 3, { kind: 'iid' }, 4)).toEqual([[], [1], [0]]);
+  });
+
+  it('is pinned for a seed: the same spec and seed deal the same examples, release after release', () => {
+    const labels = [0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2];
+    expect(partitionIndices(labels, 3, 3, { kind: 'iid' }, 11)).toEqual(PINNED.iid);
+    expect(partitionIndices(labels, 3, 3, { kind: 'dirichlet', alpha: 0.5 }, 11)).toEqual(
+      PINNED.dirichlet,
+    );
+    expect(partitionIndices(labels, 3, 3, { kind: 'shards', shardsPerClient: 2 }, 11)).toEqual(
+      PINNED.shards,
+    );
+    expect(partitionIndices([0, 0, 0, 0, 1], 2, 4, { kind: 'dirichlet', alpha: 0.05 }, 3)).toEqual(
+      PINNED.fill,
+    );
+  });
+});
+
+/** Outputs recorded from this implementation; a change here changes every seeded experiment. */
+const PINNED = {
+  iid: [
+    [1, 2, 7, 9],
+    [3, 6, 8, 10],
+    [0, 4, 5, 11],
+  ],
+  dirichlet: [[1, 4, 7, 8, 10], [0, 2, 3, 5, 6, 9], [11]],
+  shards: [
+    [1, 4, 7, 10],
+    [0, 5, 6, 11],
+    [2, 3, 8, 9],
+  ],
+  fill: [[2], [0, 3], [4], [1]],
+};
