@@ -226,6 +226,14 @@ describe('manifests, exactly', () => {
           entries: manifest.entries.map((e, i) => (i === 1 ? { ...e, name: 'other/bias' } : e)),
         }),
       ).toBe(`entry 1: expected ${second.name} [${second.shape.join(',')}], got other/bias [2]`);
+      const kernel = manifest.entries[2]!;
+      expect(kernel.shape).toEqual([8, 2]);
+      expect(
+        difference({
+          ...manifest,
+          entries: manifest.entries.map((e, i) => (i === 2 ? { ...e, shape: [2, 8] } : e)),
+        }),
+      ).toBe(`entry 2: expected ${kernel.name} [8,2], got ${kernel.name} [2,8]`);
       expect(
         difference({ ...manifest, entries: [...manifest.entries, { name: 'extra', shape: [1] }] }),
       ).toBe('entry 4: expected none, got extra [1]');
