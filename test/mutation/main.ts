@@ -100,6 +100,26 @@ function strykerOptions(module: MutationModule, concurrency: number): Record<str
   };
 }
 
+/**
+ * Writes reports/mutation/summary.{json,md}: this run's scores, and earlier results of the
+ * modules it left out, in the modules' order. Returns the table.
+ */
+function writeSummary(scores: readonly ModuleScore[]): string {
+  const summaryPath = join(REPORT_DIR, 'summary.json');
+  const earlier = existsSync(summaryPath)
+    ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as ModuleScore[])
+    : [];
+  const merged = MUTATION_MODULES.flatMap((m) => {
+    const score =
+      scores.find((s) => s.module === m.name) ?? earlier.find((s) => s.module === m.name);
+    return score ? [score] : [];
+  });
+  const table = formatScoreTable(merged);
+  writeFileSync(summaryPath, `${JSON.stringify(merged, null, 2)}\n`);
+  writeFileSync(join(REPORT_DIR, 'summary.md'), `${table}\n`);
+  return table;
+}
+
 async function main(): Promise<void> {
   const { modules, concurrency } = parseArgs(process.argv.slice(2));
   // StrykerJS is an ES module; this program is CommonJS.
@@ -125,21 +145,12 @@ async function main(): Promise<void> {
     scores.push(score);
     console.log(`\n${formatScoreTable([score])}`);
     for (const s of score.survivors) console.log(`   survived: ${s}`);
+    // After every module, so an interrupted run keeps what it finished.
+    writeSummary(scores);
   }
-  // The summary keeps earlier results of modules this run left out, in the modules' order.
-  const summaryPath = join(REPORT_DIR, 'summary.json');
-  const earlier = existsSync(summaryPath)
-    ? (JSON.parse(readFileSync(summaryPath, 'utf8')) as ModuleScore[])
-    : [];
-  const merged = MUTATION_MODULES.flatMap((m) => {
-    const score =
-      scores.find((s) => s.module === m.name) ?? earlier.find((s) => s.module === m.name);
-    return score ? [score] : [];
-  });
-  const table = formatScoreTable(merged);
-  writeFileSync(summaryPath, `${JSON.stringify(merged, null, 2)}\n`);
-  writeFileSync(join(REPORT_DIR, 'summary.md'), `${table}\n`);
-  console.log(`\n${table}\n\nreports: ${REPORT_DIR}/<module>/index.html, summary.json, summary.md`);
+  console.log(
+    `\n${writeSummary(scores)}\n\nreports: ${REPORT_DIR}/<module>/index.html, summary.json, summary.md`,
+  );
   if (scores.some((s) => s.score !== null && s.score < s.target)) process.exitCode = 1;
 }
 
