@@ -1,7 +1,6 @@
 /**
- * The moduleNameMapper target for packages loaded outside jest's vm context (see
- * environment.js). Jest hands this file the request through the mapped name's capture group
- * in a per-package stub; each stub is one line.
+ * Loads `name` with Node's own require (outside jest's vm context; see environment.js). Each
+ * package listed in jest.config.js's moduleNameMapper has a one-line stub calling this.
  */
 module.exports = function nativeRequire(name) {
   const load = globalThis.__cohortNativeRequire;
