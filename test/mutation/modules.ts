@@ -31,11 +31,14 @@ const SECAGG_PRIMITIVE_TESTS = [
 
 /**
  * Whole in-memory rounds: honest, with dropouts, and against an active coordinator. The
- * SecAgg+ rounds at n > 100 (test/secagg/sparse-graph-round.test.ts) cost seconds each and
- * are left out; the complete-graph rounds run the same checks.
+ * SecAgg+ rounds at n > 100 (test/secagg/sparse-graph-round.test.ts and
+ * active-coordinator-sparse.test.ts) cost seconds each and are left out: the complete-graph
+ * rounds run the same code, and the rules that only bite on a sparse graph are judged by
+ * client-checks.test.ts, which applies them one function at a time to a 12-client graph.
  */
 const SECAGG_ROUND_TESTS = [
   ...SECAGG_PRIMITIVE_TESTS,
+  'test/secagg/client-checks.test.ts',
   'test/secagg/round.test.ts',
   'test/secagg/adversarial.test.ts',
   'test/secagg/active-coordinator.test.ts',

@@ -1,0 +1,65 @@
+/**
+ * The set-up shared by the malicious-coordinator suites (complete-graph and SecAgg+ cohorts).
+ */
+import { isCohortError } from '../../shared/errors';
+import type { ErrorCode } from '../../shared/errors';
+import type { IdentityKeyPair } from '../../shared/identity';
+import type { RoundLedger } from '../../shared/secagg';
+import { chooseSecAggParams } from '../../shared/secagg';
+import { Arena } from './active-adversary';
+import { MODEL_HASH, makeClients } from './helpers';
+
+/** Update length of every arena round: long enough to tell updates apart, cheap to mask. */
+export const VECTOR = 8;
+
+/** n honest clients' identities and seeded inputs. */
+export function inputs(n: number, seed: number) {
+  return makeClients(n, VECTOR, seed).map((c) => ({
+    identity: c.identity,
+    input: { update: c.update, exampleCount: c.exampleCount, trainLoss: 0.5 },
+  }));
+}
+
+/**
+ * An arena of `honest` real client sessions (and the coordinator's own `corrupt` identities)
+ * with the default parameters for that cohort size.
+ */
+export function arena(options: {
+  honest: number;
+  corrupt?: IdentityKeyPair[];
+  seed?: number;
+  roundId?: string;
+  pinned?: Uint8Array[];
+  ledger?: (id: string) => RoundLedger | undefined;
+  experiment?: string;
+}): Arena {
+  const n = options.honest + (options.corrupt?.length ?? 0);
+  const honest = inputs(options.honest, options.seed ?? 1).map((h) => ({
+    ...h,
+    ...(options.pinned ? { knownIdentityKeys: options.pinned } : {}),
+  }));
+  return new Arena({
+    roundId: options.roundId ?? 'r-active',
+    modelHash: MODEL_HASH,
+    config: chooseSecAggParams(n, { vectorLength: VECTOR, clipRange: 1, weightCap: 1000 }),
+    honest,
+    ...(options.corrupt ? { corrupt: options.corrupt } : {}),
+    ...(options.ledger ? { ledger: options.ledger } : {}),
+    ...(options.experiment ? { experiment: options.experiment } : {}),
+  });
+}
+
+/** Asserts a CohortError with `code`, printing the actual error when it is something else. */
+export function expectCode(error: unknown, code: ErrorCode): void {
+  expect(isCohortError(error, code) ? code : error).toBe(code);
+}
+
+/** Runs the honest protocol over `ids` (everyone shown the same lists) up to the end. */
+export async function honestRun(a: Arena, ids: string[]): Promise<void> {
+  await a.advertiseAll();
+  const all = a.ids;
+  for (const id of ids) await a.shareKeys(id, all);
+  for (const id of ids) await a.maskedInput(id, all);
+  for (const id of ids) await a.consistencyCheck(id, all);
+  for (const id of ids) await a.unmasking(id);
+}
