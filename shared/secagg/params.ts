@@ -107,6 +107,7 @@ export function chooseSecAggParams(cohortSize: number, options: SecAggParamOptio
 export function derivedScale(maxClients: number, clipRange: number, weightCap: number): number {
   const perClient = INT32_MAX / maxClients - 1; // +1: stochastic rounding may round up once
   const bound = perClient / (clipRange * weightCap);
+  // Stryker disable next-line EqualityOperator: at bound = 0 the scale below is 0 too, and so is the result.
   if (!(bound > 0)) return 0;
   let scale = 2 ** Math.floor(Math.log2(bound));
   // Guard against log2 rounding at exact powers of two.
@@ -150,12 +151,19 @@ export function graphParams(participants: number): GraphParams {
   if (participants <= COMPLETE_GRAPH_MAX_CLIENTS) neighbours = participants - 1;
   else {
     const k = 10 * Math.ceil(Math.log2(participants));
-    neighbours = Math.min(MAX_SHARE_HOLDERS - 1, k + (k % 2), participants - 1);
+    neighbours = Math.min(
+      MAX_SHARE_HOLDERS - 1,
+      // Stryker disable next-line ArithmeticOperator: k = 10 * ceil(log2 n) is even, so k % 2 is 0.
+      k + (k % 2),
+      // Stryker disable next-line ArithmeticOperator: above 100 participants k < n - 1, so this never binds.
+      participants - 1,
+    );
   }
   const complete = neighbours >= participants - 1;
   const holders = neighbours + 1;
   const threshold = Math.max(MIN_THRESHOLD, Math.ceil((2 * holders) / 3));
   const maxColluders = 2 * threshold - holders - 1;
+  // Stryker disable next-line ConditionalExpression,LogicalOperator,BlockStatement: unreachable, every n >= 3 gives t <= m and 2t - m >= 2 (tested).
   if (threshold > holders || maxColluders < 1) {
     throw new CohortError(
       'CONFIG_UNSAFE',

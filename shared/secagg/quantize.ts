@@ -91,6 +91,7 @@ export function quantizeWeightedUpdate(
       if (!Number.isFinite(x)) {
         throw new CohortError('UPDATE_NON_FINITE', `update element ${i} is ${x}`);
       }
+      // Stryker disable next-line EqualityOperator: at x = clip (or -clip) either branch yields the same value.
       const clipped = x > clip ? clip : x < -clip ? -clip : x;
       const v = clipped * factor;
       const floor = Math.floor(v);
@@ -148,6 +149,7 @@ export function decodeAggregate(
   }
   const divisor = config.scale * totalWeight;
   const weightedMean = new Float32Array(config.vectorLength);
+  // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
   for (let i = 0; i < weightedMean.length; i++) weightedMean[i] = (sum[i]! | 0) / divisor;
   const meanTrainLoss =
     ((sum[config.vectorLength + 1]! | 0) / divisor) * (MAX_MASKED_LOSS / config.clipRange);

@@ -19,12 +19,15 @@ export interface MutationModule {
 /** Fast, direct tests of the secure-aggregation building blocks. */
 const SECAGG_PRIMITIVE_TESTS = [
   'test/secagg/crypto-primitives.test.ts',
+  'test/secagg/crypto-primitives-backends.test.ts',
+  'test/secagg/encoding.test.ts',
   'test/secagg/graph.test.ts',
   'test/secagg/known-answers.test.ts',
   'test/secagg/messages.test.ts',
   'test/secagg/params.test.ts',
   'test/secagg/prg.test.ts',
   'test/secagg/quantize.test.ts',
+  'test/secagg/round-view.test.ts',
   'test/secagg/shamir.test.ts',
   'test/secagg/uniformity.test.ts',
 ];

@@ -63,10 +63,13 @@ describe('secure-aggregation message validators', () => {
     expect(parsed.signature.constructor).toBe(Uint8Array);
     buffer[0] = 0;
     expect(parsed.signature[0]).toBe(7);
+    const arrayBuffer = new Uint8Array(64).fill(3).buffer;
     const fromArrayBuffer = parseSecAggMessage('consistencyCheckResponse', {
       roundId: 'r1',
-      signature: new Uint8Array(64).fill(3).buffer,
+      signature: arrayBuffer,
     });
+    expect(fromArrayBuffer.signature.buffer).not.toBe(arrayBuffer);
+    new Uint8Array(arrayBuffer).fill(0);
     expect(fromArrayBuffer.signature[63]).toBe(3);
     // An odd-offset view into a pooled buffer, as socket.io may deliver.
     const pool = Buffer.alloc(100, 1);
@@ -90,6 +93,32 @@ describe('secure-aggregation message validators', () => {
         signature: new Uint8Array(64),
       },
       'cPublicKey',
+    ],
+    [
+      'a 65-byte signature',
+      'consistencyCheckResponse',
+      { roundId: 'r1', signature: new Uint8Array(65) },
+      'signature',
+    ],
+    [
+      'a 33-byte key as an ArrayBuffer',
+      'advertiseKeysResponse',
+      {
+        roundId: 'r1',
+        cPublicKey: new Uint8Array(32),
+        sPublicKey: new ArrayBuffer(33),
+        signature: new Uint8Array(64),
+      },
+      'sPublicKey',
+    ],
+    [
+      'a bundle ciphertext of 1025 bytes',
+      'shareKeysResponse',
+      {
+        roundId: 'r1',
+        bundles: [{ recipientId: id, nonce: new Uint8Array(24), ciphertext: new Uint8Array(1025) }],
+      },
+      'bundles.0.ciphertext',
     ],
     [
       'a 63-byte signature',
@@ -179,4 +208,29 @@ describe('secure-aggregation message validators', () => {
       expect(String(error)).toContain(field === 'root' ? '(root)' : field);
     },
   );
+
+  /**
+   * The refusal names the first three offending fields, one '<path>: <reason>' each, joined
+   * by '; ', so a log line stays short however broken the payload is.
+   */
+  it('names at most the first three offending fields, separated by semicolons', () => {
+    let error: unknown;
+    try {
+      parseSecAggMessage('unmaskingRequest', {
+        roundId: 'r 1',
+        survivors: ['x'],
+        dropped: ['y'],
+        signatures: 1,
+        inputSignatures: 2,
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toMatchObject({ code: 'MESSAGE_INVALID' });
+    const message = (error as Error).message;
+    expect(message).toMatch(
+      /^MESSAGE_INVALID: invalid unmaskingRequest: roundId: [^;]+; survivors\.0: [^;]+; dropped\.0: [^;]+$/,
+    );
+    expect(message).not.toContain('ignatures');
+  });
 });

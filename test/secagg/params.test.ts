@@ -2,6 +2,7 @@ import type { SecAggConfig } from '../../shared/secagg';
 import {
   COMPLETE_GRAPH_MAX_CLIENTS,
   DEFAULT_WEIGHT_CAP,
+  MAX_VECTOR_LENGTH,
   assertSafeConfig,
   chooseSecAggParams,
   configHash,
@@ -109,5 +110,144 @@ describe('secure-aggregation parameters', () => {
     for (const key of Object.keys(base) as (keyof SecAggConfig)[]) {
       expect(configHash({ ...base, [key]: base[key] + 1 })).not.toBe(hash);
     }
+  });
+  it('derives exact scales at the boundaries of the overflow and precision bounds', () => {
+    // Hand-checked: s = 2^floor(log2((INT32_MAX / m - 1) / (clip * w))), halved while
+    // m * (clip * w * s + 1) > INT32_MAX, and 0 when clip * w * s < 256.
+    expect(derivedScale(10, 1, DEFAULT_WEIGHT_CAP)).toBe(8192);
+    // 5e6 * (256 + 1) = 1.285e9 fits, 5e6 * (512 + 1) does not; 256 levels are just enough.
+    expect(derivedScale(5_000_000, 1, 1)).toBe(256);
+    // 1e7 * (128 + 1) fits, but 128 levels are too few.
+    expect(derivedScale(10_000_000, 1, 1)).toBe(0);
+    // A clip range below one: 10 * (0.5 * 2^28 + 1) = 1342177290 fits, 2^29 does not.
+    expect(derivedScale(10, 0.5, 1)).toBe(2 ** 28);
+    // The bound holds for any positive weight, fractional ones included.
+    expect(derivedScale(10, 1, 0.5)).toBe(2 ** 28);
+    // Equality is allowed: 1 * ((2^31 - 2) * 1 + 1) = INT32_MAX exactly.
+    expect(derivedScale(1, 1, 2 ** 31 - 2)).toBe(1);
+    // From 2^31 clients on, not even a zero scale leaves room: no scale at all.
+    expect(derivedScale(2 ** 31, 1, 1)).toBe(0);
+    expect(derivedScale(2 ** 32, 1, 1)).toBe(0);
+    expect(derivedScale(INT32_MAX, 1, 1)).toBe(0);
+  });
+
+  it('halves the scale when log2 rounds a bound just below a power of two up to it', () => {
+    // The bound is 7.999999999999999, whose log2 rounds to exactly 3; scale 8 would give
+    // 16384 * c * 8 + 1 > INT32_MAX, so the guard halves it to 4.
+    const clipRange = 16383.999984741213;
+    const bound = (INT32_MAX - 1) / (clipRange * 16384);
+    expect(bound).toBeLessThan(8);
+    expect(Math.floor(Math.log2(bound))).toBe(3);
+    expect(clipRange * 16384 * 8 + 1).toBeGreaterThan(INT32_MAX);
+    expect(derivedScale(1, clipRange, 16384)).toBe(4);
+    expect(derivedScale(1, 268435455.75000003, 1)).toBe(4);
+  });
+
+  it('every derived scale is the largest power of two that cannot overflow', () => {
+    for (const m of [1, 3, 7, 10, 1000, 123_457]) {
+      for (const clip of [0.01, 0.5, 1, 3, 100]) {
+        for (const w of [1, 3, 100, DEFAULT_WEIGHT_CAP]) {
+          const s = derivedScale(m, clip, w);
+          if (s === 0) {
+            // No power of two keeps 256 levels without overflow.
+            const coarsest = 2 ** Math.ceil(Math.log2(256 / (clip * w)));
+            expect(clip * w * coarsest).toBeGreaterThanOrEqual(256);
+            expect(m * (clip * w * coarsest + 1)).toBeGreaterThan(INT32_MAX);
+            continue;
+          }
+          expect(Number.isInteger(Math.log2(s))).toBe(true);
+          expect(m * (clip * w * s + 1)).toBeLessThanOrEqual(INT32_MAX);
+          expect(m * (clip * w * s * 2 + 1)).toBeGreaterThan(INT32_MAX);
+          expect(clip * w * s).toBeGreaterThanOrEqual(256);
+        }
+      }
+    }
+  });
+
+  it('caps SecAgg+ neighbourhoods at 254 neighbours (255 share holders)', () => {
+    // k = 10 * ceil(log2 n): 250 at n = 2^25, 260 (capped to 254) just above it.
+    expect(graphParams(2 ** 25)).toMatchObject({ neighbours: 250, holders: 251 });
+    expect(graphParams(2 ** 25 + 1)).toMatchObject({
+      neighbours: 254,
+      holders: 255,
+      threshold: 170,
+      maxColluders: 84,
+      complete: false,
+    });
+    expect(graphParams(Number.MAX_SAFE_INTEGER).holders).toBe(255);
+    expect(() => graphParams(2)).toThrow(/participants must be an integer in \[3, /);
+  });
+
+  it('names the offending field when choosing parameters', () => {
+    const ok = { vectorLength: 4, clipRange: 1 };
+    expect(() => chooseSecAggParams(0, ok)).toThrow(/CONFIG_INVALID: cohortSize must be/);
+    expect(() => chooseSecAggParams(5, { ...ok, maxClients: 0 })).toThrow(
+      /CONFIG_INVALID: maxClients must be an integer in \[1, /,
+    );
+    expect(() => chooseSecAggParams(5, { ...ok, clipRange: 0 })).toThrow(
+      /CONFIG_INVALID: clipRange must be a positive/,
+    );
+    expect(() => chooseSecAggParams(5, { ...ok, weightCap: 0.5 })).toThrow(
+      /CONFIG_INVALID: weightCap must be/,
+    );
+    expect(() => chooseSecAggParams(10_000_000, { ...ok, weightCap: 1 })).toThrow(
+      /CONFIG_UNSAFE: no scale keeps 256 fixed-point levels/,
+    );
+  });
+
+  it('names the offending field of a refused config', () => {
+    expect(() => assertSafeConfig({ ...base, vectorLength: 0 })).toThrow(
+      /CONFIG_INVALID: vectorLength must be/,
+    );
+    expect(() => assertSafeConfig({ ...base, clipRange: 0 })).toThrow(
+      /CONFIG_INVALID: clipRange must be/,
+    );
+    // Zero is not positive: refused as malformed, not merely as a wrong scale.
+    expect(() => assertSafeConfig({ ...base, scale: 0 })).toThrow(
+      /CONFIG_INVALID: scale must be a positive/,
+    );
+    expect(() => assertSafeConfig({ ...base, weightCap: 0 })).toThrow(
+      /CONFIG_INVALID: weightCap must be/,
+    );
+    expect(() => assertSafeConfig({ ...base, maxClients: 2 })).toThrow(
+      /CONFIG_INVALID: maxClients must be an integer in \[3, /,
+    );
+    expect(() => assertSafeConfig(base, 0)).toThrow(/CONFIG_INVALID: cohortSize must be/);
+  });
+
+  it('accepts vector lengths up to the cap and refuses one more', () => {
+    const at = { ...base, vectorLength: MAX_VECTOR_LENGTH };
+    expect(() => assertSafeConfig(at)).not.toThrow();
+    expect(() => assertSafeConfig({ ...at, vectorLength: MAX_VECTOR_LENGTH + 1 })).toThrow(
+      /CONFIG_INVALID: vectorLength/,
+    );
+  });
+
+  it('refuses a total weight that can overflow, and bounds without precision, by name', () => {
+    // 3 * 2^30 > INT32_MAX although each element stays in range (scale 0.5 is the derived one).
+    const heavy: SecAggConfig = {
+      modulusBits: 32,
+      vectorLength: 1,
+      clipRange: 1,
+      scale: 0.5,
+      weightCap: 2 ** 30,
+      maxClients: 3,
+    };
+    expect(derivedScale(3, 1, 2 ** 30)).toBe(0.5);
+    expect(() => assertSafeConfig(heavy)).toThrow(
+      /CONFIG_UNSAFE: maxClients \* weightCap must stay below 2\^31/,
+    );
+    expect(() => assertSafeConfig({ ...heavy, weightCap: 2 ** 29 })).toThrow(
+      /CONFIG_UNSAFE: scale 0.5 is not the derived 1 /,
+    );
+    // INT32_MAX * 1 is not above INT32_MAX: refused for lack of precision, not for the weight.
+    expect(() =>
+      assertSafeConfig({ ...heavy, weightCap: 1, maxClients: INT32_MAX, scale: 1 }),
+    ).toThrow(/CONFIG_UNSAFE: no scale keeps 256/);
+    // Enough room for the weights, but too little precision: the no-precision error, not a
+    // scale mismatch against a derived 0.
+    expect(() =>
+      assertSafeConfig({ ...heavy, weightCap: 1, maxClients: 10_000_000, scale: 128 }),
+    ).toThrow(/CONFIG_UNSAFE: no scale keeps 256 fixed-point levels .* for 10000000 clients/);
   });
 });

@@ -1,20 +1,76 @@
-import { createCipheriv } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { addMask, expandMask, prgKeyFromSeed } from '../../shared/secagg';
+
+/**
+ * The documented key derivation, rebuilt with node:crypto alone: the first 32 bytes of
+ * SHA-512 over encodeFields('cohort/secagg/v1/prg-key', [seed]), i.e. for the label and the
+ * seed a tag byte (1 = text, 0 = bytes), a 4-byte big-endian length and the bytes.
+ */
+function referenceKey(seed: Uint8Array): Buffer {
+  const field = (tag: number, bytes: Buffer): Buffer => {
+    const header = Buffer.alloc(5);
+    header[0] = tag;
+    header.writeUInt32BE(bytes.length, 1);
+    return Buffer.concat([header, bytes]);
+  };
+  const encoded = Buffer.concat([
+    field(1, Buffer.from('cohort/secagg/v1/prg-key', 'utf8')),
+    field(0, Buffer.from(seed)),
+  ]);
+  return createHash('sha512').update(encoded).digest().subarray(0, 32);
+}
 
 /** The keystream standard AES-256-CTR (zero IV, 128-bit big-endian counter) gives, as LE uint32. */
 function referenceMask(seed: Uint8Array, length: number): Uint32Array {
-  const cipher = createCipheriv('aes-256-ctr', prgKeyFromSeed(seed), Buffer.alloc(16));
+  const cipher = createCipheriv('aes-256-ctr', referenceKey(seed), Buffer.alloc(16));
   const bytes = cipher.update(Buffer.alloc(Math.ceil(length / 4) * 16));
   const out = new Uint32Array(length);
   for (let i = 0; i < length; i++) out[i] = bytes.readUInt32LE(4 * i);
   return out;
 }
 
+/** The 16-byte CTR counter block of AES block `index` (big-endian, high bytes zero). */
+function counterHex(index: number): string {
+  const block = Buffer.alloc(16);
+  block.writeUInt32BE(index, 12);
+  return block.toString('hex');
+}
+
+interface EncryptCall {
+  /** The CTR counter block, hex. */
+  counter: string;
+  /** Bytes of zeros handed to WebCrypto (the keystream bytes asked for). */
+  bytes: number;
+  /** Size of the buffer those bytes sit in (what was allocated for them). */
+  bufferBytes: number;
+}
+
+/** Runs `run` and records every AES-CTR call it makes to WebCrypto. */
+async function recordEncrypt(run: () => Promise<unknown>): Promise<EncryptCall[]> {
+  const encrypt = jest.spyOn(crypto.subtle, 'encrypt');
+  try {
+    await run();
+    return encrypt.mock.calls.map(([algorithm, , data]) => {
+      const params = algorithm as AesCtrParams;
+      const bytes = data as Uint8Array;
+      expect(params.name).toBe('AES-CTR');
+      expect(params.length).toBe(64);
+      return {
+        counter: Buffer.from(params.counter as Uint8Array).toString('hex'),
+        bytes: bytes.byteLength,
+        bufferBytes: bytes.buffer.byteLength,
+      };
+    });
+  } finally {
+    encrypt.mockRestore();
+  }
+}
+
 const seedA = new Uint8Array(32).map((_, i) => i);
 const seedB = new Uint8Array(32).map((_, i) => 255 - i);
 
 describe('AES-256-CTR mask generator (WebCrypto)', () => {
-  it.each([1, 3, 4, 5, 257, 4096])(
+  it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 257, 4096])(
     'matches node:crypto AES-256-CTR for %i elements',
     async (length) => {
       expect(Array.from(await expandMask(seedA, length))).toEqual(
@@ -22,6 +78,21 @@ describe('AES-256-CTR mask generator (WebCrypto)', () => {
       );
     },
   );
+
+  it('pins the key and the first keystream bytes of a counting seed', async () => {
+    // Computed once with referenceKey / referenceMask above (node:crypto only) and pinned, so
+    // the reference and the implementation cannot drift together.
+    expect(referenceKey(seedA).toString('hex')).toBe(
+      'e41ab1e36ca73b952ad6b2282f3a7816be8068b283af891ecb6dc2258d1f4b2d',
+    );
+    expect(Buffer.from(prgKeyFromSeed(seedA)).toString('hex')).toBe(
+      referenceKey(seedA).toString('hex'),
+    );
+    const mask = await expandMask(seedA, 6);
+    expect(Buffer.from(mask.buffer).toString('hex')).toBe(
+      '0b1ce7e3ccc2a7b1420c32e8141193911006181d6d588bfc',
+    );
+  });
 
   it('continues the counter across chunk boundaries', async () => {
     // Chunks of 8 elements = 2 AES blocks: 37 elements need 5 calls, the last one partial.
@@ -32,6 +103,109 @@ describe('AES-256-CTR mask generator (WebCrypto)', () => {
     const mask = await expandMask(seedB, big);
     const reference = referenceMask(seedB, big);
     expect(Buffer.from(mask.buffer).equals(Buffer.from(reference.buffer))).toBe(true);
+  });
+
+  it.each([
+    [38, 12],
+    [24, 12],
+    [25, 4],
+    [11, 8],
+  ])('gives the same %i elements in chunks of %i as in one piece', async (length, chunk) => {
+    const reference = Array.from(referenceMask(seedA, length));
+    expect(Array.from(await expandMask(seedA, length, chunk))).toEqual(reference);
+    const target = new Uint32Array(length).fill(7);
+    await addMask(target, seedA, 1, chunk);
+    expect(Array.from(target)).toEqual(reference.map((x) => (x + 7) >>> 0));
+  });
+
+  it('asks WebCrypto for one chunk per call and only the blocks the last chunk needs', async () => {
+    // 38 elements in chunks of 12: three full chunks (3 blocks, 48 bytes) and 2 elements, which
+    // need one block; every call reads from one chunk-sized buffer of zeros.
+    const partial = await recordEncrypt(() => expandMask(seedB, 38, 12));
+    expect(partial).toEqual([
+      { counter: counterHex(0), bytes: 48, bufferBytes: 48 },
+      { counter: counterHex(3), bytes: 48, bufferBytes: 48 },
+      { counter: counterHex(6), bytes: 48, bufferBytes: 48 },
+      { counter: counterHex(9), bytes: 16, bufferBytes: 48 },
+    ]);
+    // A length that is a multiple of the chunk: exactly two calls, none past the end.
+    const whole = await recordEncrypt(() => addMask(new Uint32Array(24), seedB, -1, 12));
+    expect(whole).toEqual([
+      { counter: counterHex(0), bytes: 48, bufferBytes: 48 },
+      { counter: counterHex(3), bytes: 48, bufferBytes: 48 },
+    ]);
+    // Shorter than one chunk: the buffer is sized to the mask (2 blocks), not to the chunk.
+    const short = await recordEncrypt(() => expandMask(seedB, 5));
+    expect(short).toEqual([{ counter: counterHex(0), bytes: 32, bufferBytes: 32 }]);
+  });
+
+  it('imports the AES key as non-extractable and wipes the raw key bytes afterwards', async () => {
+    const importKey = jest.spyOn(crypto.subtle, 'importKey');
+    const encrypt = jest.spyOn(crypto.subtle, 'encrypt');
+    try {
+      expect(Array.from(await expandMask(seedA, 4))).toEqual(Array.from(referenceMask(seedA, 4)));
+      expect(importKey).toHaveBeenCalledTimes(1);
+      const [format, keyData, , extractable, usages] = importKey.mock.calls[0]!;
+      expect(format).toBe('raw');
+      expect(extractable).toBe(false);
+      expect(usages).toEqual(['encrypt']);
+      // The copy of the key handed to WebCrypto was zeroed once the import was done.
+      expect(Array.from(keyData as Uint8Array)).toEqual(new Array<number>(32).fill(0));
+      const key = encrypt.mock.calls[0]![1];
+      expect(key.extractable).toBe(false);
+      await expect(crypto.subtle.exportKey('raw', key)).rejects.toThrow();
+    } finally {
+      importKey.mockRestore();
+      encrypt.mockRestore();
+    }
+  });
+
+  it('an empty mask is empty and costs no WebCrypto call', async () => {
+    const importKey = jest.spyOn(crypto.subtle, 'importKey');
+    try {
+      const calls = await recordEncrypt(async () => {
+        expect(await expandMask(seedA, 0)).toHaveLength(0);
+        await addMask(new Uint32Array(0), seedA, 1);
+        await addMask(new Uint32Array(0), seedA, -1, 4);
+      });
+      expect(calls).toEqual([]);
+      expect(importKey).not.toHaveBeenCalled();
+    } finally {
+      importKey.mockRestore();
+    }
+  });
+
+  it('refuses a length that is not a non-negative integer', async () => {
+    // new Uint32Array(NaN) is empty, so only the PRG's own check can refuse it.
+    await expect(expandMask(seedA, NaN)).rejects.toThrow(
+      /^INTERNAL: mask length must be a non-negative integer, got NaN$/,
+    );
+  });
+
+  it.each([0, -4, 6, 2, 2.5, NaN, Infinity])(
+    'refuses chunk size %p, even for an empty mask',
+    async (chunk) => {
+      const message = /^INTERNAL: chunk size must be a positive multiple of 4 elements$/;
+      await expect(expandMask(seedA, 0, chunk)).rejects.toThrow(message);
+      await expect(addMask(new Uint32Array(0), seedA, 1, chunk)).rejects.toThrow(message);
+      // (A zero chunk would never advance over a non-empty mask, so only the empty one is tried.)
+      if (chunk !== 0) await expect(expandMask(seedA, 9, chunk)).rejects.toThrow(message);
+    },
+  );
+
+  it('reports a missing WebCrypto as INTERNAL', async () => {
+    const descriptor = Object.getOwnPropertyDescriptor(globalThis, 'crypto')!;
+    try {
+      for (const replacement of [undefined, {}]) {
+        Object.defineProperty(globalThis, 'crypto', { value: replacement, configurable: true });
+        await expect(expandMask(seedA, 4)).rejects.toThrow(
+          /^INTERNAL: WebCrypto \(crypto\.subtle\) is not available here$/,
+        );
+      }
+    } finally {
+      Object.defineProperty(globalThis, 'crypto', descriptor);
+    }
+    expect(Array.from(await expandMask(seedA, 4))).toEqual(Array.from(referenceMask(seedA, 4)));
   });
 
   it('keys AES with a domain-separated hash of the seed, never the seed itself', async () => {

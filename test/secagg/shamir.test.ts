@@ -49,7 +49,66 @@ describe('Shamir wrapper over shamir-secret-sharing (GF(256))', () => {
     );
   });
 
+  it('threshold 2 is the smallest allowed: any 2 shares rebuild, 1 is refused', async () => {
+    const shares = await splitSecret(secret, 3, 2);
+    expect(shares).toHaveLength(3);
+    for (const pair of subsets(shares, 2)) {
+      expect(Buffer.from(await combineShares(pair, 2)).equals(Buffer.from(secret))).toBe(true);
+    }
+    await expect(combineShares(shares.slice(0, 1), 2)).rejects.toThrow(
+      'SECAGG_BELOW_THRESHOLD: 1 distinct shares, 2 needed to reconstruct',
+    );
+  });
+
+  it('uses exactly the first t distinct shares: later ones cannot spoil the secret', async () => {
+    const shares = await splitSecret(secret, 6, 3);
+    // A corrupted value byte (not the x-coordinate) moves any interpolation through this share.
+    const spoiled = new Uint8Array(shares[4]!);
+    spoiled[0] = spoiled[0]! ^ 0xff;
+    // Shares 0, 0 (repeat), 1 and 2 hold the first three distinct ones; share 4 comes after.
+    const delivered = [shares[0]!, shares[0]!, shares[1]!, shares[2]!, spoiled];
+    expect(Buffer.from(await combineShares(delivered, 3)).equals(Buffer.from(secret))).toBe(true);
+    const rebuilt = await combineShares([spoiled, shares[1]!, shares[2]!], 3);
+    expect(Buffer.from(rebuilt).equals(Buffer.from(secret))).toBe(false);
+  });
+
+  it('skips shares whose x-coordinate is 0 (never a valid share)', async () => {
+    const shares = await splitSecret(secret, 4, 2);
+    const zeroX = new Uint8Array(shares[0]!);
+    zeroX[SHARE_LENGTH - 1] = 0;
+    expect(
+      Buffer.from(await combineShares([zeroX, shares[1]!, shares[2]!], 2)).equals(
+        Buffer.from(secret),
+      ),
+    ).toBe(true);
+    await expect(combineShares([zeroX, shares[3]!], 2)).rejects.toThrow(
+      'SECAGG_BELOW_THRESHOLD: 1 distinct shares, 2 needed to reconstruct',
+    );
+  });
+
+  it('refuses shares of the wrong length as MESSAGE_INVALID, wherever they are', async () => {
+    const shares = await splitSecret(secret, 4, 2);
+    const message = `MESSAGE_INVALID: a share must be ${SHARE_LENGTH} bytes`;
+    const short = shares[2]!.slice(0, SHARE_LENGTH - 1);
+    const long = new Uint8Array(SHARE_LENGTH + 1);
+    long.set(shares[2]!);
+    long[SHARE_LENGTH] = shares[2]![SHARE_LENGTH - 1]!;
+    for (const bad of [short, long, new Uint8Array(0)]) {
+      await expect(combineShares([bad, shares[0]!, shares[1]!], 2)).rejects.toThrow(message);
+      await expect(combineShares([shares[0]!, bad, shares[1]!], 2)).rejects.toThrow(message);
+    }
+  });
+
+  it.each([1, 0, -1])('refuses reconstruction with threshold %i', async (threshold) => {
+    const shares = await splitSecret(secret, 4, 2);
+    await expect(combineShares(shares, threshold)).rejects.toThrow(/^SECAGG_BELOW_THRESHOLD: /);
+  });
+
   it('refuses impossible parameters', async () => {
+    await expect(splitSecret(secret, 5, 2.5)).rejects.toThrow(/CONFIG_UNSAFE/);
+    await expect(splitSecret(secret, 5.5, 3)).rejects.toThrow(/CONFIG_UNSAFE/);
+    await expect(splitSecret(secret, NaN, 3)).rejects.toThrow(/CONFIG_UNSAFE/);
+    await expect(splitSecret(secret, 5, NaN)).rejects.toThrow(/CONFIG_UNSAFE/);
     await expect(splitSecret(secret, 256, 3)).rejects.toThrow(/CONFIG_UNSAFE/);
     await expect(splitSecret(secret, 5, 1)).rejects.toThrow(/CONFIG_UNSAFE/);
     await expect(splitSecret(secret, 3, 4)).rejects.toThrow(/CONFIG_UNSAFE/);
