@@ -1,15 +1,9 @@
 import { fromHex, toHex } from '../shared/bytes';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { CohortError } from '../shared/errors';
 import type { IdentityKeyPair } from '../shared/identity';
 import { generateIdentity, identityFromSecretKey } from '../shared/identity';
-
-/** Where a Node client keeps its long-term identity unless told otherwise. */
-export function defaultIdentityPath(): string {
-  return join(homedir(), '.cohort', 'identity.json');
-}
 
 /**
  * Loads the client's long-term Ed25519 identity, creating it on first run. The file holds the

@@ -3,88 +3,118 @@ import { CohortError } from '../shared/errors';
 import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import { summarizeModelSpec } from '../shared/model/validate-spec';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
+import type { OptionSpec } from './options';
+import {
+  EVALUATION_MODES,
+  MAX_DURATION_MS,
+  OPTIMIZER_NAMES,
+  OPTIONS,
+  STRATEGY_NAMES,
+} from './options';
 
-/** Federated evaluation modes: who measures the global model after each round. */
-export const EVALUATION_MODES = ['auto', 'centralized', 'federated', 'both', 'none'] as const;
-export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedprox'] as const;
+export { EVALUATION_MODES, STRATEGY_NAMES };
 
-const positiveInt = z.number().int().positive();
+/** A table option's integer range (the table is the one place ranges are declared). */
+function integer(spec: OptionSpec) {
+  if (spec.type.kind !== 'integer') throw new Error(`${spec.flag} is not an integer option`);
+  return z.number().int().min(spec.type.min).max(spec.type.max);
+}
+
+/** A table option's number range, min exclusive where the table says so. */
+function decimal(spec: OptionSpec) {
+  if (spec.type.kind !== 'number') throw new Error(`${spec.flag} is not a number option`);
+  const base = spec.type.exclusiveMin
+    ? z.number().gt(spec.type.min)
+    : z.number().min(spec.type.min);
+  return base.max(spec.type.max);
+}
+
+/** A duration in milliseconds (the CLI takes seconds). */
+const milliseconds = z.number().int().positive().max(MAX_DURATION_MS);
+
+/** A table option's text constraint. */
+function textOf(spec: OptionSpec) {
+  const base = z.string().min(1);
+  return spec.type.kind === 'text' && spec.type.pattern
+    ? base.regex(spec.type.pattern, spec.type.patternHelp)
+    : base;
+}
+
+const O = OPTIONS;
 
 /**
  * Every coordinator option with its default, validated once at start-up and frozen, so a bad
  * value is refused with a clear message before a socket opens, and a configured 0 never
- * silently becomes a default.
+ * silently becomes a default. Ranges and defaults come from the options table
+ * (coordinator/options.ts), which the CLI and the README are generated from too.
  */
-export const coordinatorConfigSchema = z
+const coordinatorConfigObject = z
   .object({
-    host: z.string().min(1).default('0.0.0.0'),
-    port: z.number().int().min(0).max(65_535).default(8080),
-    task: z.enum(TASK_NAMES).default('mnist'),
-    experiment: z
-      .string()
-      .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'letters, digits, _ . - only')
-      .optional(),
-    rounds: positiveInt.max(100_000).default(10),
-    minClients: positiveInt.max(100_000).default(3),
-    clientsPerRound: positiveInt.max(100_000).optional(),
-    fraction: z.number().gt(0).max(1).optional(),
-    overSelection: z.number().min(0).max(1).default(0.1),
-    epochs: positiveInt.max(1000).default(1),
-    batchSize: positiveInt.max(65_536).default(32),
-    learningRate: z.number().gt(0).max(10).default(0.1),
-    optimizer: z.enum(['sgd', 'adam']).default('sgd'),
-    maxExamples: z.number().int().min(0).default(0),
-    strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
-    serverLearningRate: z.number().gt(0).max(100).optional(),
-    proximalMu: z.number().min(0).max(100).optional(),
-    roundTimeoutMs: positiveInt.default(600_000),
-    evaluateTimeoutMs: positiveInt.default(120_000),
+    host: textOf(O.host).default(O.host.default),
+    port: integer(O.port).default(O.port.default),
+    task: z.enum(TASK_NAMES).default(O.task.default),
+    experiment: textOf(O.experiment).optional(),
+    rounds: integer(O.rounds).default(O.rounds.default),
+    minClients: integer(O.minClients).default(O.minClients.default),
+    clientsPerRound: integer(O.clientsPerRound).optional(),
+    fraction: decimal(O.fraction).optional(),
+    overSelection: decimal(O.overSelection).default(O.overSelection.default),
+    epochs: integer(O.epochs).default(O.epochs.default),
+    batchSize: integer(O.batchSize).default(O.batchSize.default),
+    learningRate: decimal(O.learningRate).default(O.learningRate.default),
+    optimizer: z.enum(OPTIMIZER_NAMES).default(O.optimizer.default),
+    maxExamples: integer(O.maxExamples).default(O.maxExamples.default),
+    strategy: z.enum(STRATEGY_NAMES).default(O.strategy.default),
+    serverLearningRate: decimal(O.serverLearningRate).optional(),
+    proximalMu: decimal(O.proximalMu).optional(),
+    roundTimeoutMs: milliseconds.default(O.roundTimeoutMs.default),
+    evaluateTimeoutMs: milliseconds.default(O.evaluateTimeoutMs.default),
     /** How long to wait for minClients before a round; undefined = forever. */
-    waitForClientsMs: positiveInt.optional(),
-    evaluation: z.enum(EVALUATION_MODES).default('auto'),
-    secureAggregation: z.boolean().default(true),
+    waitForClientsMs: milliseconds.optional(),
+    evaluation: z.enum(EVALUATION_MODES).default(O.evaluation.default),
+    secureAggregation: z.boolean().default(O.secureAggregation.default),
     /** Secure aggregation: every update element is clipped to [-clipRange, clipRange]. */
-    clipRange: z.number().gt(0).max(1e6).default(4),
+    clipRange: decimal(O.clipRange).default(O.clipRange.default),
     /** Example counts above this are capped in the weighted mean (both modes). */
-    weightCap: positiveInt.max(1 << 24).default(16_384),
+    weightCap: integer(O.weightCap).default(O.weightCap.default),
     /** Secure aggregation: deadline of each of the five phases. */
-    phaseTimeoutMs: positiveInt.default(120_000),
-    database: z.string().min(1).default('file:./cohort.db'),
-    exportDir: z.string().min(1).optional(),
-    jsonPath: z.string().min(1).optional(),
-    keepAlive: z.boolean().default(false),
-    seed: z
-      .number()
-      .int()
-      .min(0)
-      .max(2 ** 32 - 1)
-      .default(0),
+    phaseTimeoutMs: milliseconds.default(O.phaseTimeoutMs.default),
+    database: textOf(O.database).default(O.database.default),
+    exportDir: textOf(O.exportDir).optional(),
+    jsonPath: textOf(O.jsonPath).optional(),
+    keepAlive: z.boolean().default(O.keepAlive.default),
+    seed: integer(O.seed).default(O.seed.default),
     /** Directory holding datasets and their cache (CIFAR-10 download, coordinator test set). */
-    dataDir: z.string().min(1).optional(),
+    dataDir: textOf(O.dataDir).optional(),
     /** Hard cap on one socket.io message; derived from the model size when absent. */
-    maxMessageBytes: positiveInt.optional(),
+    maxMessageBytes: integer(O.maxMessageBytes).optional(),
   })
-  .strict()
-  .superRefine((c, ctx) => {
-    if (c.clientsPerRound !== undefined && c.fraction !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: '--clients-per-round and --fraction conflict: give one',
-      });
-    }
-    if (c.clientsPerRound !== undefined && c.clientsPerRound < c.minClients) {
-      ctx.addIssue({
-        code: 'custom',
-        message: `--clients-per-round (${c.clientsPerRound}) is below --min-clients (${c.minClients})`,
-      });
-    }
-    if (c.proximalMu !== undefined && c.strategy !== 'fedprox') {
-      ctx.addIssue({ code: 'custom', message: '--mu only applies to --strategy fedprox' });
-    }
-    if (c.serverLearningRate !== undefined && ['fedavg', 'fedprox'].includes(c.strategy)) {
-      ctx.addIssue({ code: 'custom', message: `--server-lr has no effect with ${c.strategy}` });
-    }
-  });
+  .strict();
+
+/** The config fields: options of the table with these names are coordinator config. */
+export const CONFIG_KEYS: readonly string[] = Object.keys(coordinatorConfigObject.shape);
+
+/** The config schema with its cross-field rules. */
+export const coordinatorConfigSchema = coordinatorConfigObject.superRefine((c, ctx) => {
+  if (c.clientsPerRound !== undefined && c.fraction !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: '--clients-per-round and --fraction conflict: give one',
+    });
+  }
+  if (c.clientsPerRound !== undefined && c.clientsPerRound < c.minClients) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `--clients-per-round (${c.clientsPerRound}) is below --min-clients (${c.minClients})`,
+    });
+  }
+  if (c.proximalMu !== undefined && c.strategy !== 'fedprox') {
+    ctx.addIssue({ code: 'custom', message: '--mu only applies to --strategy fedprox' });
+  }
+  if (c.serverLearningRate !== undefined && ['fedavg', 'fedprox'].includes(c.strategy)) {
+    ctx.addIssue({ code: 'custom', message: `--server-lr has no effect with ${c.strategy}` });
+  }
+});
 
 export type CoordinatorConfig = Readonly<z.infer<typeof coordinatorConfigSchema>>;
 export type CoordinatorConfigInput = z.input<typeof coordinatorConfigSchema>;

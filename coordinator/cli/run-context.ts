@@ -1,18 +1,7 @@
 /* eslint-disable no-console -- the CLI's job is to print */
-import { Option } from 'commander';
-import type { Command } from 'commander';
 import { selectBackend } from '../../client-node/backend/select-backend';
 import type { BackendPreference } from '../../client-node/backend/select-backend';
 import { isCohortError } from '../../shared/errors';
-
-/** Adds `--backend` (every command that runs tfjs has it). */
-export function addBackendOption(command: Command): Command {
-  return command.addOption(
-    new Option('--backend <name>', 'TensorFlow.js backend (auto tries node-gpu, node, wasm, cpu)')
-      .choices(['auto', 'node-gpu', 'node', 'wasm', 'cpu'])
-      .default('auto'),
-  );
-}
 
 /**
  * Picks the backend and says which one it chose, as the user should always know; the detail

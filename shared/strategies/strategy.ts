@@ -16,17 +16,11 @@ export interface FitConfig {
   proximalMu: number;
 }
 
-/** The built-in strategies. */
-export type StrategyName = 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi' | 'fedprox';
+/** Every built-in strategy name, for CLI help and validation. */
+export const STRATEGY_NAMES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi', 'fedprox'] as const;
 
-/** Every strategy name, for CLI help and validation. */
-export const STRATEGY_NAMES: readonly StrategyName[] = [
-  'fedavg',
-  'fedavgm',
-  'fedadam',
-  'fedyogi',
-  'fedprox',
-];
+/** The built-in strategies. */
+export type StrategyName = (typeof STRATEGY_NAMES)[number];
 
 /** What the round loop hands to `aggregateFit`. */
 export interface AggregateFitInput {
