@@ -46,10 +46,25 @@ export interface RegistryOptions {
   log: Logger;
 }
 
+/** How long a registered connection has to answer "still there?" before it is replaced. */
+export const PRESENCE_TIMEOUT_MS = 3_000;
+
+/** True when the socket is connected and answers a presence probe in time. */
+async function stillThere(socket: CoordinatorSocket): Promise<boolean> {
+  if (!socket.connected) return false;
+  try {
+    await socket.timeout(PRESENCE_TIMEOUT_MS).emitWithAck('presence');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Tracks who is connected and proven. A client only counts once it has signed this
  * coordinator's fresh nonce with the key its id derives from, so ids cannot be chosen or
- * stolen; a reconnecting client replaces its previous socket.
+ * stolen. A second connection of a registered client is refused while the first answers
+ * (IDENTITY_IN_USE), and replaces it when it does not (a reconnect after a network cut).
  */
 export class ClientRegistry extends EventEmitter<{
   registered: [ConnectedClient];
@@ -162,6 +177,16 @@ export class ClientRegistry extends EventEmitter<{
         throw new CohortError('AUTH_FAILED', 'registration signature does not verify');
       }
       const id = clientIdFromPublicKey(publicKey);
+      const previous = this.clients.get(id);
+      if (previous && previous.socket !== socket && (await stillThere(previous.socket))) {
+        // Evicting a live connection for a newcomer with the same key is how two processes
+        // sharing one identity file kick each other off forever: the first one stays.
+        throw new CohortError(
+          'IDENTITY_IN_USE',
+          `client ${id} is already connected (another process or machine uses the same identity): ` +
+            'give each client its own --identity FILE',
+        );
+      }
       const client: ConnectedClient = {
         id,
         publicKey,
@@ -172,9 +197,11 @@ export class ClientRegistry extends EventEmitter<{
       };
       await this.options.onRegister(client);
       if (!socket.connected) throw new CohortError('CLIENT_DROPPED', 'left during registration');
-      const previous = this.clients.get(id);
+      // A previous connection that did not answer is a dead one not yet noticed (a client
+      // reconnecting after a network cut): the new connection replaces it.
+      const stale = this.clients.get(id);
       this.clients.set(id, client);
-      if (previous && previous.socket !== socket) previous.socket.disconnect(true);
+      if (stale && stale.socket !== socket) stale.socket.disconnect(true);
       this.emit('registered', client);
       const answer = {
         status: 'ok' as const,

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   AUTH_FAILED: 'Client identity could not be verified.',
   TASK_MISMATCH: 'Client and coordinator run different tasks or models.',
   PROTOCOL_VERSION: 'Client and coordinator speak different protocol versions.',
+  IDENTITY_IN_USE: 'Another live connection holds this client identity: give each client its own.',
   // Updates.
   UPDATE_STALE: 'Update is for a round that is no longer open.',
   UPDATE_DUPLICATE: 'A second update from the same client in one round.',

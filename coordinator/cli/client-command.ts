@@ -7,9 +7,11 @@ import {
   loadTrustedKeys,
   publicKeyHex,
 } from '../../client-node/identity-store';
+import { lockClientIdentity } from '../../client-node/identity-lock';
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
+import { defaultClientIdentityPath } from '../options';
 import { addTableOptions, tableValues } from './command-options';
 import { chooseBackend, runCommand } from './run-context';
 
@@ -32,9 +34,16 @@ export function clientCommand(): Command {
       const backend = await chooseBackend(flags.backend!);
       const trustedKeys =
         flags.trustedKeys !== undefined ? await loadTrustedKeys(flags.trustedKeys) : undefined;
-      const { identity, created } = await loadOrCreateIdentity(flags.clientIdentity!);
+      // One process per identity: a second client on this machine started without
+      // --identity takes the next free one instead of fighting the first for its connection.
+      const lock = lockClientIdentity(flags.clientIdentity!, {
+        explicit: flags.clientIdentity !== defaultClientIdentityPath(),
+        note: (line) => console.log(line),
+      });
+      const identityPath = lock.identityPath;
+      const { identity, created } = await loadOrCreateIdentity(identityPath);
       console.log(
-        `${created ? 'created' : 'loaded'} identity ${flags.clientIdentity!} (public key ${publicKeyHex(identity)})`,
+        `${created ? 'created' : 'loaded'} identity ${identityPath} (public key ${publicKeyHex(identity)})`,
       );
       if (trustedKeys) console.log(`secure rounds limited to ${trustedKeys.length} trusted keys`);
       console.log(
@@ -61,7 +70,7 @@ export function clientCommand(): Command {
         train,
         test: data.test,
         identity,
-        identityPath: flags.clientIdentity!,
+        identityPath,
         backend,
         allowPlain: flags.allowPlain!,
         shareMetrics: flags.shareMetrics!,
@@ -97,6 +106,7 @@ export function clientCommand(): Command {
       process.off('SIGINT', stop);
       console.log(`coordinator finished: ${done.reason}`);
       client.close();
+      lock.release();
     }),
   );
 }

@@ -186,6 +186,9 @@ export class ClientSession {
       const summary = roundSummarySchema.safeParse(raw);
       if (summary.success) this.options.events?.onRoundSummary?.(summary.data);
     });
+    socket.on('presence', (ack) => {
+      if (typeof ack === 'function') ack({ status: 'ok' });
+    });
     socket.on('done', (raw, ack) => {
       const message = doneSchema.safeParse(raw);
       if (!message.success) return;

@@ -37,6 +37,8 @@ export interface ServerToClientEvents {
   'round-summary': (summary: RoundSummaryMessage) => void;
   /** Acknowledged, so the coordinator knows the message arrived before it shuts down. */
   done: (message: DoneMessage, ack: Ack) => void;
+  /** "Are you still there?": asked before another connection may take over this identity. */
+  presence: (ack: Ack) => void;
 }
 
 export interface ClientToServerEvents {
@@ -53,4 +55,5 @@ export interface ClientSideServerEvents {
   cancel: (message: unknown) => void;
   'round-summary': (summary: unknown) => void;
   done: (message: unknown, ack?: Ack) => void;
+  presence: (ack?: Ack) => void;
 }

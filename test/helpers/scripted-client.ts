@@ -28,11 +28,13 @@ export async function connectScriptedClient(
     task?: string;
     trainExamples?: number;
     registerOverride?: Record<string, unknown>;
+    /** Register under this identity (default: a fresh one). */
+    identity?: IdentityKeyPair;
   } = {},
 ): Promise<ScriptedClient> {
   const task = options.task ?? 'mnist';
   const hash = await specHash(getModelSpec(task));
-  const identity = generateIdentity();
+  const identity = options.identity ?? generateIdentity();
   const socket = io(url, { transports: ['websocket'], reconnection: false });
   const registered = new Promise<unknown>((resolve) => {
     socket.on('challenge', (challenge: { nonce: string; coordinatorId: string }) => {
