@@ -226,7 +226,7 @@ export class ClientRegistry extends EventEmitter<{
     } catch (error) {
       if (!isCohortError(error)) throw error;
       this.options.log.warn(`refused registration: ${error.message}`);
-      return { status: 'error', code: error.code, message: error.message };
+      return { status: 'error', code: error.code, message: error.reason };
     }
   }
 }

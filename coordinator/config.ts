@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { CohortError } from '../shared/errors';
+import { CohortError, reasonOf } from '../shared/errors';
 import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import { summarizeModelSpec } from '../shared/model/validate-spec';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
@@ -166,7 +166,7 @@ function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: nu
     } catch (error) {
       throw new CohortError(
         'CONFIG_UNSAFE',
-        `secure aggregation for ${largest} clients: ${(error as Error).message}`,
+        `secure aggregation for ${largest} clients: ${reasonOf(error)}`,
       );
     }
   }

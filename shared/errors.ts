@@ -49,17 +49,22 @@ export const ERROR_CODES = {
 export type ErrorCode = keyof typeof ERROR_CODES;
 
 /**
- * The only error type Cohort throws on purpose: a stable `code` for machines plus a message
- * for people, so callers branch on codes and never parse messages.
+ * The only error type Cohort throws on purpose: a stable `code` for machines plus a `reason`
+ * for people, so callers branch on codes and never parse messages. `message` is the one-line
+ * form `CODE: reason` that logs and the CLI print; whatever relays an error (over the wire,
+ * or wrapped in another) passes `code` and `reason` on, so a code is never pasted twice.
  */
 export class CohortError extends Error {
+  readonly reason: string;
+
   constructor(
     readonly code: ErrorCode,
-    message: string,
+    reason: string,
     readonly details?: Record<string, unknown>,
   ) {
-    super(`${code}: ${message}`);
+    super(`${code}: ${reason}`);
     this.name = 'CohortError';
+    this.reason = reason;
   }
 }
 
@@ -71,6 +76,12 @@ export function isCohortError(err: unknown, code?: ErrorCode): err is CohortErro
 /** A code a peer sent back, if it is a published one; anything else is not trusted. */
 export function parseErrorCode(code: string): ErrorCode | null {
   return Object.hasOwn(ERROR_CODES, code) ? (code as ErrorCode) : null;
+}
+
+/** What went wrong, without a code: a CohortError's reason, another error's message. */
+export function reasonOf(error: unknown): string {
+  if (error instanceof CohortError) return error.reason;
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** The human part of any thrown value, for log lines (no "CohortError:" prefix, no stack). */

@@ -1,7 +1,7 @@
 import nacl from 'tweetnacl';
 import { fromHex, toHex, utf8Bytes } from '../bytes';
 import type { Socket } from 'socket.io-client';
-import { CohortError, isCohortError, parseErrorCode } from '../errors';
+import { CohortError, isCohortError, parseErrorCode, reasonOf } from '../errors';
 import type { IdentityKeyPair } from '../identity';
 import { clientIdFromPublicKey, signDetached, verifyDetached } from '../identity';
 import type { ClientSideServerEvents, ClientToServerEvents, Ack } from '../protocol/events';
@@ -207,8 +207,8 @@ export class ClientSession {
       ack(await handler());
     } catch (error) {
       const code = isCohortError(error) ? error.code : 'INTERNAL';
-      const message = error instanceof Error ? error.message : String(error);
-      this.log(`request refused: ${message}`);
+      const message = reasonOf(error);
+      this.log(`request refused: ${code}: ${message}`);
       ack({ status: 'error', roundId: roundIdOf(raw), code, message: message.slice(0, 2000) });
     }
   }

@@ -8,6 +8,7 @@ import type { Dataset } from '../../shared/data/dataset';
 import { isCohortError } from '../../shared/errors';
 import type { IdentityKeyPair } from '../../shared/identity';
 import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
+import type { TaskName } from '../../shared/model/registry';
 import { useWasmBackend } from '../helpers/backend';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
@@ -57,10 +58,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function nodeClient(identity: IdentityKeyPair): Promise<NodeClient> {
+async function nodeClient(
+  identity: IdentityKeyPair,
+  task: TaskName = 'mnist',
+): Promise<NodeClient> {
   const node = await connectNodeClient({
     server: coordinator!.url,
-    task: 'mnist',
+    task,
     train: slice(data.train, 0, 64),
     test: data.test,
     identity,
@@ -95,6 +99,8 @@ describe('one identity, two connections', () => {
     );
     expect(isCohortError(error, 'IDENTITY_IN_USE')).toBe(true);
     expect((error as Error).message).toMatch(/--identity/);
+    // One code, the real one, however many hops the refusal made.
+    expect((error as Error).message.match(/[A-Z]+_[A-Z_]+/g)).toEqual(['IDENTITY_IN_USE']);
 
     // No eviction and no reconnect loop: one registration, still the first, a while later.
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -118,5 +124,18 @@ describe('one identity, two connections', () => {
     await ghostGone;
     expect(coordinator!.connectedClients).toBe(1);
     expect(node.session.id).toBe(clientIdFromPublicKey(identity.publicKey));
+  });
+});
+
+describe('a refused registration', () => {
+  test('carries one code, the real one (TASK_MISMATCH, not AUTH_FAILED: TASK_MISMATCH: TASK_MISMATCH)', async () => {
+    const node = await nodeClient(generateIdentity(), 'cifar10');
+    const error = await node.session.finished.then(
+      () => new Error('session finished normally'),
+      (e: unknown) => e,
+    );
+    expect(isCohortError(error, 'TASK_MISMATCH')).toBe(true);
+    expect((error as Error).message.match(/[A-Z]+_[A-Z_]+/g)).toEqual(['TASK_MISMATCH']);
+    expect((error as Error).message).toMatch(/coordinator runs task "mnist"/);
   });
 });
