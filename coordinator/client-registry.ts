@@ -146,6 +146,8 @@ export class ClientRegistry extends EventEmitter<{
       coordinatorId: this.coordinatorId,
       coordinatorKey: this.coordinatorKey,
       secureAggregation: this.options.secureAggregation,
+      task: this.options.task,
+      modelSpecHash: this.options.modelSpecHash,
     });
   }
 

@@ -18,6 +18,18 @@ interface LabelledFile {
   label: number;
 }
 
+/** How an image folder is read. */
+export interface ImageFolderOptions {
+  /** The model input every image becomes (default: the first image's size). */
+  shape?: readonly [number, number, number];
+  /**
+   * Whether images of another size, or colour images for a 1-channel model, may be converted
+   * (default true). False refuses them: a user whose data does not fit the task should be
+   * told, not find out from the accuracy.
+   */
+  resize?: boolean;
+}
+
 /**
  * Finds an image-classification folder: either `train/` and `test/` subfolders, each with
  * one subfolder per class, or class subfolders directly in `dir`. Null when no class folder
@@ -58,11 +70,11 @@ export async function findImageFolder(
  * without `shape`, the first training image's size is used, with 1 channel if that image
  * is grayscale and 3 otherwise.
  * @throws CohortError DATA_NOT_FOUND when there are no images, DATA_INVALID for an
- *   undecodable file.
+ *   undecodable file, or (with `resize: false`) one that would need converting.
  */
 export async function loadImageFolder(
   dir: string,
-  options: { shape?: readonly [number, number, number] } = {},
+  options: ImageFolderOptions = {},
 ): Promise<DatasetSplit> {
   const found = await findImageFolder(dir);
   if (found === null) {
@@ -77,9 +89,10 @@ export async function loadImageFolder(
     shape = [first.height, first.width, isGrayscale(first) ? 1 : 3];
   }
   const classes = found.classes.length;
+  const strict = options.resize === false;
   return {
-    train: await loadImages(found.train, shape, classes),
-    test: await loadImages(found.test, shape, classes),
+    train: await loadImages(found.train, shape, classes, strict),
+    test: await loadImages(found.test, shape, classes, strict),
   };
 }
 
@@ -87,13 +100,16 @@ async function loadImages(
   files: readonly LabelledFile[],
   shape: readonly [number, number, number],
   classes: number,
+  strict: boolean,
 ): Promise<Dataset> {
   const size = shape[0] * shape[1] * shape[2];
   const images = new Float32Array(files.length * size);
   const labels = new Uint8Array(files.length);
   for (let i = 0; i < files.length; i++) {
     const file = files[i]!;
-    writeModelInput(decodeImage(await readFile(file.path), file.path), shape, images, i * size);
+    const image = decodeImage(await readFile(file.path), file.path);
+    if (strict) assertFits(image, shape, file.path);
+    writeModelInput(image, shape, images, i * size);
     labels[i] = file.label;
   }
   return { images, labels, count: files.length, shape: [shape[0], shape[1], shape[2]], classes };
@@ -141,4 +157,21 @@ async function labelledFiles(dir: string, classes: readonly string[]): Promise<L
     for (const name of names) files.push({ path: join(classDir, name), label });
   }
   return files;
+}
+
+/** Refuses an image that would have to be resized or turned to grey to fit `shape`. */
+function assertFits(
+  image: RgbaImage,
+  shape: readonly [number, number, number],
+  path: string,
+): void {
+  const [height, width, channels] = shape;
+  const sized = image.height === height && image.width === width;
+  if (sized && (channels === 3 || isGrayscale(image))) return;
+  const what = sized ? 'a colour image' : `${image.height}x${image.width}`;
+  throw new CohortError(
+    'DATA_INVALID',
+    `${path} is ${what}, but the model takes ${height}x${width}x${channels} images: ` +
+      'pass --resize to convert them, or check the task',
+  );
 }

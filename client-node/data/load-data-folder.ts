@@ -4,6 +4,7 @@ import { CohortError } from '../../shared/errors';
 import { findCifar10Files, loadCifar10Files } from './cifar10-folder';
 import { findIdxFiles, loadIdxFiles } from './idx-folder';
 import { findImageFolder, loadImageFolder } from './image-folder';
+import type { ImageFolderOptions } from './image-folder';
 
 /** What loadDataFolder looks for, in this order; quoted in its DATA_NOT_FOUND message. */
 export const DATA_FOLDER_FORMATS =
@@ -21,7 +22,7 @@ export const DATA_FOLDER_FORMATS =
  */
 export async function loadDataFolder(
   dir: string,
-  options: { shape?: readonly [number, number, number] } = {},
+  options: ImageFolderOptions = {},
 ): Promise<DatasetSplit> {
   let isFolder = false;
   try {
@@ -50,7 +51,8 @@ function checkShape(
   if (shape !== undefined && data.train.shape.join('x') !== shape.join('x')) {
     throw new CohortError(
       'DATA_INVALID',
-      `${dir} holds ${data.train.shape.join('x')} images but the model expects ${shape.join('x')}`,
+      `${dir} holds ${data.train.shape.join('x')} images but the model expects ${shape.join('x')}: ` +
+        'binary datasets are not resized; check the task (--task, or the one the coordinator runs)',
     );
   }
   return data;

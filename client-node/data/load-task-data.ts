@@ -32,6 +32,8 @@ export interface LoadTaskDataOptions {
   seed?: number;
   /** Download progress lines (default: stderr). */
   log?: (line: string) => void;
+  /** Whether `data` images of another size or colour may be converted (default true). */
+  resize?: boolean;
 }
 
 /**
@@ -54,7 +56,10 @@ export async function loadTaskData(
   const shape = spec.input;
   let data: DatasetSplit;
   if (options.data !== undefined) {
-    data = await loadDataFolder(options.data, { shape });
+    data = await loadDataFolder(options.data, {
+      shape,
+      ...(options.resize !== undefined ? { resize: options.resize } : {}),
+    });
   } else if (task === 'mnist') {
     data = await loadMnist();
   } else {

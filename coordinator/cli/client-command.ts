@@ -1,6 +1,5 @@
 /* eslint-disable no-console -- the CLI's job is to print */
 import { Command } from 'commander';
-import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
 import {
   loadOrCreateIdentity,
@@ -8,6 +7,7 @@ import {
   publicKeyHex,
 } from '../../client-node/identity-store';
 import { lockClientIdentity } from '../../client-node/identity-lock';
+import { discoverTask } from '../../client-node/discover-task';
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
@@ -53,20 +53,25 @@ export function clientCommand(): Command {
       );
       if (flags.coordinatorKey !== undefined)
         console.log(`coordinator key pinned: ${flags.coordinatorKey.toLowerCase()}`);
+      let task = flags.clientTask;
+      if (task === undefined) {
+        console.log(`asking ${flags.server!} which task it runs...`);
+        task = (await discoverTask(flags.server!)).task;
+        console.log(`task: ${task} (announced by the coordinator)`);
+      }
       console.log('loading data...');
-      const data =
-        flags.clientData !== undefined
-          ? await loadDataFolder(flags.clientData)
-          : await loadTaskData(flags.clientTask!, {
-              ...(shard ? { shard } : {}),
-              cacheDir: flags.cacheDir!,
-            });
+      const data = await loadTaskData(task, {
+        ...(shard ? { shard } : {}),
+        ...(flags.clientData !== undefined ? { data: flags.clientData } : {}),
+        cacheDir: flags.cacheDir!,
+        resize: flags.resize!,
+      });
       const train = limitExamples(data.train, flags.clientLimit);
       console.log(`data: ${train.count} training and ${data.test.count} test examples`);
       let lastStep = -1;
       const client = await connectNodeClient({
         server: flags.server!,
-        task: flags.clientTask!,
+        task,
         train,
         test: data.test,
         identity,

@@ -76,6 +76,12 @@ export const challengeSchema = z.object({
    * before registering. Advisory only (unsigned): the signed registration answer decides.
    */
   secureAggregation: z.boolean().optional(),
+  /**
+   * The task and model this coordinator runs, so a client not told `--task` can load the
+   * right data. Advisory too: registration checks the model hash.
+   */
+  task: taskSchema.optional(),
+  modelSpecHash: hashSchema.optional(),
 });
 export type Challenge = z.infer<typeof challengeSchema>;
 

@@ -10,6 +10,7 @@ import type { CliResult } from '../helpers/cli-process';
  * `cohort client` processes with no `--identity`, sharing one home directory. They used to
  * share ~/.cohort/identity.json and kick each other off the coordinator forever; now the
  * second and third take the next free identities, say so, and a secure round completes.
+ * They are not told the task either: they learn it from the coordinator.
  */
 
 const START_TIMEOUT_MS = 120_000;
@@ -100,6 +101,9 @@ test('three clients started with the same command and no --identity join as thre
   expect(used.sort()).toEqual(
     ['identity.json', 'identity-2.json', 'identity-3.json'].map((f) => join(home, f)).sort(),
   );
+  // No --task: each client asked the coordinator.
+  for (const r of clientResults)
+    expect(r.stdout).toContain('task: mnist (announced by the coordinator)');
   const notes = clientResults.filter((r) => /is in use by process \d+; using/.test(r.stdout));
   expect(notes).toHaveLength(CLIENTS - 1);
   // Locks are released on exit.

@@ -98,6 +98,33 @@ describe('loadDataFolder: image folders', () => {
     expect(gray1.train.images[4]).toBeCloseTo(0.299, 3);
   });
 
+  it('with resize: false, refuses images that would need resizing or turning grey, naming --resize', async () => {
+    folder.write('train/a/one.png', solidPng(4, 4, gray));
+    folder.write('train/b/two.png', solidPng(4, 4, red));
+    folder.write('test/a/x.png', solidPng(4, 4, gray));
+    // Exactly the model's size and colour: accepted.
+    expect(
+      (await loadDataFolder(folder.dir, { shape: [4, 4, 3], resize: false })).train.count,
+    ).toBe(2);
+    // Another size.
+    const resized = await loadDataFolder(folder.dir, { shape: [2, 2, 3], resize: false }).catch(
+      (e: unknown) => e,
+    );
+    expect(isCohortError(resized, 'DATA_INVALID')).toBe(true);
+    expect((resized as Error).message).toMatch(
+      /4x4, but the model takes 2x2x3 images: pass --resize/,
+    );
+    // A colour image for a 1-channel model; grey ones alone would pass.
+    const colour = await loadDataFolder(folder.dir, { shape: [4, 4, 1], resize: false }).catch(
+      (e: unknown) => e,
+    );
+    expect((colour as Error).message).toMatch(/two\.png is a colour image.*--resize/);
+    folder.write('train/b/two.png', solidPng(4, 4, gray));
+    expect(
+      (await loadDataFolder(folder.dir, { shape: [4, 4, 1], resize: false })).train.count,
+    ).toBe(2);
+  });
+
   it('holds out every 10th image per class when there is no test/ folder', async () => {
     for (let i = 0; i < 20; i++)
       folder.write(`cats/${String(i).padStart(2, '0')}.png`, solidPng(2, 2, gray));
