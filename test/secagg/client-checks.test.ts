@@ -216,6 +216,7 @@ describe('checkUnmaskingLists', () => {
     );
     // Unsorted dropped lists are malformed.
     expect(codeOf(check(request({ dropped: [...dropped].reverse() })))).toBe('MESSAGE_INVALID');
+    expect(() => check(request({ dropped: [...dropped].reverse() }))()).toThrow(/dropped/);
   });
 
   it('refuses signatures of non-survivors and repeated signers', () => {
