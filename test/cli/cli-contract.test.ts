@@ -7,8 +7,12 @@ import type { RoundSummary } from '../../coordinator/persistence/store-types';
 import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
 import { fromHex } from '../../shared/bytes';
 import { clientIdFromPublicKey } from '../../shared/identity';
-import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
-import type { CliResult } from '../helpers/cli-process';
+import {
+  assertCliBuilt,
+  CliProcess,
+  expectExit,
+  killAllCliProcesses,
+} from '../helpers/cli-process';
 import { readPersistedRounds, readPersistedRun } from '../helpers/persisted-rounds';
 import { connectRawSocket } from '../helpers/raw-socket';
 import { connectPeer, plainFitAnswer } from './socket-peer';
@@ -116,15 +120,6 @@ async function peer(url: string, options: Parameters<typeof connectPeer>[1] = {}
   const connected = await connectPeer(url, options);
   peers.push(connected);
   return connected;
-}
-
-function expectExit(result: CliResult, code: number, what: string): void {
-  if (result.code !== code || result.signal !== null) {
-    throw new Error(
-      `${what} exited with ${result.code ?? result.signal}, expected ${code}\n` +
-        `--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
-    );
-  }
 }
 
 /** Per round: [round, status, selected, participants, dropped, rejected]. */

@@ -7,8 +7,12 @@ import type { RunHistory } from '../../coordinator/history';
 import { clientIdFromPublicKey } from '../../shared/identity';
 import { evaluateModel } from '../../shared/training/local-train';
 import { useWasmBackend } from '../helpers/backend';
-import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
-import type { CliResult } from '../helpers/cli-process';
+import {
+  assertCliBuilt,
+  CliProcess,
+  expectExit,
+  killAllCliProcesses,
+} from '../helpers/cli-process';
 import { smallMnist } from '../helpers/mnist-fixture';
 import { readPersistedRounds } from '../helpers/persisted-rounds';
 
@@ -31,14 +35,6 @@ afterEach(async () => {
   await killAllCliProcesses();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function expectCleanExit(result: CliResult, what: string): void {
-  if (result.code !== 0) {
-    throw new Error(
-      `${what} exited with ${result.code ?? result.signal}\n--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
-    );
-  }
-}
 
 /** The exported model, loaded the way a tfjs user would (from model.json + weights). */
 async function loadExportedModel(directory: string): Promise<tf.LayersModel> {
@@ -151,8 +147,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         coordinator.result(RUN_TIMEOUT_MS),
         ...clients.map((c) => c.result(RUN_TIMEOUT_MS)),
       ]);
-      expectCleanExit(coordinatorResult, 'coordinator');
-      clientResults.forEach((r, i) => expectCleanExit(r, `client ${i + 1}`));
+      expectExit(coordinatorResult, 0, 'coordinator');
+      clientResults.forEach((r, i) => expectExit(r, 0, `client ${i + 1}`));
       for (const result of clientResults) {
         expect(result.stdout).toMatch(/registered as [0-9a-f]{32}/);
         expect(result.stdout).toMatch(/secure aggregation on/);
@@ -282,8 +278,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         client('lenient', ['--allow-plain']).result(RUN_TIMEOUT_MS),
         coordinator.result(RUN_TIMEOUT_MS),
       ]);
-      expectCleanExit(lenient, 'client with --allow-plain');
-      expectCleanExit(coordinatorResult, 'coordinator');
+      expectExit(lenient, 0, 'client with --allow-plain');
+      expectExit(coordinatorResult, 0, 'coordinator');
       expect(lenient.stdout).toMatch(/plain rounds allowed/);
       expect(lenient.stdout).toMatch(/secure aggregation off/);
       expect(coordinatorResult.stdout).toMatch(/1\/1 rounds completed/);

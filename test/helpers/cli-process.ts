@@ -134,3 +134,16 @@ export async function killAllCliProcesses(): Promise<void> {
   for (const process of left) process.kill();
   await Promise.all(left.map((p) => p.exited));
 }
+
+/**
+ * Fails with the process's whole output unless it exited with `code` (0: a clean exit), so a
+ * failing CLI test shows what the command printed.
+ */
+export function expectExit(result: CliResult, code: number, what: string): void {
+  if (result.code !== code || result.signal !== null) {
+    throw new Error(
+      `${what} exited with ${result.code ?? result.signal}, expected ${code}\n` +
+        `--- stdout\n${result.stdout}--- stderr\n${result.stderr}`,
+    );
+  }
+}

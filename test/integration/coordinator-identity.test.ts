@@ -16,6 +16,7 @@ import { connectRawSocket } from '../helpers/raw-socket';
 import type { RecordingOptions } from '../helpers/recording-coordinator';
 import { RecordingCoordinator } from '../helpers/recording-coordinator';
 import { connectScriptedClient } from '../helpers/scripted-client';
+import { waitUntil } from '../helpers/wait-until';
 
 /**
  * Registration binds the coordinator: its challenge carries its long-term public key and the
@@ -82,14 +83,6 @@ async function client(url: string, options: Partial<NodeClientOptions> = {}): Pr
   });
   clients.push(node);
   return node;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 /** How the session ended: the rejection, or an Error saying it did not end that way. */

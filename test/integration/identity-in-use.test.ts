@@ -14,6 +14,7 @@ import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import type { ScriptedClient } from '../helpers/scripted-client';
 import { connectScriptedClient } from '../helpers/scripted-client';
+import { waitUntil } from '../helpers/wait-until';
 
 /**
  * Two connections of one identity. Evicting the first for the second is how two client
@@ -74,14 +75,6 @@ async function nodeClient(
   });
   clients.push(node);
   return node;
-}
-
-async function waitUntil(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('one identity, two connections', () => {
