@@ -41,6 +41,8 @@ export interface RegistryOptions {
   modelSpecHash: string;
   experiment: string;
   secureAggregation: boolean;
+  /** A connection that has not registered by then is closed (idle sockets cost memory). */
+  registerTimeoutMs: number;
   /** Persists the client before it is announced as registered. */
   onRegister(client: ConnectedClient): Promise<void>;
   log: Logger;
@@ -110,6 +112,12 @@ export class ClientRegistry extends EventEmitter<{
     // One identity per connection: a second registration while one is pending or done is
     // refused, so a socket can never stand for several clients.
     let state: 'none' | 'pending' | { id: string } = 'none';
+    const unregistered = setTimeout(() => {
+      if (typeof state === 'object') return;
+      this.options.log.info(`closing a connection that did not register in time`);
+      socket.disconnect(true);
+    }, this.options.registerTimeoutMs);
+    unregistered.unref();
     socket.on('register', (raw, ack) => {
       if (typeof ack !== 'function') return;
       if (state !== 'none') {
@@ -135,6 +143,7 @@ export class ClientRegistry extends EventEmitter<{
     });
     // Progress is advisory; it is validated where it is consumed (round runner).
     socket.on('disconnect', (reason) => {
+      clearTimeout(unregistered);
       for (const [id, client] of this.clients) {
         if (client.socket !== socket) continue;
         this.clients.delete(id);

@@ -86,6 +86,8 @@ const coordinatorConfigObject = z
     seed: integer(O.seed).default(O.seed.default),
     /** Directory holding datasets and their cache (CIFAR-10 download, coordinator test set). */
     dataDir: textOf(O.dataDir).optional(),
+    /** A connection that has not registered by then is closed. */
+    registerTimeoutMs: milliseconds.default(O.registerTimeoutMs.default),
     /** Hard cap on one socket.io message; derived from the model size when absent. */
     maxMessageBytes: integer(O.maxMessageBytes).optional(),
   })

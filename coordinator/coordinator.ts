@@ -207,6 +207,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       modelSpecHash,
       experiment: config.experiment!,
       secureAggregation: config.secureAggregation,
+      registerTimeoutMs: config.registerTimeoutMs,
       log: this.log,
       onRegister: (client) =>
         this.store.upsertClient({

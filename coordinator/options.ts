@@ -351,6 +351,14 @@ export const OPTIONS = {
     default: defaultCoordinatorIdentityPath,
     defaultLabel: '~/.cohort/coordinator-identity.json',
   },
+  registerTimeoutMs: {
+    flag: '--register-timeout',
+    placeholder: '<seconds>',
+    type: seconds,
+    help: 'how long a connection may stay without registering before it is closed',
+    doc: 'how long a connection may stay without registering before it is closed: idle sockets cannot pile up',
+    default: 30_000,
+  },
   maxMessageBytes: {
     flag: '--max-message-bytes',
     placeholder: '<n>',
@@ -581,6 +589,7 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
   'dataDir',
   'testLimit',
   'coordinatorIdentity',
+  'registerTimeoutMs',
   'maxMessageBytes',
 ];
 
