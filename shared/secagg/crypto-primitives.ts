@@ -155,6 +155,7 @@ async function nativeX25519(secretKey: Uint8Array, publicKey: Uint8Array): Promi
 async function probe(): Promise<Capabilities> {
   const caps: Capabilities = { ed25519: false, x25519: false };
   if (!subtle()) return caps;
+  // Stryker disable BlockStatement: an empty catch is equivalent (the assignment is the try block's last step, so on a throw the capability is still false).
   try {
     const signer = nacl.sign.keyPair.fromSeed(new Uint8Array(32).fill(7));
     // Stryker disable next-line ArrayDeclaration: the self-test's verdicts are the same for any message, the empty one included.
@@ -166,10 +167,11 @@ async function probe(): Promise<Capabilities> {
       (await nativeVerify(message, signature, signer.publicKey)) &&
       !(await nativeVerify(message, forged, signer.publicKey)) &&
       bytesEqual(await nativeSign(message, signer.secretKey), signature);
-    // Stryker disable next-line BlockStatement: the assignment is the try block's last step, so on a throw caps.ed25519 is still false.
   } catch {
     caps.ed25519 = false;
   }
+  // Stryker restore BlockStatement
+  // Stryker disable BlockStatement: as above, for X25519.
   try {
     const a = nacl.box.keyPair.fromSecretKey(new Uint8Array(32).fill(9));
     const b = nacl.box.keyPair.fromSecretKey(new Uint8Array(32).fill(11));
@@ -178,10 +180,10 @@ async function probe(): Promise<Capabilities> {
     caps.x25519 =
       bytesEqual(shared, nacl.scalarMult(a.secretKey, b.publicKey)) &&
       bytesEqual(publicKey, a.publicKey);
-    // Stryker disable next-line BlockStatement: the assignment is the try block's last step, so on a throw caps.x25519 is still false.
   } catch {
     caps.x25519 = false;
   }
+  // Stryker restore BlockStatement
   return caps;
 }
 
@@ -235,18 +237,20 @@ export async function verifySignature(
  */
 export async function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Promise<Uint8Array> {
   if ((await capabilities()).x25519) {
+    // Stryker disable BlockStatement: an empty catch falls through to the same nacl.scalarMult return below.
     try {
       return await nativeX25519(secretKey, publicKey);
-      // Stryker disable next-line BlockStatement: an empty catch falls through to the same nacl.scalarMult return below.
     } catch {
       return nacl.scalarMult(secretKey, publicKey);
     }
+    // Stryker restore BlockStatement
   }
   return nacl.scalarMult(secretKey, publicKey);
 }
 
 /** The X25519 public key of a secret key (= nacl.scalarMult.base). */
 export async function x25519PublicKey(secretKey: Uint8Array): Promise<Uint8Array> {
+  // Stryker disable next-line ConditionalExpression: equivalent either way: without WebCrypto, x25519(sk, base point) takes the tweetnacl path, and scalarMult(sk, 9) is scalarMult.base(sk).
   if ((await capabilities()).x25519) return x25519(secretKey, X25519_BASE_POINT);
   return nacl.scalarMult.base(secretKey);
 }

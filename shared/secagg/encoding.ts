@@ -118,6 +118,7 @@ export function wipe(...arrays: (Uint8Array | undefined)[]): void {
   for (const a of arrays) a?.fill(0);
 }
 
+// Stryker disable next-line all: a module-load probe of the host's byte order; encoding.test.ts checks both answers by reloading the module on a simulated big-endian host, which StrykerJS cannot attribute to a test.
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /**
