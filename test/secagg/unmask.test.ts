@@ -160,6 +160,10 @@ describe('reconstructAggregate', () => {
       ),
     );
     expect(isCohortError(bad, 'SECAGG_RECONSTRUCT')).toBe(true);
+    // Caught at the key check, before any mask is removed with it (not later, as a garbled sum).
+    expect((bad as Error).message).toMatch(
+      /rebuilt masking key of [0-9a-f]+ does not match its public key/,
+    );
   });
 });
 
