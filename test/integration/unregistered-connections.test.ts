@@ -38,10 +38,7 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function disconnectReason(
-  socket: RawSocket['socket']  ,
-  withinMs: number,
-) {
+function disconnectReason(socket: RawSocket['socket'], withinMs: number) {
   return new Promise<string>((resolve) => {
     const timer = setTimeout(() => resolve('still connected'), withinMs);
     socket.once('disconnect', (reason: string) => {
