@@ -669,10 +669,3 @@ export function resolveDefault(
 ): string | number | boolean | undefined {
   return typeof value === 'function' ? value() : value;
 }
-
-/** The coordinator config's defaults, as the coordinator command declares them. */
-export function coordinatorDefault(name: OptionName): string | number | boolean {
-  const value = resolveDefault((OPTIONS[name] as OptionSpec).default);
-  if (value === undefined) throw new Error(`option ${name} has no default`);
-  return value;
-}
