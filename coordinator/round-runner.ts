@@ -6,8 +6,8 @@ import type { FitConfigMessage, ModelPayload } from '../shared/protocol/messages
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
 import type { Strategy } from '../shared/strategies/strategy';
 import type { WeightManifest } from '../shared/weights/codec';
-import { assertFinite, bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
-import type { ClientRegistry, ConnectedClient } from './client-registry';
+import { bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
+import type { ClientRegistry } from './client-registry';
 import type { CoordinatorConfig } from './config';
 import type { GlobalModelEvaluator } from './evaluation';
 import type { AcceptedFit, Participation } from './fit-phase';
@@ -15,6 +15,7 @@ import { runFitPhase } from './fit-phase';
 import type { RoundHistoryEntry } from './history';
 import type { Logger } from './logger';
 import type { CohortStore } from './persistence/store';
+import type { SecureAggregationOutcome } from './secure-aggregation-phase';
 import { runSecureAggregation } from './secure-aggregation-phase';
 import { cohortTarget, selectCohort } from './selection';
 
@@ -72,18 +73,15 @@ export async function runRound(
 ): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
   const started = Date.now();
   const roundId = `${ctx.experimentId.slice(0, 12)}-r${round}-${randomBytes(4).toString('hex')}`;
-  const clients = ctx.registry.list();
-  const target = cohortTarget(clients.length, ctx.config);
-  const selectedIds = selectCohort(
-    clients.map((c) => c.id),
+  const clients = new Map(ctx.registry.list().map((c) => [c.id, c]));
+  const target = cohortTarget(clients.size, ctx.config);
+  const cohort = selectCohort(
+    [...clients.keys()],
     target,
     ctx.config.overSelection,
     ctx.config.seed,
     round,
-  );
-  const cohort = selectedIds
-    .map((id) => ctx.registry.get(id))
-    .filter((c): c is ConnectedClient => c !== undefined);
+  ).map((id) => clients.get(id)!);
   const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
   ctx.onRoundStart({ round, selected: cohort.length, target });
   const secure = ctx.config.secureAggregation;
@@ -107,16 +105,9 @@ export async function runRound(
     signal: ctx.signal,
     accept: (res: AcceptedFit) => {
       if (secure) return;
-      const delta = bytesToFloats(res.update!);
-      if (delta.length !== global.manifest.length) {
-        throw new CohortError(
-          'UPDATE_SHAPE',
-          `update has ${delta.length} values, model has ${global.manifest.length}`,
-        );
-      }
-      assertFinite(delta);
+      // add() refuses a wrong length or a non-finite value (UPDATE_SHAPE, UPDATE_NON_FINITE).
       // The same weight cap as secure mode, so one client's claimed size cannot dominate.
-      mean.add(delta, Math.min(res.numExamples!, ctx.config.weightCap));
+      mean.add(bytesToFloats(res.update!), Math.min(res.numExamples!, ctx.config.weightCap));
     },
     onProgress: (clientId, fraction) => ctx.onProgress(round, clientId, fraction),
   });
@@ -133,10 +124,11 @@ export async function runRound(
     meanDelta = mean.mean();
   } else {
     const outcome = await secureAggregate(ctx, round, roundId, global, fit.accepted);
-    const inMean = new Set(outcome.result?.survivors ?? []);
+    const survivors = new Set(outcome.result?.survivors);
+    // Every client the secure phases did not sum is in `lost`, with the reason.
     for (const [clientId, code] of outcome.lost) {
       // Lost after its masked input was summed: its update is in the mean, so it completed.
-      if (inMean.has(clientId)) continue;
+      if (survivors.has(clientId)) continue;
       const dropped = code === 'CLIENT_DROPPED' || code === 'ROUND_DEADLINE';
       participations.set(clientId, {
         clientId,
@@ -146,25 +138,11 @@ export async function runRound(
       });
     }
     if (outcome.result) {
-      const survivors = new Set(outcome.result.survivors);
-      for (const f of fit.accepted) {
-        if (
-          !survivors.has(f.client.id) &&
-          participations.get(f.client.id)?.status === 'completed'
-        ) {
-          participations.set(f.client.id, {
-            clientId: f.client.id,
-            status: 'dropped',
-            numExamples: 0,
-            errorCode: 'CLIENT_DROPPED',
-          });
-        }
-      }
       contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
       meanDelta = outcome.result.weightedMean;
       secureTrainLoss = outcome.result.meanTrainLoss;
     } else {
-      failure = outcome.failure ?? { code: 'ROUND_ABORTED', reason: 'secure aggregation failed' };
+      failure = outcome.failure;
       contributors = [];
     }
   }
@@ -175,18 +153,30 @@ export async function runRound(
       { global: global.weights, meanDelta, round },
       global.strategyState,
     );
-    assertFinite(weights, 'aggregated model');
-    next = {
-      manifest: global.manifest,
-      weights,
-      strategyState: state,
-      hash: await hashWeights(global.manifest, weights),
-    };
+    const bad = firstNonFinite(weights);
+    if (bad === -1) {
+      next = {
+        manifest: global.manifest,
+        weights,
+        strategyState: state,
+        hash: await hashWeights(global.manifest, weights),
+      };
+    } else {
+      // Finite updates can still overflow float32 once applied (huge plain deltas, a large
+      // server learning rate): the round fails and the model stays as it was.
+      failure = {
+        code: 'UPDATE_NON_FINITE',
+        reason: `the aggregated model has ${weights[bad]} at index ${bad}; the round is not applied`,
+      };
+      contributors = [];
+      secureTrainLoss = null;
+    }
   }
   const status: 'completed' | 'failed' = failure ? 'failed' : 'completed';
   const list = [...participations.values()];
   const counts = countParticipations(list, cohort.length);
-  const participants = status === 'completed' ? contributors.length : 0;
+  // A failed round has no contributors: nothing of theirs was applied.
+  const participants = contributors.length;
   const evaluation =
     status === 'completed'
       ? await ctx.evaluator.evaluate(
@@ -207,8 +197,7 @@ export async function runRound(
     dropped: counts.dropped,
     rejected: counts.rejected,
     selected: cohort.length,
-    trainLoss:
-      status !== 'completed' ? null : secure ? secureTrainLoss : weightedLoss(contributors),
+    trainLoss: secure ? secureTrainLoss : weightedLoss(contributors),
     testLoss: evaluation?.loss ?? null,
     testAccuracy: evaluation?.accuracy ?? null,
     evaluation: evaluation?.source ?? 'none',
@@ -257,15 +246,16 @@ async function secureAggregate(
   roundId: string,
   global: GlobalModel,
   accepted: AcceptedFit[],
-) {
+): Promise<SecureAggregationOutcome> {
   if (accepted.length < MIN_THRESHOLD) {
     return {
       result: null,
       failure: {
-        code: 'SECAGG_BELOW_THRESHOLD' as const,
+        code: 'SECAGG_BELOW_THRESHOLD',
         reason: `${accepted.length} clients finished training; secure aggregation needs at least ${MIN_THRESHOLD}`,
       },
-      lost: new Map<string, ErrorCode>(),
+      lost: new Map(),
+      phasesCompleted: 0,
     };
   }
   const config = chooseSecAggParams(accepted.length, {
@@ -293,7 +283,12 @@ function countParticipations(list: readonly Participation[], selected: number) {
   return { completed, rejected, dropped: selected - completed - rejected };
 }
 
-/** Plain mode: the example-weighted mean of the train losses the clients reported. */
+/** The index of the first NaN or infinite value, or -1. */
+function firstNonFinite(values: Float32Array): number {
+  return values.findIndex((v) => !Number.isFinite(v));
+}
+
+/** Plain mode: the example-weighted mean of the train losses the clients reported (null: none). */
 function weightedLoss(accepted: AcceptedFit[]): number | null {
   const total = accepted.reduce((s, f) => s + (f.numExamples ?? 0), 0);
   if (total === 0) return null;

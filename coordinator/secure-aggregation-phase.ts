@@ -25,14 +25,19 @@ export interface SecureAggregationInput {
 }
 
 /** The outcome: the survivors' weighted mean, or why the round aborted; and who fell out where. */
-export interface SecureAggregationOutcome {
-  result: SecAggResult | null;
-  failure: { code: ErrorCode; reason: string } | null;
-  /** Clients that were lost or refused during the secure phases, with the reason code. */
+export type SecureAggregationOutcome = (
+  | { result: SecAggResult; failure: null }
+  | { result: null; failure: { code: ErrorCode; reason: string } }
+) & {
+  /**
+   * Clients that were lost or refused during the secure phases, with the reason code: every
+   * client whose masked input is not in the sum is here (a phase ends only when each request
+   * was answered, refused or timed out).
+   */
   lost: Map<string, ErrorCode>;
   /** Bytes of masked vectors and protocol messages are counted by the registry; this is phases run. */
   phasesCompleted: number;
-}
+};
 
 /**
  * Drives the five secure-aggregation phases over socket.io for one round. The coordinator

@@ -9,7 +9,8 @@ import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/mes
 
 /**
  * A hand-driven client for tests: registers properly, then answers each request with
- * whatever the test scripts — malformed, stale, oversized — to probe the coordinator.
+ * whatever the test scripts — malformed, stale, oversized — to probe the coordinator. A request
+ * without a handler, or whose handler returns {@link NO_ANSWER}, is never answered.
  */
 export interface ScriptedClient {
   socket: Socket;
@@ -18,11 +19,16 @@ export interface ScriptedClient {
   close(): void;
 }
 
+/** What a handler returns to leave a request unanswered (a client gone silent). */
+export const NO_ANSWER = Symbol('no answer');
+
 export async function connectScriptedClient(
   url: string,
   handlers: {
     fit?(ins: Record<string, unknown>): unknown;
     evaluate?(ins: Record<string, unknown>): unknown;
+    /** Secure-aggregation phase requests. */
+    secagg?(req: Record<string, unknown>): unknown;
   },
   options: {
     task?: string;
@@ -63,11 +69,14 @@ export async function connectScriptedClient(
       );
     });
   });
-  socket.on('fit', (ins: Record<string, unknown>, ack: (res: unknown) => void) => {
-    if (handlers.fit) ack(handlers.fit(ins));
-  });
-  socket.on('evaluate', (ins: Record<string, unknown>, ack: (res: unknown) => void) => {
-    if (handlers.evaluate) ack(handlers.evaluate(ins));
-  });
+  const answer =
+    (handler: ((ins: Record<string, unknown>) => unknown) | undefined) =>
+    (ins: Record<string, unknown>, ack: (res: unknown) => void) => {
+      const res = handler?.(ins);
+      if (res !== NO_ANSWER) ack(res);
+    };
+  socket.on('fit', answer(handlers.fit?.bind(handlers)));
+  socket.on('evaluate', answer(handlers.evaluate?.bind(handlers)));
+  socket.on('secagg', answer(handlers.secagg?.bind(handlers)));
   return { socket, identity, registered, close: () => socket.disconnect() };
 }

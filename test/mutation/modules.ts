@@ -102,6 +102,7 @@ export const MUTATION_MODULES: readonly MutationModule[] = [
     mutate: ['coordinator/round-runner.ts'],
     tests: [
       ...WIRING_TESTS,
+      'test/integration/round-record.test.ts',
       'test/integration/malformed-updates.test.ts',
       'test/integration/secure-rounds.test.ts',
       'test/secagg-sockets/dropouts.test.ts',
