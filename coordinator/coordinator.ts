@@ -7,7 +7,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { Server } from 'socket.io';
 import type { Dataset } from '../shared/data/dataset';
 import { toHex } from '../shared/bytes';
-import { CohortError } from '../shared/errors';
+import { CohortError, errorMessage } from '../shared/errors';
 import type { IdentityKeyPair } from '../shared/identity';
 import { clientIdFromPublicKey, generateIdentity } from '../shared/identity';
 import { buildModel } from '../shared/model/build-model';
@@ -189,6 +189,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       },
     });
     this.experimentId = opened.experimentId;
+    const interrupted = await this.store.abortInterruptedRounds(
+      this.experimentId,
+      'the coordinator ended during this round (killed or crashed) before recording it',
+    );
+    for (const round of interrupted) {
+      this.log.warn(
+        `round ${round} was interrupted when the last coordinator ended: recorded as aborted`,
+      );
+    }
     const global = await this.initialModel(opened.lastCompletedRound);
     this.history = {
       experiment: config.experiment!,
@@ -404,6 +413,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     // Let the round in flight unwind (it sees `stopped` and records nothing) before closing.
     if (this.running) await this.running.catch(() => undefined);
+    if (this.store && this.experimentId !== '') {
+      await this.store
+        .abortInterruptedRounds(this.experimentId, 'the coordinator stopped during this round')
+        .catch((error: unknown) =>
+          this.log.warn(`could not record the interrupted round: ${errorMessage(error)}`),
+        );
+    }
     if (this.ownsStore && this.store) await this.store.close();
     this.evalModel.dispose();
   }

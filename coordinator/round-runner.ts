@@ -83,8 +83,14 @@ export async function runRound(
     round,
   ).map((id) => clients.get(id)!);
   const bytesBefore = new Map(cohort.map((c) => [c.id, c.bytesReceived()]));
-  ctx.onRoundStart({ round, selected: cohort.length, target });
   const secure = ctx.config.secureAggregation;
+  await ctx.store.beginRound({
+    experimentId: ctx.experimentId,
+    number: round,
+    secureAggregation: secure,
+    startedAt: new Date(started),
+  });
+  ctx.onRoundStart({ round, selected: cohort.length, target });
   const model: ModelPayload = {
     modelHash: global.hash,
     manifest: global.manifest,

@@ -7,6 +7,7 @@ import type {
   OpenedExperiment,
   OpenExperimentInput,
   RoundRecordInput,
+  RoundStartInput,
   RoundSummary,
   StoredCheckpoint,
 } from './store-types';
@@ -118,6 +119,58 @@ export class PrismaCohortStore implements CohortStore {
     });
   }
 
+  beginRound(input: RoundStartInput): Promise<void> {
+    return this.guard('beginRound', async () => {
+      await this.prisma.$transaction(async (tx) => {
+        const earlier = await tx.round.findMany({
+          where: { experimentId: input.experimentId, number: input.number },
+          select: { attempt: true, status: true },
+        });
+        const blocking = earlier.find((r) => r.status === 'completed' || r.status === 'running');
+        if (blocking) {
+          throw new CohortError(
+            'INTERNAL',
+            `beginRound: round ${input.number} is already ${blocking.status}`,
+          );
+        }
+        await tx.round.create({
+          data: {
+            experimentId: input.experimentId,
+            number: input.number,
+            attempt: Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
+            status: 'running',
+            secureAggregation: input.secureAggregation,
+            startedAt: input.startedAt,
+            // Rewritten by recordRound; an aborted attempt keeps its start as its end.
+            finishedAt: input.startedAt,
+            durationMs: 0,
+            participantsCount: 0,
+            droppedCount: 0,
+            bytesReceived: 0n,
+          },
+          select: { id: true },
+        });
+      }, TRANSACTION_OPTIONS);
+    });
+  }
+
+  abortInterruptedRounds(experimentId: string, reason: string): Promise<number[]> {
+    return this.guard('abortInterruptedRounds', async () => {
+      return this.prisma.$transaction(async (tx) => {
+        const running = await tx.round.findMany({
+          where: { experimentId, status: 'running' },
+          select: { number: true },
+          orderBy: { number: 'asc' },
+        });
+        await tx.round.updateMany({
+          where: { experimentId, status: 'running' },
+          data: { status: 'aborted', failureCode: 'ROUND_ABORTED', failureReason: reason },
+        });
+        return running.map((r) => r.number);
+      }, TRANSACTION_OPTIONS);
+    });
+  }
+
   recordRound(input: RoundRecordInput): Promise<void> {
     return this.guard('recordRound', async () => {
       validateRoundRecord(input);
@@ -146,7 +199,7 @@ export class PrismaCohortStore implements CohortStore {
         }
         const earlier = await tx.round.findMany({
           where: { experimentId: input.experimentId, number: input.number },
-          select: { attempt: true, status: true },
+          select: { id: true, attempt: true, status: true },
         });
         if (earlier.some((round) => round.status === 'completed')) {
           throw new CohortError(
@@ -154,11 +207,14 @@ export class PrismaCohortStore implements CohortStore {
             `recordRound: round ${input.number} is already recorded as completed`,
           );
         }
+        // The attempt beginRound wrote becomes this record; without one, a new attempt.
+        const running = earlier.find((r) => r.status === 'running');
+        if (running) await tx.round.delete({ where: { id: running.id } });
         const round = await tx.round.create({
           data: {
             experimentId: input.experimentId,
             number: input.number,
-            attempt: Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
+            attempt: running?.attempt ?? Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
             status: input.status,
             failureReason: input.failureReason,
             failureCode: input.failureCode,

@@ -1,5 +1,5 @@
 import { CohortError } from '../../shared/errors';
-import type { RoundRecordInput, RoundSummary } from './store-types';
+import type { RoundRecordInput, RoundStatus, RoundSummary } from './store-types';
 
 /** Largest value of the 32-bit integer columns (durations, counts, example counts). */
 const INT32_MAX = 2 ** 31 - 1;
@@ -131,8 +131,11 @@ export function toRoundSummary(row: RoundRow): RoundSummary {
   };
 }
 
-function roundStatus(status: string): 'completed' | 'failed' {
-  if (status === 'completed' || status === 'failed') return status;
+const ROUND_STATUSES: readonly RoundStatus[] = ['running', 'completed', 'failed', 'aborted'];
+
+function roundStatus(status: string): RoundStatus {
+  const known = ROUND_STATUSES.find((s) => s === status);
+  if (known) return known;
   throw new CohortError('DATABASE_ERROR', `unknown round status "${status}" in database`);
 }
 

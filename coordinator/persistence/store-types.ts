@@ -87,6 +87,21 @@ export interface RoundRecordInput {
   checkpoint: CheckpointInput | null;
 }
 
+/** A round the coordinator has started and not yet recorded (see `beginRound`). */
+export interface RoundStartInput {
+  experimentId: string;
+  number: number;
+  secureAggregation: boolean;
+  startedAt: Date;
+}
+
+/**
+ * The life of a round attempt in the database: `running` from `beginRound` until
+ * `recordRound` makes it `completed` or `failed`; `aborted` when the coordinator ended first
+ * (stopped, killed, crashed) and `abortInterruptedRounds` found it still running.
+ */
+export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted';
+
 /** A participation read back, as shown in round history. */
 export interface ParticipationSummary {
   clientId: string;
@@ -102,7 +117,7 @@ export interface RoundSummary {
   number: number;
   /** 1 for the first record of this round number, 2 after one failed attempt, ... */
   attempt: number;
-  status: 'completed' | 'failed';
+  status: RoundStatus;
   failureReason: string | null;
   /** An ErrorCode; typed as string because rows may come from a newer Cohort version. */
   failureCode: string | null;
@@ -147,11 +162,23 @@ export interface CohortStore {
   /** Records a client, or refreshes its last-seen time and display name. */
   upsertClient(input: ClientInput): Promise<void>;
   /**
-   * Persists one finished round atomically (one transaction): the round row, its
-   * participations, its metrics and (for completed rounds) its checkpoint, then prunes old
-   * checkpoints. A completed round is durable when this resolves.
+   * Writes a `running` attempt of a round before its first message goes out, so a coordinator
+   * that dies mid-round leaves a trace that the next start turns into `aborted`.
+   */
+  beginRound(input: RoundStartInput): Promise<void>;
+  /**
+   * Persists one finished round atomically (one transaction): the round row (the `running`
+   * attempt `beginRound` wrote, or a new one), its participations, its metrics and (for
+   * completed rounds) its checkpoint, then prunes old checkpoints. A completed round is
+   * durable when this resolves.
    */
   recordRound(input: RoundRecordInput): Promise<void>;
+  /**
+   * Marks every `running` attempt of the experiment `aborted` with ROUND_ABORTED and `reason`
+   * (at start-up: a previous process ended mid-round; at stop: the round in flight). Returns
+   * the round numbers it marked.
+   */
+  abortInterruptedRounds(experimentId: string, reason: string): Promise<number[]>;
   /** The checkpoint of the highest completed round still kept, or null when there is none. */
   latestCheckpoint(experimentId: string): Promise<StoredCheckpoint | null>;
   /** Every recorded round attempt, ordered by number then attempt. */

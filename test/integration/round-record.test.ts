@@ -252,7 +252,7 @@ test('finite updates that overflow float32 once applied fail the round with UPDA
   expect(bytesToFloats(new Uint8Array(checkpoint!.weights)).every(Number.isFinite)).toBe(true);
 }, 60_000);
 
-test('a coordinator stopped mid-round records nothing of that round (a restart runs it again)', async () => {
+test('a coordinator stopped mid-round records that round as aborted, nothing of its fit (a restart runs it again)', async () => {
   const options = config('stopped', { rounds: 1 });
   const coordinator = await start(options);
   let asked = 0;
@@ -277,7 +277,14 @@ test('a coordinator stopped mid-round records nothing of that round (a restart r
     'INTERNAL: coordinator stopped during round 1',
   );
   const { rounds, lastCompletedRound } = await readPersistedRun(options.database!, 'stopped');
-  expect(rounds).toEqual([]);
+  expect(rounds).toHaveLength(1);
+  expect(rounds[0]).toMatchObject({
+    number: 1,
+    status: 'aborted',
+    failureCode: 'ROUND_ABORTED',
+    failureReason: 'the coordinator stopped during this round',
+    participations: [],
+  });
   expect(lastCompletedRound).toBe(0);
 }, 60_000);
 

@@ -251,6 +251,51 @@ export function storeContract(makeFixture: () => Promise<StoreFixture>): void {
     expect(await errorCodeOf(store.recordRound(completedRound(experimentId, 2)))).toBe('INTERNAL');
   });
 
+  test('a begun round is running until recorded; one left running is aborted with its reason', async () => {
+    const store = await open();
+    const { experimentId } = await store.openExperiment(experiment());
+    const start = (number: number) => ({
+      experimentId,
+      number,
+      secureAggregation: true,
+      startedAt: new Date(Date.UTC(2026, 0, 1, 0, number)),
+    });
+    await store.beginRound(start(1));
+    expect((await store.listRounds(experimentId)).map((r) => [r.number, r.status])).toEqual([
+      [1, 'running'],
+    ]);
+    // Recording the round rewrites the running attempt, not a second one.
+    await store.recordRound(completedRound(experimentId, 1));
+    await store.beginRound(start(2));
+    // A round cannot be begun twice, nor again once completed.
+    expect(await errorCodeOf(store.beginRound(start(2)))).toBe('INTERNAL');
+    expect(await errorCodeOf(store.beginRound(start(1)))).toBe('INTERNAL');
+    await store.close();
+
+    // The process ended with round 2 running: the next one finds it and marks it aborted.
+    const next = await open();
+    expect(await next.abortInterruptedRounds(experimentId, 'killed mid-round')).toEqual([2]);
+    expect(await next.abortInterruptedRounds(experimentId, 'again')).toEqual([]);
+    expect((await next.openExperiment(experiment())).lastCompletedRound).toBe(1);
+    await next.beginRound(start(2));
+    await next.recordRound(completedRound(experimentId, 2));
+    const rounds = await next.listRounds(experimentId);
+    expect(rounds.map((r) => [r.number, r.attempt, r.status, r.failureCode])).toEqual([
+      [1, 1, 'completed', null],
+      [2, 1, 'aborted', 'ROUND_ABORTED'],
+      [2, 2, 'completed', null],
+    ]);
+    expect(rounds[1]).toMatchObject({
+      failureReason: 'killed mid-round',
+      secureAggregation: true,
+      startedAt: start(2).startedAt,
+      participants: 0,
+      participations: [],
+      checkpoint: null,
+    });
+    expect((await next.latestCheckpoint(experimentId))!.round).toBe(2);
+  });
+
   test('refuses inconsistent rounds without writing anything', async () => {
     const store = await open();
     const { experimentId } = await store.openExperiment(experiment());
