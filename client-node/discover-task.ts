@@ -1,5 +1,6 @@
 import { io } from 'socket.io-client';
 import { CohortError } from '../shared/errors';
+import { untrustedCertificate } from './tls-failure';
 import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import type { TaskName } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
@@ -21,7 +22,7 @@ export interface AnnouncedTask {
  */
 export async function discoverTask(
   server: string,
-  options: { reconnectDelayMs?: number } = {},
+  options: { reconnectDelayMs?: number; ca?: string } = {},
 ): Promise<AnnouncedTask> {
   const socket = io(server, {
     transports: ['websocket'],
@@ -29,9 +30,16 @@ export async function discoverTask(
     reconnectionAttempts: Infinity,
     reconnectionDelay: options.reconnectDelayMs ?? 1_000,
     reconnectionDelayMax: 10_000,
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
   });
   try {
-    const raw = await new Promise<unknown>((resolve) => socket.once('challenge', resolve));
+    const raw = await new Promise<unknown>((resolve, reject) => {
+      socket.once('challenge', resolve);
+      socket.on('connect_error', (error) => {
+        const untrusted = untrustedCertificate(error);
+        if (untrusted) reject(untrusted);
+      });
+    });
     const challenge = challengeSchema.safeParse(raw);
     if (!challenge.success) {
       throw new CohortError('MESSAGE_INVALID', `the coordinator's challenge is malformed`);

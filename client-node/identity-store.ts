@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { CohortError } from '../shared/errors';
 import type { IdentityKeyPair } from '../shared/identity';
 import { generateIdentity, identityFromSecretKey } from '../shared/identity';
+import { parsePublicKeyList } from '../shared/public-key-list';
 
 /**
  * Loads the client's long-term Ed25519 identity, creating it on first run. The file holds the
@@ -62,20 +63,7 @@ export async function loadTrustedKeys(path: string): Promise<Uint8Array[]> {
       `cannot read trusted keys ${path}: ${(error as Error).message}`,
     );
   }
-  const keys: Uint8Array[] = [];
-  for (const [index, raw] of text.split('\n').entries()) {
-    const line = raw.replace(/#.*/, '').trim();
-    if (line === '') continue;
-    if (!/^[0-9a-fA-F]{64}$/.test(line)) {
-      throw new CohortError(
-        'CONFIG_INVALID',
-        `${path}:${index + 1}: expected a 64-character hex public key`,
-      );
-    }
-    keys.push(fromHex(line.toLowerCase()));
-  }
-  if (keys.length === 0) throw new CohortError('CONFIG_INVALID', `${path} lists no keys`);
-  return keys;
+  return parsePublicKeyList(text, path).map(fromHex);
 }
 
 /** The hex public key of an identity, as listed in a trusted-keys file. */

@@ -1,4 +1,5 @@
 import type { TaskName } from '../shared/model/registry';
+import { untrustedCertificate } from './tls-failure';
 import { io } from 'socket.io-client';
 import type {
   ClientSessionEvents,
@@ -37,6 +38,10 @@ export interface NodeClientOptions {
   coordinatorKey?: string;
   /** Share evaluation metrics and example counts in secure sessions (`--share-metrics`). */
   shareMetrics?: boolean;
+  /** PEM CA certificate(s) to trust for an `https://` coordinator (`--ca`). */
+  ca?: string;
+  /** The coordinator's join token (`--join-token-file`); only a proof of it is sent. */
+  joinToken?: string;
   /** Smallest secure round this client takes part in (`--min-participants`, default 5). */
   minParticipants?: number;
   /**
@@ -84,6 +89,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     reconnectionDelayMax: options.reconnectDelayMaxMs ?? 30_000,
     randomizationFactor: 0.5,
     timeout: 20_000,
+    ...(options.ca !== undefined ? { ca: options.ca } : {}),
   });
   let session: ClientSession;
   try {
@@ -98,6 +104,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
       ...(options.allowPlain !== undefined ? { allowPlain: options.allowPlain } : {}),
       ...(options.coordinatorKey !== undefined ? { coordinatorKey: options.coordinatorKey } : {}),
       ...(options.shareMetrics !== undefined ? { shareMetrics: options.shareMetrics } : {}),
+      ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
     });
   } catch (error) {
     trainer.dispose();
@@ -108,6 +115,11 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     () => socket.disconnect(),
     () => socket.disconnect(),
   );
+  // A certificate this client does not trust will not become trusted by retrying.
+  socket.on('connect_error', (error) => {
+    const untrusted = untrustedCertificate(error);
+    if (untrusted) session.abort(untrusted);
+  });
   socket.connect();
   return { session, close: () => session.close() };
 }

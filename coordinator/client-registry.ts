@@ -14,6 +14,7 @@ import {
   registrationMessage,
 } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
+import type { EnrollmentMethod, EnrollmentPolicy } from './enrollment';
 import type { Logger } from './logger';
 
 /** The socket type the coordinator drives. */
@@ -43,8 +44,10 @@ export interface RegistryOptions {
   secureAggregation: boolean;
   /** A connection that has not registered by then is closed (idle sockets cost memory). */
   registerTimeoutMs: number;
-  /** Persists the client before it is announced as registered. */
-  onRegister(client: ConnectedClient): Promise<void>;
+  /** Who may register (join token, allowlist); checked once the client proved its key. */
+  enrollment: EnrollmentPolicy;
+  /** Persists the client and its enrollment before it is announced as registered. */
+  onRegister(client: ConnectedClient, method: EnrollmentMethod): Promise<void>;
   log: Logger;
 }
 
@@ -157,6 +160,7 @@ export class ClientRegistry extends EventEmitter<{
       secureAggregation: this.options.secureAggregation,
       task: this.options.task,
       modelSpecHash: this.options.modelSpecHash,
+      joinTokenRequired: this.options.enrollment.tokenRequired,
     });
   }
 
@@ -187,6 +191,7 @@ export class ClientRegistry extends EventEmitter<{
       if (!verifyDetached(message, fromHex(ins.signature), publicKey)) {
         throw new CohortError('AUTH_FAILED', 'registration signature does not verify');
       }
+      this.options.enrollment.admit(ins, { nonce, coordinatorId: this.coordinatorId });
       const id = clientIdFromPublicKey(publicKey);
       const previous = this.clients.get(id);
       if (previous && previous.socket !== socket && (await stillThere(previous.socket))) {
@@ -206,7 +211,7 @@ export class ClientRegistry extends EventEmitter<{
         connectedAt: new Date(),
         bytesReceived,
       };
-      await this.options.onRegister(client);
+      await this.options.onRegister(client, this.options.enrollment.method);
       if (!socket.connected) throw new CohortError('CLIENT_DROPPED', 'left during registration');
       // A previous connection that did not answer is a dead one not yet noticed (a client
       // reconnecting after a network cut): the new connection replaces it.

@@ -90,6 +90,15 @@ const coordinatorConfigObject = z
     registerTimeoutMs: milliseconds.default(O.registerTimeoutMs.default),
     /** Hard cap on one socket.io message; derived from the model size when absent. */
     maxMessageBytes: integer(O.maxMessageBytes).optional(),
+    /** TLS: PEM certificate (chain) and private key files; both or neither. */
+    tlsCert: textOf(O.tlsCert).optional(),
+    tlsKey: textOf(O.tlsKey).optional(),
+    /** Enrollment: clients must prove they hold this token. Never logged or stored. */
+    joinToken: textOf(O.joinToken).optional(),
+    /** Enrollment: the token's file, read (or created) at start-up. */
+    joinTokenFile: textOf(O.joinTokenFile).optional(),
+    /** Enrollment: a file of the client public keys admitted. */
+    allowClients: textOf(O.allowClients).optional(),
   })
   .strict();
 
@@ -108,6 +117,15 @@ export const coordinatorConfigSchema = coordinatorConfigObject.superRefine((c, c
     ctx.addIssue({
       code: 'custom',
       message: `--clients-per-round (${c.clientsPerRound}) is below --min-clients (${c.minClients})`,
+    });
+  }
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    ctx.addIssue({ code: 'custom', message: '--tls-cert and --tls-key go together: give both' });
+  }
+  if (c.joinToken !== undefined && c.joinTokenFile !== undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: '--join-token and --join-token-file conflict: give one',
     });
   }
   if (c.proximalMu !== undefined && c.strategy !== 'fedprox') {

@@ -1,6 +1,11 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { createServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
@@ -30,6 +35,8 @@ import type { CohortStore } from './persistence/store';
 import { openStore, redactDatabaseUrl } from './persistence/store';
 import type { GlobalModel, RoundContext } from './round-runner';
 import { runRound } from './round-runner';
+import type { EnrollmentPolicy } from './enrollment';
+import { loadEnrollmentPolicy } from './enrollment';
 
 /** How long the coordinator waits for clients to acknowledge the end of the run. */
 const DONE_ACK_TIMEOUT_MS = 2_000;
@@ -63,6 +70,8 @@ export interface CoordinatorDependencies {
    * `--coordinator-key`); a fresh in-memory one when absent.
    */
   identity?: IdentityKeyPair;
+  /** Who may register; loaded from the config (token, token file, allowlist) when absent. */
+  enrollment?: EnrollmentPolicy;
 }
 
 /**
@@ -78,7 +87,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   readonly publicKeyHex: string;
   private readonly identity: IdentityKeyPair;
   private readonly log: Logger;
-  private readonly httpServer = createServer();
+  private readonly httpServer: HttpServer | HttpsServer;
+  /** `https` when serving TLS (`--tls-cert`/`--tls-key`). */
+  private readonly scheme: 'http' | 'https';
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   private registry!: ClientRegistry;
   private store!: CohortStore;
@@ -87,6 +98,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly evalModel: tf.LayersModel;
   private readonly evaluator: GlobalModelEvaluator;
   private readonly databaseLabel: string | undefined;
+  private readonly givenEnrollment: EnrollmentPolicy | undefined;
   private stopped = false;
   /** Aborts the round in flight when the coordinator stops. */
   private readonly shutdown = new AbortController();
@@ -102,10 +114,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.config = config;
     this.log = deps.log ?? debugLogger('cohort:coordinator');
     this.databaseLabel = deps.databaseLabel;
+    this.givenEnrollment = deps.enrollment;
     this.identity = deps.identity ?? generateIdentity();
     this.coordinatorId = clientIdFromPublicKey(this.identity.publicKey);
     this.publicKeyHex = toHex(this.identity.publicKey);
 
+    const tls = readTlsFiles(config);
+    this.httpServer = tls ? createHttpsServer(tls) : createServer();
+    this.scheme = tls ? 'https' : 'http';
     if (deps.store) {
       this.store = deps.store;
       this.ownsStore = false;
@@ -162,7 +178,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   get url(): string {
     const host =
       this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
-    return `http://${host}:${this.port}`;
+    return `${this.scheme}://${host}:${this.port}`;
   }
 
   /** Connected and registered clients right now. */
@@ -186,6 +202,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         exportDir: undefined,
         port: undefined,
         host: undefined,
+        // A secret: never in the database (nor in a log line).
+        joinToken: undefined,
       },
     });
     this.experimentId = opened.experimentId;
@@ -218,15 +236,24 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       secureAggregation: config.secureAggregation,
       registerTimeoutMs: config.registerTimeoutMs,
       log: this.log,
-      onRegister: (client) =>
-        this.store.upsertClient({
+      enrollment: this.givenEnrollment ?? (await loadEnrollmentPolicy(config, this.log)),
+      onRegister: async (client, method) => {
+        const seenAt = new Date();
+        await this.store.upsertClient({
           id: client.id,
           publicKey: Buffer.from(client.publicKey).toString('hex'),
           ...(client.info.displayName !== undefined
             ? { displayName: client.info.displayName }
             : {}),
-          seenAt: new Date(),
-        }),
+          seenAt,
+        });
+        await this.store.recordEnrollment({
+          experimentId: this.experimentId,
+          clientId: client.id,
+          method,
+          at: seenAt,
+        });
+      },
     });
     this.registry.on('registered', (client) =>
       this.emit('client-joined', {
@@ -423,4 +450,29 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (this.ownsStore && this.store) await this.store.close();
     this.evalModel.dispose();
   }
+}
+
+/** The TLS certificate and key named by the config, read at start-up; null without TLS. */
+function readTlsFiles(config: CoordinatorConfig): { cert: Buffer; key: Buffer } | null {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return null;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new CohortError(
+        'CONFIG_INVALID',
+        `cannot read TLS ${what} ${path}: ${errorMessage(error)}`,
+      );
+    }
+  };
+  const tls = { cert: read(config.tlsCert, 'certificate'), key: read(config.tlsKey, 'key') };
+  try {
+    createSecureContext(tls);
+  } catch (error) {
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `--tls-cert ${config.tlsCert} and --tls-key ${config.tlsKey} are not a usable PEM pair: ${errorMessage(error)}`,
+    );
+  }
+  return tls;
 }

@@ -79,6 +79,12 @@ const choice = <const T extends readonly string[]>(choices: T) =>
   ({ kind: 'choice', choices }) as const;
 const text = { kind: 'text' } as const;
 const seconds = { kind: 'seconds' } as const;
+/** A join token: 16 to 256 printable characters, no spaces (a file's surrounding blanks are trimmed). */
+const JOIN_TOKEN = {
+  kind: 'text',
+  pattern: /^[\x21-\x7e]{16,256}$/,
+  patternHelp: '16 to 256 printable characters without spaces',
+} as const;
 
 /** Where the coordinator keeps its long-term identity unless told otherwise. */
 export function defaultCoordinatorIdentityPath(): string {
@@ -359,6 +365,47 @@ export const OPTIONS = {
     doc: 'how long a connection may stay without registering before it is closed: idle sockets cannot pile up',
     default: 30_000,
   },
+  tlsCert: {
+    flag: '--tls-cert',
+    placeholder: '<file>',
+    type: text,
+    help: 'serve HTTPS/WSS with this PEM certificate (chain) and --tls-key',
+    doc:
+      'serve HTTPS/WSS with this PEM certificate (or chain), together with `--tls-key`; clients ' +
+      'connect to `https://…` (with `--ca` for a private CA)',
+  },
+  tlsKey: {
+    flag: '--tls-key',
+    placeholder: '<file>',
+    type: text,
+    help: "the TLS certificate's PEM private key (keep it mode 0600)",
+  },
+  joinToken: {
+    flag: '--join-token',
+    placeholder: '<token>',
+    type: JOIN_TOKEN,
+    help: 'admit only clients that prove they hold this token (prefer --join-token-file)',
+    doc:
+      "admit only clients that prove they hold this token (an HMAC over the connection's nonce: " +
+      'the token itself never crosses the wire); others get `JOIN_REFUSED`. A command line is ' +
+      'visible to other users of the machine: prefer `--join-token-file`',
+  },
+  joinTokenFile: {
+    flag: '--join-token-file',
+    placeholder: '<file>',
+    type: text,
+    help: 'the join token, read from a file (created, mode 0600, when missing)',
+  },
+  allowClients: {
+    flag: '--allow-clients',
+    placeholder: '<file>',
+    type: text,
+    help: 'admit only these client identities: one hex public key per line',
+    doc:
+      'admit only these client identities (one hex public key per line, `#` comments; a client ' +
+      'prints its key at start-up); others get `JOIN_REFUSED`. With a join token too, a client ' +
+      'needs both',
+  },
   maxMessageBytes: {
     flag: '--max-message-bytes',
     placeholder: '<n>',
@@ -468,6 +515,29 @@ export const OPTIONS = {
     doc: "the client's long-term Ed25519 key (created with mode 0600); the round ledger `FILE.rounds` is kept next to it",
     default: defaultClientIdentityPath,
     defaultLabel: '~/.cohort/identity.json',
+  },
+  ca: {
+    flag: '--ca',
+    placeholder: '<file>',
+    type: text,
+    help: "trust this PEM CA certificate for the coordinator's TLS (a private CA or self-signed)",
+    defaultNote: "the system's CAs",
+  },
+  clientJoinToken: {
+    flag: '--join-token',
+    placeholder: '<token>',
+    type: JOIN_TOKEN,
+    help: "the coordinator's join token, when it asks for one (prefer --join-token-file)",
+    doc:
+      "the coordinator's join token, when it asks for one: registration carries an HMAC proof of it, " +
+      'never the token. Without it such a coordinator is left at once with `JOIN_REFUSED`. Prefer ' +
+      '`--join-token-file`: a command line is visible to other users of the machine',
+  },
+  clientJoinTokenFile: {
+    flag: '--join-token-file',
+    placeholder: '<file>',
+    type: text,
+    help: "the coordinator's join token, read from a file (the one the coordinator created)",
   },
   trustedKeys: {
     flag: '--trusted-keys',
@@ -591,6 +661,11 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
   'coordinatorIdentity',
   'registerTimeoutMs',
   'maxMessageBytes',
+  'tlsCert',
+  'tlsKey',
+  'joinToken',
+  'joinTokenFile',
+  'allowClients',
 ];
 
 /** Options of one group (the README shows a table per group). */
@@ -609,12 +684,15 @@ export const SIMULATION_ONLY: readonly OptionName[] = [
 /** Options of one group (the README shows a table per group). */
 export const CLIENT_OPTIONS: readonly OptionName[] = [
   'server',
+  'ca',
   'clientTask',
   'shard',
   'clientData',
   'resize',
   'clientLimit',
   'clientIdentity',
+  'clientJoinToken',
+  'clientJoinTokenFile',
   'trustedKeys',
   'allowPlain',
   'coordinatorKey',

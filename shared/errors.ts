@@ -19,6 +19,10 @@ export const ERROR_CODES = {
   TASK_MISMATCH: 'Client and coordinator run different tasks or models.',
   PROTOCOL_VERSION: 'Client and coordinator speak different protocol versions.',
   IDENTITY_IN_USE: 'Another live connection holds this client identity: give each client its own.',
+  TLS_UNTRUSTED:
+    "The coordinator's TLS certificate is not trusted: pass --ca with its CA certificate.",
+  JOIN_REFUSED:
+    'The coordinator admits only enrolled clients: its join token, or a key on its allowlist.',
   // Updates.
   UPDATE_STALE: 'Update is for a round that is no longer open.',
   UPDATE_DUPLICATE: 'A second update from the same client in one round.',

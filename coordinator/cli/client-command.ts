@@ -1,4 +1,5 @@
 /* eslint-disable no-console -- the CLI's job is to print */
+import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
 import {
@@ -11,6 +12,7 @@ import { discoverTask } from '../../client-node/discover-task';
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
+import { readJoinTokenFile } from '../enrollment';
 import { defaultClientIdentityPath } from '../options';
 import { addTableOptions, tableValues } from './command-options';
 import { chooseBackend, runCommand } from './run-context';
@@ -34,6 +36,17 @@ export function clientCommand(): Command {
       const backend = await chooseBackend(flags.backend!);
       const trustedKeys =
         flags.trustedKeys !== undefined ? await loadTrustedKeys(flags.trustedKeys) : undefined;
+      if (flags.clientJoinToken !== undefined && flags.clientJoinTokenFile !== undefined) {
+        throw new CohortError(
+          'CONFIG_INVALID',
+          '--join-token and --join-token-file conflict: give one',
+        );
+      }
+      const ca = flags.ca !== undefined ? await readCaFile(flags.ca) : undefined;
+      const joinToken =
+        flags.clientJoinTokenFile !== undefined
+          ? await readJoinTokenFile(flags.clientJoinTokenFile)
+          : flags.clientJoinToken;
       // One process per identity: a second client on this machine started without
       // --identity takes the next free one instead of fighting the first for its connection.
       const lock = lockClientIdentity(flags.clientIdentity!, {
@@ -56,7 +69,7 @@ export function clientCommand(): Command {
       let task = flags.clientTask;
       if (task === undefined) {
         console.log(`asking ${flags.server!} which task it runs...`);
-        task = (await discoverTask(flags.server!)).task;
+        task = (await discoverTask(flags.server!, ca !== undefined ? { ca } : {})).task;
         console.log(`task: ${task} (announced by the coordinator)`);
       }
       console.log('loading data...');
@@ -82,6 +95,8 @@ export function clientCommand(): Command {
         minParticipants: flags.minParticipants!,
         ...(flags.coordinatorKey !== undefined ? { coordinatorKey: flags.coordinatorKey } : {}),
         ...(trustedKeys ? { trustedKeys } : {}),
+        ...(joinToken !== undefined ? { joinToken } : {}),
+        ...(ca !== undefined ? { ca } : {}),
         ...(flags.name !== undefined ? { displayName: flags.name } : {}),
         events: {
           onLog: (line) => console.log(line),
@@ -114,4 +129,21 @@ export function clientCommand(): Command {
       lock.release();
     }),
   );
+}
+
+/** The `--ca` file's PEM text (CONFIG_INVALID when unreadable or not a certificate). */
+async function readCaFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CohortError(
+      'CONFIG_INVALID',
+      `cannot read --ca ${path}: ${(error as Error).message}`,
+    );
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new CohortError('CONFIG_INVALID', `--ca ${path} holds no PEM certificate`);
+  }
+  return text;
 }

@@ -5,6 +5,7 @@ import { loadCoordinatorTestSet } from '../test-set';
 import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
 import { addTableOptions, configOf, tableValues } from './command-options';
+import { loadEnrollmentPolicy } from '../enrollment';
 import { cliLogger } from './cli-logger';
 import { attachReporter } from './reporter';
 import { chooseBackend, runCommand } from './run-context';
@@ -24,6 +25,12 @@ export function coordinatorCommand(): Command {
       const { identity, created } = await loadOrCreateIdentity(identityPath);
       console.log(`${created ? 'created' : 'loaded'} coordinator identity ${identityPath}`);
       console.log(`coordinator key: ${publicKeyHex(identity)}`);
+      const log = cliLogger();
+      // Printed, not logged: the operator needs to see where a new token file went.
+      const enrollment = await loadEnrollmentPolicy(resolveCoordinatorConfig(config), {
+        ...log,
+        info: (line) => console.log(line),
+      });
       await chooseBackend(values.backend!);
       const testSet = await loadCoordinatorTestSet(values.task!, {
         dataDir: values.dataDir,
@@ -32,7 +39,8 @@ export function coordinatorCommand(): Command {
       const coordinator = await Coordinator.start(config, {
         identity,
         testSet,
-        log: cliLogger(),
+        enrollment,
+        log,
         observe: (c) => attachReporter(c),
       });
       let stopRequested = false;

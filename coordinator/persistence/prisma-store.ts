@@ -4,6 +4,8 @@ import { copyBytes, finiteOrNull, toRoundSummary, validateRoundRecord } from './
 import type {
   ClientInput,
   CohortStore,
+  EnrollmentInput,
+  EnrollmentSummary,
   OpenedExperiment,
   OpenExperimentInput,
   RoundRecordInput,
@@ -116,6 +118,36 @@ export class PrismaCohortStore implements CohortStore {
           ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
         },
       });
+    });
+  }
+
+  recordEnrollment(input: EnrollmentInput): Promise<void> {
+    return this.guard('recordEnrollment', async () => {
+      await this.prisma.enrollment.upsert({
+        where: {
+          experimentId_clientId: { experimentId: input.experimentId, clientId: input.clientId },
+        },
+        create: {
+          experimentId: input.experimentId,
+          clientId: input.clientId,
+          method: input.method,
+          firstEnrolledAt: input.at,
+          lastEnrolledAt: input.at,
+        },
+        update: { method: input.method, lastEnrolledAt: input.at },
+        select: { id: true },
+      });
+    });
+  }
+
+  listEnrollments(experimentId: string): Promise<EnrollmentSummary[]> {
+    return this.guard('listEnrollments', async () => {
+      const rows = await this.prisma.enrollment.findMany({
+        where: { experimentId },
+        orderBy: { clientId: 'asc' },
+        select: { clientId: true, method: true, firstEnrolledAt: true, lastEnrolledAt: true },
+      });
+      return rows;
     });
   }
 

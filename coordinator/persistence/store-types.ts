@@ -87,6 +87,24 @@ export interface RoundRecordInput {
   checkpoint: CheckpointInput | null;
 }
 
+/** A client admitted to an experiment (see `recordEnrollment`). */
+export interface EnrollmentInput {
+  experimentId: string;
+  /** Must have been recorded with `upsertClient` first. */
+  clientId: string;
+  /** How it was admitted: 'open', 'join-token', 'allowlist' or 'join-token+allowlist'. */
+  method: string;
+  at: Date;
+}
+
+/** An enrollment read back. */
+export interface EnrollmentSummary {
+  clientId: string;
+  method: string;
+  firstEnrolledAt: Date;
+  lastEnrolledAt: Date;
+}
+
 /** A round the coordinator has started and not yet recorded (see `beginRound`). */
 export interface RoundStartInput {
   experimentId: string;
@@ -161,6 +179,13 @@ export interface CohortStore {
   openExperiment(input: OpenExperimentInput): Promise<OpenedExperiment>;
   /** Records a client, or refreshes its last-seen time and display name. */
   upsertClient(input: ClientInput): Promise<void>;
+  /**
+   * Records that a client was admitted to an experiment, and how; a later admission of the
+   * same client refreshes its last time and method. Never holds a token.
+   */
+  recordEnrollment(input: EnrollmentInput): Promise<void>;
+  /** The experiment's enrollments, ordered by client id. */
+  listEnrollments(experimentId: string): Promise<EnrollmentSummary[]>;
   /**
    * Writes a `running` attempt of a round before its first message goes out, so a coordinator
    * that dies mid-round leaves a trace that the next start turns into `aborted`.

@@ -16,6 +16,8 @@ export type {
   CheckpointInput,
   ClientInput,
   CohortStore,
+  EnrollmentInput,
+  EnrollmentSummary,
   OpenedExperiment,
   OpenExperimentInput,
   OpenStoreOptions,

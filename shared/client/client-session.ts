@@ -1,4 +1,5 @@
 import nacl from 'tweetnacl';
+import { joinProof } from '../join-proof';
 import { fromHex, toHex, utf8Bytes } from '../bytes';
 import type { Socket } from 'socket.io-client';
 import { CohortError, isCohortError, parseErrorCode, reasonOf } from '../errors';
@@ -96,6 +97,12 @@ export interface ClientSessionOptions {
    * evaluate requests with METRICS_PRIVATE and registers with counts of 0.
    */
   shareMetrics?: boolean;
+  /**
+   * The coordinator's join token (`cohort client --join-token-file`): registration carries
+   * an HMAC proof of it bound to the connection's nonce (shared/join-proof.ts), never the
+   * token itself.
+   */
+  joinToken?: string;
   events?: ClientSessionEvents;
   /** Fault injection: vanish halfway through this round's training (then rejoin later). */
   faults?: { dropMidRound?(round: number): boolean; rejoinAfterMs?: number };
@@ -250,7 +257,16 @@ export class ClientSession {
       this.fail(plainOffered(challenge.coordinatorId));
       return;
     }
-    const { identity, trainer } = this.options;
+    const { identity, trainer, joinToken } = this.options;
+    if (challenge.joinTokenRequired === true && joinToken === undefined) {
+      this.fail(
+        new CohortError(
+          'JOIN_REFUSED',
+          'this coordinator admits only clients with its join token: pass --join-token-file FILE',
+        ),
+      );
+      return;
+    }
     const publicKey = toHex(identity.publicKey);
     const signature = signDetached(
       utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
@@ -271,6 +287,15 @@ export class ClientSession {
       trainExamples: shareCounts ? trainer.trainExamples : 0,
       testExamples: shareCounts ? trainer.testExamples : 0,
       clientNonce,
+      ...(joinToken !== undefined
+        ? {
+            joinProof: joinProof(joinToken, {
+              nonce: challenge.nonce,
+              coordinatorId: challenge.coordinatorId,
+              publicKey,
+            }),
+          }
+        : {}),
       ...(this.options.displayName !== undefined ? { displayName: this.options.displayName } : {}),
     };
     let res;
@@ -453,6 +478,14 @@ export class ClientSession {
     setTimeout(() => {
       if (this.state !== 'done') this.socket.connect();
     }, delay);
+  }
+
+  /**
+   * Ends the session for good with `error` (no reconnection; `finished` rejects): for what
+   * the platform adapter finds unrecoverable, e.g. a TLS certificate it does not trust.
+   */
+  abort(error: CohortError): void {
+    if (this.state !== 'done') this.fail(error);
   }
 
   /** Leaves for good: no reconnection. Idempotent. */

@@ -82,6 +82,11 @@ export const challengeSchema = z.object({
    */
   task: taskSchema.optional(),
   modelSpecHash: hashSchema.optional(),
+  /**
+   * Whether registration needs a join proof (see shared/join-proof.ts), so a client without
+   * a token can say what is missing. Advisory: the coordinator checks the proof itself.
+   */
+  joinTokenRequired: z.boolean().optional(),
 });
 export type Challenge = z.infer<typeof challengeSchema>;
 
@@ -106,6 +111,8 @@ export const registerInsSchema = z.object({
    * ({@link registrationAnswerMessage}), proving it holds the key it announced right now.
    */
   clientNonce: hex(32).optional(),
+  /** HMAC proof of the coordinator's join token, bound to this nonce and key (join-proof.ts). */
+  joinProof: hex(64).optional(),
 });
 export type RegisterIns = z.infer<typeof registerInsSchema>;
 

@@ -68,6 +68,7 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       const historyPath = join(dir, 'history.json');
       const exportDir = join(dir, 'model');
       const coordinatorIdentity = join(dir, 'keys', 'coordinator.json');
+      const joinTokenFile = join(dir, 'keys', 'join-token');
       // The tests load part of the test set in-process to re-evaluate the exported model.
       const [, testData] = await Promise.all([useWasmBackend(), smallMnist(1, TEST_LIMIT)]);
 
@@ -93,6 +94,9 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         historyPath,
         '--identity',
         coordinatorIdentity,
+        // Enrollment: the coordinator creates the token file; the clients are given it.
+        '--join-token-file',
+        joinTokenFile,
         '--max-examples',
         String(EXAMPLES),
         '--test-limit',
@@ -105,6 +109,7 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         STARTUP_TIMEOUT_MS,
       );
       const url = listening[1]!;
+      expect(statSync(joinTokenFile).mode & 0o777).toBe(0o600);
       // The key it printed is the one in its identity file; the clients pin it.
       const coordinatorKey = (
         await coordinator.waitForOutput(/coordinator key: ([0-9a-f]{64})/, 1_000)
@@ -137,6 +142,8 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
             `cli-${i + 1}`,
             '--coordinator-key',
             coordinatorKey,
+            '--join-token-file',
+            joinTokenFile,
             // Three clients: below the default minimum cohort of 5 for secure rounds.
             '--min-participants',
             String(CLIENTS),
@@ -156,6 +163,11 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
         expect(result.stdout).toMatch(/coordinator finished/);
       }
       expect(coordinatorResult.stdout).toMatch(new RegExp(`${ROUNDS}/${ROUNDS} rounds completed`));
+      expect(coordinatorResult.stdout).toContain(`created join token file ${joinTokenFile}`);
+      const token = readFileSync(joinTokenFile, 'utf8').trim();
+      for (const result of [coordinatorResult, ...clientResults]) {
+        expect(result.stdout + result.stderr).not.toContain(token);
+      }
 
       // The JSON history: every round completed by all three, accuracy rising.
       const history = JSON.parse(readFileSync(historyPath, 'utf8')) as RunHistory;

@@ -33,7 +33,10 @@ export async function connectScriptedClient(
   options: {
     task?: string;
     trainExamples?: number;
-    registerOverride?: Record<string, unknown>;
+    /** Fields replaced in the registration; a function sees the challenge (nonce, ids). */
+    registerOverride?:
+      | Record<string, unknown>
+      | ((challenge: { nonce: string; coordinatorId: string }) => Record<string, unknown>);
     /** Register under this identity (default: a fresh one). */
     identity?: IdentityKeyPair;
   } = {},
@@ -63,7 +66,9 @@ export async function connectScriptedClient(
           backend: 'scripted',
           trainExamples: options.trainExamples ?? 100,
           testExamples: 0,
-          ...options.registerOverride,
+          ...(typeof options.registerOverride === 'function'
+            ? options.registerOverride(challenge)
+            : options.registerOverride),
         },
         (res: unknown) => resolve(res),
       );
