@@ -90,6 +90,12 @@ const coordinatorConfigObject = z
     registerTimeoutMs: milliseconds.default(O.registerTimeoutMs.default),
     /** Hard cap on one socket.io message; derived from the model size when absent. */
     maxMessageBytes: integer(O.maxMessageBytes).optional(),
+    /** Limits per peer (coordinator/connection-guard.ts). */
+    maxConnectionsPerAddress: integer(O.maxConnectionsPerAddress).default(
+      O.maxConnectionsPerAddress.default,
+    ),
+    maxEventsPerSecond: integer(O.maxEventsPerSecond).default(O.maxEventsPerSecond.default),
+    maxEventBytes: integer(O.maxEventBytes).default(O.maxEventBytes.default),
     /** TLS: PEM certificate (chain) and private key files; both or neither. */
     tlsCert: textOf(O.tlsCert).optional(),
     tlsKey: textOf(O.tlsKey).optional(),

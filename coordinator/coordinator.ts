@@ -35,6 +35,7 @@ import type { CohortStore } from './persistence/store';
 import { openStore, redactDatabaseUrl } from './persistence/store';
 import type { GlobalModel, RoundContext } from './round-runner';
 import { runRound } from './round-runner';
+import { guardConnections } from './connection-guard';
 import type { EnrollmentPolicy } from './enrollment';
 import { loadEnrollmentPolicy } from './enrollment';
 
@@ -140,6 +141,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       cors: { origin: '*' },
       pingTimeout: 60_000,
     });
+    guardConnections(this.io, config, this.log);
     this.strategy = createStrategy({
       name: config.strategy,
       ...(config.serverLearningRate !== undefined ? { serverLr: config.serverLearningRate } : {}),

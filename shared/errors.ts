@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   IDENTITY_IN_USE: 'Another live connection holds this client identity: give each client its own.',
   TLS_UNTRUSTED:
     "The coordinator's TLS certificate is not trusted: pass --ca with its CA certificate.",
+  RATE_LIMITED: 'Too many connections from one address, or events on one connection.',
   JOIN_REFUSED:
     'The coordinator admits only enrolled clients: its join token, or a key on its allowlist.',
   // Updates.

@@ -20,6 +20,7 @@ import type {
  * for both.
  */
 export type StoreClient = PrismaClient;
+type TransactionClient = Parameters<Parameters<StoreClient['$transaction']>[0]>[0];
 
 /** Interactive transactions default to 5 s, too short to write a large checkpoint on a slow disk. */
 const TRANSACTION_OPTIONS = { maxWait: 15_000, timeout: 120_000 };
@@ -38,7 +39,31 @@ export class PrismaCohortStore implements CohortStore {
     private readonly keepCheckpoints: number,
     /** Where the data lives, for error messages (password-free). */
     private readonly location: string,
+    /**
+     * How long a transaction is retried while the database reports it busy (SQLite: another
+     * connection holds the write lock); 0 never retries.
+     */
+    private readonly busyRetryMs = 0,
   ) {}
+
+  /**
+   * One interactive transaction, retried from the start while the database is busy. SQLite
+   * needs it: Prisma opens transactions DEFERRED, and a transaction that has read and then
+   * wants to write while another connection holds the write lock gets SQLITE_BUSY at once
+   * (its busy timeout cannot apply: waiting could deadlock), so the whole transaction must be
+   * run again once the lock is free.
+   */
+  private async transaction<T>(run: (tx: TransactionClient) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + this.busyRetryMs;
+    for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
+      try {
+        return await this.prisma.$transaction(run, TRANSACTION_OPTIONS);
+      } catch (error) {
+        if (!isBusy(error) || Date.now() + delay > deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
 
   openExperiment(input: OpenExperimentInput): Promise<OpenedExperiment> {
     return this.guard('openExperiment', async () => {
@@ -153,7 +178,7 @@ export class PrismaCohortStore implements CohortStore {
 
   beginRound(input: RoundStartInput): Promise<void> {
     return this.guard('beginRound', async () => {
-      await this.prisma.$transaction(async (tx) => {
+      await this.transaction(async (tx) => {
         const earlier = await tx.round.findMany({
           where: { experimentId: input.experimentId, number: input.number },
           select: { attempt: true, status: true },
@@ -182,13 +207,13 @@ export class PrismaCohortStore implements CohortStore {
           },
           select: { id: true },
         });
-      }, TRANSACTION_OPTIONS);
+      });
     });
   }
 
   abortInterruptedRounds(experimentId: string, reason: string): Promise<number[]> {
     return this.guard('abortInterruptedRounds', async () => {
-      return this.prisma.$transaction(async (tx) => {
+      return this.transaction(async (tx) => {
         const running = await tx.round.findMany({
           where: { experimentId, status: 'running' },
           select: { number: true },
@@ -199,14 +224,14 @@ export class PrismaCohortStore implements CohortStore {
           data: { status: 'aborted', failureCode: 'ROUND_ABORTED', failureReason: reason },
         });
         return running.map((r) => r.number);
-      }, TRANSACTION_OPTIONS);
+      });
     });
   }
 
   recordRound(input: RoundRecordInput): Promise<void> {
     return this.guard('recordRound', async () => {
       validateRoundRecord(input);
-      await this.prisma.$transaction(async (tx) => {
+      await this.transaction(async (tx) => {
         const experiment = await tx.experiment.findUnique({
           where: { id: input.experimentId },
           select: { id: true },
@@ -299,7 +324,7 @@ export class PrismaCohortStore implements CohortStore {
             await tx.checkpoint.deleteMany({ where: { id: { in: stale.map((c) => c.id) } } });
           }
         }
-      }, TRANSACTION_OPTIONS);
+      });
     });
   }
 
@@ -367,6 +392,11 @@ function configJson(config: Record<string, unknown>): string {
       `openExperiment: config is not JSON-serializable: ${(error as Error).message}`,
     );
   }
+}
+
+/** The client's error for SQLITE_BUSY (Prisma maps it to P1008, "Operation has timed out"). */
+function isBusy(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'P1008';
 }
 
 function isUniqueViolation(error: unknown): boolean {

@@ -42,6 +42,9 @@ export function migrateSqlite(
     );
   }
   try {
+    // Write-ahead logging (kept by the file): readers never block the coordinator's writes,
+    // and a crash mid-write leaves the last committed round intact.
+    db.pragma('journal_mode = WAL');
     db.pragma('foreign_keys = OFF');
     db.exec('BEGIN IMMEDIATE');
     try {

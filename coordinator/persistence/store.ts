@@ -69,7 +69,12 @@ async function openSqlite(
   const prisma = new SqlitePrismaClient({ adapter });
   await connect(prisma, `SQLite database ${target.path}`);
   log(`database: SQLite ${target.path}`);
-  return new PrismaCohortStore(prisma, keep, `SQLite database ${target.path}`);
+  return new PrismaCohortStore(
+    prisma,
+    keep,
+    `SQLite database ${target.path}`,
+    SQLITE_BUSY_TIMEOUT_MS,
+  );
 }
 
 async function openPostgres(

@@ -39,6 +39,9 @@ export type ClientSocket = Socket<ClientSideServerEvents, ClientToServerEvents>;
 export type ClientState =
   'connecting' | 'registering' | 'idle' | 'training' | 'submitting' | 'evaluating' | 'done';
 
+/** Least time between two progress reports to the coordinator. */
+export const PROGRESS_INTERVAL_MS = 250;
+
 /** Events a session reports so CLIs and pages can show progress without knowing the protocol. */
 export interface ClientSessionEvents {
   onState?(state: ClientState): void;
@@ -387,16 +390,23 @@ export class ClientSession {
     this.setState('training');
     const dropAt = this.options.faults?.dropMidRound?.(ins.round) ?? false;
     let dropped = false;
+    let lastReport = -Infinity;
     try {
       const result = await this.options.trainer.fit(ins.model, ins.config, {
         onProgress: (progress) => {
           this.options.events?.onProgress?.(ins.roundId, progress);
-          this.socket.emit(
-            'progress',
-            reportLoss
-              ? { roundId: ins.roundId, fraction: progress.fraction, loss: progress.loss }
-              : { roundId: ins.roundId, fraction: progress.fraction },
-          );
+          // One report per interval (and the last): a fast GPU would otherwise send one per
+          // batch, hundreds a second, into the coordinator's per-connection event limit.
+          const now = Date.now();
+          if (progress.fraction >= 1 || now - lastReport >= PROGRESS_INTERVAL_MS) {
+            lastReport = now;
+            this.socket.emit(
+              'progress',
+              reportLoss
+                ? { roundId: ins.roundId, fraction: progress.fraction, loss: progress.loss }
+                : { roundId: ins.roundId, fraction: progress.fraction },
+            );
+          }
           if (dropAt && !dropped && progress.fraction >= 0.5) {
             dropped = true;
             this.vanish();

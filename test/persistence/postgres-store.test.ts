@@ -152,6 +152,7 @@ describeRequiring('PostgreSQL', probePostgres(), () => {
         '_prisma_migrations',
         'checkpoints',
         'clients',
+        'enrollments',
         'experiments',
         'metrics',
         'participations',

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,6 +50,55 @@ describe('CohortStore contract on SQLite', () => {
 });
 
 describe('SQLite specifics', () => {
+  test('runs in WAL mode and waits out another process holding the write lock', async () => {
+    const dir = temporaryDir();
+    const path = join(dir, 'busy.db');
+    const store = await openStore(`file:${path}`);
+    try {
+      const db = new Database(path, { readonly: true });
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      db.close();
+      const { experimentId } = await store.openExperiment({
+        name: 'busy',
+        task: 'mnist',
+        config: {},
+        modelSpecHash: 'a'.repeat(64),
+      });
+      // Another process takes the write lock for 1.5 s (the store's own calls are
+      // synchronous underneath, so the holder cannot live in this event loop).
+      const holder = spawn(
+        process.execPath,
+        [
+          '-e',
+          `const db = new (require('better-sqlite3'))(${JSON.stringify(path)});
+           db.exec('BEGIN IMMEDIATE'); db.exec('CREATE TABLE held_by_other (x)');
+           console.log('locked');
+           setTimeout(() => { db.exec('COMMIT'); db.close(); }, 1500);`,
+        ],
+        { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      const exited = new Promise((resolve) => holder.once('exit', resolve));
+      await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+      await store.beginRound({
+        experimentId,
+        number: 1,
+        secureAggregation: false,
+        startedAt: new Date(),
+      });
+      // It waited for the lock (busy timeout) rather than failing with SQLITE_BUSY: the other
+      // transaction had committed by the time this write went through.
+      const check = new Database(path, { readonly: true });
+      expect(
+        check.prepare("SELECT name FROM sqlite_master WHERE name = 'held_by_other'").all(),
+      ).toHaveLength(1);
+      check.close();
+      expect((await store.listRounds(experimentId)).map((r) => r.status)).toEqual(['running']);
+      await exited;
+    } finally {
+      await store.close();
+    }
+  });
+
   test('a relative file: URL is relative to the working directory', async () => {
     const dir = temporaryDir();
     const cwd = process.cwd();
