@@ -111,6 +111,7 @@ export function clientCommand(): Command {
               console.log(`training ${(p.fraction * 100).toFixed(0)}% (loss ${p.loss.toFixed(4)})`);
             }
           },
+          onPhase: (_roundId, phase) => console.log(`secure aggregation: ${phase}`),
           onRoundSummary: (s) =>
             console.log(
               `round ${s.round} ${s.status}: ${s.participants} clients` +

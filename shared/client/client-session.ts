@@ -48,6 +48,8 @@ export interface ClientSessionEvents {
   onLog?(line: string): void;
   onProgress?(roundId: string, progress: TrainingProgress): void;
   onRoundSummary?(summary: RoundSummaryMessage): void;
+  /** A secure-aggregation phase request arrived (before it is answered). */
+  onPhase?(roundId: string, phase: string): void;
 }
 
 /**
@@ -472,6 +474,7 @@ export class ClientSession {
       throw new CohortError('MESSAGE_INVALID', 'secagg envelope needs string phase and roundId');
     }
     const body = unpackBinary(raw);
+    this.options.events?.onPhase?.(roundId, phase);
     this.setState('submitting');
     try {
       return packBinary(await this.options.secure.handle(phase, roundId, body));

@@ -1,6 +1,7 @@
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
 import { SECAGG_DOMAIN, decodeFields, encodeFields, hash32 } from './encoding';
+import type { EncodedField } from './encoding';
 import { boxSharedKey, x25519 } from './crypto-primitives';
 import { SHARE_LENGTH } from './shamir';
 import { bytesEqual } from './encoding';
@@ -121,7 +122,7 @@ export async function openBundle(
       `bundle from ${expected.senderId} does not authenticate`,
     );
   }
-  let fields;
+  let fields: EncodedField[] | undefined;
   try {
     fields = decodeFields(plaintext, SECAGG_DOMAIN.shareBundle, [
       'bytes',
@@ -131,10 +132,12 @@ export async function openBundle(
       'bytes',
     ]);
   } catch {
+    // Malformed: `fields` stays undefined and is refused below, once the plaintext is wiped.
+  }
+  // The decoded fields are copies: the plaintext itself is wiped.
+  plaintext.fill(0);
+  if (!fields) {
     throw new CohortError('SECAGG_DECRYPT', `bundle from ${expected.senderId} is malformed`);
-    // Stryker disable next-line BlockStatement: wiping the local plaintext copy is memory hygiene; the fields returned are separate copies, so no test can observe it.
-  } finally {
-    plaintext.fill(0);
   }
   const [viewHash, senderId, recipientId, selfMaskShare, secretKeyShare] = fields as [
     Uint8Array,

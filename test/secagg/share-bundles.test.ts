@@ -92,3 +92,12 @@ test('wrong names, share sizes, tampering or a reflected bundle are SECAGG_DECRY
     ),
   ).toBe('SECAGG_DECRYPT: bundle from bob names the wrong sender or recipient');
 });
+
+test('a bundle that authenticates but does not decode is SECAGG_DECRYPT, malformed', async () => {
+  // Sealed under the right key, but the plaintext is not an encoded share bundle.
+  const nonce = nacl.randomBytes(nacl.box.nonceLength);
+  const ciphertext = nacl.box(new Uint8Array([1, 2, 3]), nonce, bob.publicKey, alice.secretKey);
+  expect(
+    await codeOf(openBundle(expected, nonce, ciphertext, alice.publicKey, bob.secretKey)),
+  ).toBe('SECAGG_DECRYPT: bundle from alice is malformed');
+});
