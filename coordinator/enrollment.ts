@@ -8,6 +8,7 @@ import type { RegisterIns } from '../shared/protocol/messages';
 import { parsePublicKeyList } from '../shared/public-key-list';
 import type { CoordinatorConfig } from './config';
 import type { Logger } from './logger';
+import { readConfigFile } from './read-config-file';
 import { OPTIONS } from './options';
 
 /** How a client was admitted; recorded with each enrollment (never the token itself). */
@@ -100,16 +101,7 @@ function checkToken(token: string, source: string): void {
 
 /** Reads a join token file for a client: it must exist and hold a valid token. */
 export async function readJoinTokenFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new CohortError(
-      'CONFIG_INVALID',
-      `cannot read join token file ${path}: ${(error as Error).message}`,
-    );
-  }
-  const token = text.trim();
+  const token = (await readConfigFile(path, 'join token file')).trim();
   checkToken(token, path);
   return token;
 }
@@ -126,15 +118,7 @@ export async function loadEnrollmentPolicy(
       : null);
   let allowed: string[] | null = null;
   if (config.allowClients !== undefined) {
-    let text: string;
-    try {
-      text = await readFile(config.allowClients, 'utf8');
-    } catch (error) {
-      throw new CohortError(
-        'CONFIG_INVALID',
-        `cannot read allowlist ${config.allowClients}: ${(error as Error).message}`,
-      );
-    }
+    const text = await readConfigFile(config.allowClients, 'allowlist');
     allowed = parsePublicKeyList(text, config.allowClients);
   }
   const policy = enrollmentPolicy(token, allowed);

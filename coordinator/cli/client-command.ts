@@ -1,5 +1,4 @@
 /* eslint-disable no-console -- the CLI's job is to print */
-import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
 import {
@@ -13,6 +12,7 @@ import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
 import { readJoinTokenFile } from '../enrollment';
+import { readConfigFile } from '../read-config-file';
 import { defaultClientIdentityPath } from '../options';
 import { addTableOptions, tableValues } from './command-options';
 import { chooseBackend, runCommand } from './run-context';
@@ -134,15 +134,7 @@ export function clientCommand(): Command {
 
 /** The `--ca` file's PEM text (CONFIG_INVALID when unreadable or not a certificate). */
 async function readCaFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new CohortError(
-      'CONFIG_INVALID',
-      `cannot read --ca ${path}: ${(error as Error).message}`,
-    );
-  }
+  const text = await readConfigFile(path, '--ca');
   if (!text.includes('-----BEGIN CERTIFICATE-----')) {
     throw new CohortError('CONFIG_INVALID', `--ca ${path} holds no PEM certificate`);
   }

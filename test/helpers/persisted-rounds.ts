@@ -1,5 +1,9 @@
 import { openStore } from '../../coordinator/persistence/store';
-import type { RoundSummary, StoredCheckpoint } from '../../coordinator/persistence/store-types';
+import type {
+  EnrollmentSummary,
+  RoundSummary,
+  StoredCheckpoint,
+} from '../../coordinator/persistence/store-types';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 
@@ -8,6 +12,8 @@ export interface PersistedRun {
   rounds: RoundSummary[];
   lastCompletedRound: number;
   checkpoint: StoredCheckpoint | null;
+  /** Who was admitted, and how (ordered by client id). */
+  enrollments: EnrollmentSummary[];
 }
 
 /**
@@ -32,6 +38,7 @@ export async function readPersistedRun(
       rounds: await store.listRounds(opened.experimentId),
       lastCompletedRound: opened.lastCompletedRound,
       checkpoint: await store.latestCheckpoint(opened.experimentId),
+      enrollments: await store.listEnrollments(opened.experimentId),
     };
   } finally {
     await store.close();

@@ -4,16 +4,14 @@ import type { NodeClient } from '../../client-node/node-client';
 import { connectNodeClient } from '../../client-node/node-client';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
-import { openStore } from '../../coordinator/persistence/store';
 import { toHex } from '../../shared/bytes';
 import { isCohortError } from '../../shared/errors';
 import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
 import { joinProof } from '../../shared/join-proof';
-import { getModelSpec } from '../../shared/model/registry';
-import { specHash } from '../../shared/model/spec-hash';
 import { floatsToBytes } from '../../shared/weights/codec';
 import { useWasmBackend } from '../helpers/backend';
 import { smallMnist } from '../helpers/mnist-fixture';
+import { readPersistedRun } from '../helpers/persisted-rounds';
 import { connectScriptedClient } from '../helpers/scripted-client';
 import { ScriptedFederation } from '../helpers/scripted-federation';
 
@@ -129,21 +127,10 @@ test('with a join token: holders get in and train, others are refused JOIN_REFUS
   await coordinator.stop();
 
   // Each admission is recorded with its method; the refused ones are not.
-  const store = await openStore(options.database!);
-  try {
-    const opened = await store.openExperiment({
-      name: 'enrollment',
-      task: 'mnist',
-      config: {},
-      modelSpecHash: await specHash(getModelSpec('mnist')),
-    });
-    const enrolled = await store.listEnrollments(opened.experimentId);
-    const admitted = [honest, ...others].map((c) => clientIdFromPublicKey(c.identity.publicKey));
-    expect(enrolled.map((e) => e.clientId)).toEqual([...admitted].sort());
-    expect(enrolled.every((e) => e.method === 'join-token')).toBe(true);
-  } finally {
-    await store.close();
-  }
+  const { enrollments } = await readPersistedRun(options.database!, 'enrollment');
+  const admitted = [honest, ...others].map((c) => clientIdFromPublicKey(c.identity.publicKey));
+  expect(enrollments.map((e) => e.clientId)).toEqual([...admitted].sort());
+  expect(enrollments.every((e) => e.method === 'join-token')).toBe(true);
   const bytes = readFileSync(join(federation.dir, 'run.db'));
   expect(bytes.includes(Buffer.from(TOKEN))).toBe(false);
   expect(log.some((l) => l.includes(TOKEN))).toBe(false);
@@ -211,19 +198,8 @@ test('an allowlist admits only its keys, recorded as allowlist', async () => {
   const history = await coordinator.done;
   expect(history.rounds[0]).toMatchObject({ status: 'completed', participants: 3 });
   await coordinator.stop();
-  const store = await openStore(options.database!);
-  try {
-    const opened = await store.openExperiment({
-      name: 'enrollment',
-      task: 'mnist',
-      config: {},
-      modelSpecHash: await specHash(getModelSpec('mnist')),
-    });
-    const enrolled = await store.listEnrollments(opened.experimentId);
-    expect(enrolled.map((e) => [e.clientId, e.method])).toEqual(
-      listed.map((i) => [clientIdFromPublicKey(i.publicKey), 'allowlist']).sort(),
-    );
-  } finally {
-    await store.close();
-  }
+  const { enrollments } = await readPersistedRun(options.database!, 'enrollment');
+  expect(enrollments.map((e) => [e.clientId, e.method])).toEqual(
+    listed.map((i) => [clientIdFromPublicKey(i.publicKey), 'allowlist']).sort(),
+  );
 }, 60_000);

@@ -5,9 +5,9 @@ import { discoverTask } from '../../client-node/discover-task';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import { resolveCoordinatorConfig } from '../../coordinator/config';
-import { isCohortError } from '../../shared/errors';
 import { generateIdentity } from '../../shared/identity';
 import { useWasmBackend } from '../helpers/backend';
+import { rejectionOf } from '../helpers/error-of';
 import { slice } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import { describeRequiring } from '../helpers/requires';
@@ -22,15 +22,6 @@ import { makeSelfSigned, opensslAvailable } from '../helpers/self-signed';
  */
 
 const federation = new ScriptedFederation('tls');
-
-async function errorOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    return isCohortError(error) ? error.message : String(error);
-  }
-  return 'resolved';
-}
 
 describeRequiring('TLS (self-signed certificate from openssl)', opensslAvailable(), () => {
   const clients: NodeClient[] = [];
@@ -110,12 +101,12 @@ describeRequiring('TLS (self-signed certificate from openssl)', opensslAvailable
         reconnectDelayMs: 50,
       });
       clients.push(client);
-      expect(await errorOf(client.session.finished)).toMatch(
+      expect(await rejectionOf(client.session.finished)).toMatch(
         ca === undefined ? untrusted : /^TLS_UNTRUSTED: /,
       );
-      expect(await errorOf(discoverTask(coordinator.url, ca !== undefined ? { ca } : {}))).toMatch(
-        /^TLS_UNTRUSTED: /,
-      );
+      expect(
+        await rejectionOf(discoverTask(coordinator.url, ca !== undefined ? { ca } : {})),
+      ).toMatch(/^TLS_UNTRUSTED: /);
     }
     expect(coordinator.connectedClients).toBe(0);
   }, 60_000);
@@ -127,10 +118,12 @@ describeRequiring('TLS (self-signed certificate from openssl)', opensslAvailable
       '--tls-cert and --tls-key go together: give both',
     );
     expect(
-      await errorOf(Coordinator.start({ ...options(files), tlsKey: other.key }, { testSet: null })),
+      await rejectionOf(
+        Coordinator.start({ ...options(files), tlsKey: other.key }, { testSet: null }),
+      ),
     ).toMatch(/^CONFIG_INVALID: --tls-cert .* and --tls-key .* are not a usable PEM pair/);
     expect(
-      await errorOf(
+      await rejectionOf(
         Coordinator.start(
           { ...options(files), tlsCert: `${files.cert}.absent` },
           { testSet: null },

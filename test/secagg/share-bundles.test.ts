@@ -1,8 +1,8 @@
 import nacl from 'tweetnacl';
-import { isCohortError } from '../../shared/errors';
 import { openBundle, sealBundle } from '../../shared/secagg/signed-payloads';
 import type { ShareBundle } from '../../shared/secagg/signed-payloads';
 import { SHARE_LENGTH } from '../../shared/secagg/shamir';
+import { rejectionOf } from '../helpers/error-of';
 
 /**
  * Sealed share bundles, one rule at a time: what opens, and which code each way of being the
@@ -27,16 +27,6 @@ function bundle(overrides: Partial<ShareBundle> = {}): ShareBundle {
 
 const expected = { viewHash: view, senderId: 'alice', recipientId: 'bob' };
 
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isCohortError(error)) return error.message;
-    throw error;
-  }
-  return 'opened';
-}
-
 test('a bundle opens for its recipient with its contents intact', async () => {
   const sealed = await sealBundle(bundle(), bob.publicKey, alice.secretKey);
   const opened = await openBundle(
@@ -53,7 +43,7 @@ test('a bundle sealed under another round view is SECAGG_INCONSISTENT', async ()
   const other = new Uint8Array(32).fill(8);
   const sealed = await sealBundle(bundle({ viewHash: other }), bob.publicKey, alice.secretKey);
   expect(
-    await codeOf(
+    await rejectionOf(
       openBundle(expected, sealed.nonce, sealed.ciphertext, alice.publicKey, bob.secretKey),
     ),
   ).toBe('SECAGG_INCONSISTENT: bundle from alice was sealed under another participant list');
@@ -62,7 +52,7 @@ test('a bundle sealed under another round view is SECAGG_INCONSISTENT', async ()
 test('wrong names, share sizes, tampering or a reflected bundle are SECAGG_DECRYPT', async () => {
   const open = async (b: ShareBundle, mutate = (c: Uint8Array) => c) => {
     const sealed = await sealBundle(b, bob.publicKey, alice.secretKey);
-    return codeOf(
+    return rejectionOf(
       openBundle(expected, sealed.nonce, mutate(sealed.ciphertext), alice.publicKey, bob.secretKey),
     );
   };
@@ -81,7 +71,7 @@ test('wrong names, share sizes, tampering or a reflected bundle are SECAGG_DECRY
   // The box key is symmetric: reflected back to its sender it decrypts, and the names refuse it.
   const sealed = await sealBundle(bundle(), bob.publicKey, alice.secretKey);
   expect(
-    await codeOf(
+    await rejectionOf(
       openBundle(
         { viewHash: view, senderId: 'bob', recipientId: 'alice' },
         sealed.nonce,
@@ -98,6 +88,6 @@ test('a bundle that authenticates but does not decode is SECAGG_DECRYPT, malform
   const nonce = nacl.randomBytes(nacl.box.nonceLength);
   const ciphertext = nacl.box(new Uint8Array([1, 2, 3]), nonce, bob.publicKey, alice.secretKey);
   expect(
-    await codeOf(openBundle(expected, nonce, ciphertext, alice.publicKey, bob.secretKey)),
+    await rejectionOf(openBundle(expected, nonce, ciphertext, alice.publicKey, bob.secretKey)),
   ).toBe('SECAGG_DECRYPT: bundle from alice is malformed');
 });

@@ -8,9 +8,9 @@ import {
   readJoinTokenFile,
 } from '../../coordinator/enrollment';
 import type { Logger } from '../../coordinator/logger';
-import { isCohortError } from '../../shared/errors';
 import { joinProof } from '../../shared/join-proof';
 import type { RegisterIns } from '../../shared/protocol/messages';
+import { rejectionOf, thrownBy } from '../helpers/error-of';
 
 /** Who the coordinator admits, one rule at a time, and how its token and allowlist load. */
 
@@ -35,42 +35,32 @@ function registration(publicKey: string, proof?: string): RegisterIns {
   };
 }
 
-function refusal(run: () => void): string {
-  try {
-    run();
-  } catch (error) {
-    if (isCohortError(error)) return error.message;
-    throw error;
-  }
-  return 'admitted';
-}
-
 const context = { nonce: NONCE, coordinatorId: COORDINATOR };
 const proofFor = (publicKey: string, token = TOKEN) => joinProof(token, { ...context, publicKey });
 
 test('an open policy admits everyone; a token policy needs the right proof', () => {
   const open = enrollmentPolicy(null, null);
   expect([open.method, open.tokenRequired]).toEqual(['open', false]);
-  expect(refusal(() => open.admit(registration(KEY_A), context))).toBe('admitted');
+  expect(thrownBy(() => open.admit(registration(KEY_A), context))).toBe('returned');
 
   const token = enrollmentPolicy(TOKEN, null);
   expect([token.method, token.tokenRequired]).toEqual(['join-token', true]);
-  expect(refusal(() => token.admit(registration(KEY_A, proofFor(KEY_A)), context))).toBe(
-    'admitted',
+  expect(thrownBy(() => token.admit(registration(KEY_A, proofFor(KEY_A)), context))).toBe(
+    'returned',
   );
-  expect(refusal(() => token.admit(registration(KEY_A), context))).toMatch(
+  expect(thrownBy(() => token.admit(registration(KEY_A), context))).toMatch(
     /^JOIN_REFUSED: this coordinator admits only clients with its join token/,
   );
   // Another token, or a proof made for another key (a stolen proof), is refused.
   expect(
-    refusal(() => token.admit(registration(KEY_A, proofFor(KEY_A, `${TOKEN}x`)), context)),
+    thrownBy(() => token.admit(registration(KEY_A, proofFor(KEY_A, `${TOKEN}x`)), context)),
   ).toBe('JOIN_REFUSED: the join token proof is wrong (another token?)');
-  expect(refusal(() => token.admit(registration(KEY_B, proofFor(KEY_A)), context))).toMatch(
+  expect(thrownBy(() => token.admit(registration(KEY_B, proofFor(KEY_A)), context))).toMatch(
     /^JOIN_REFUSED: the join token proof is wrong/,
   );
   // A proof for another connection's nonce is refused.
   expect(
-    refusal(() =>
+    thrownBy(() =>
       token.admit(registration(KEY_A, proofFor(KEY_A)), { ...context, nonce: '22'.repeat(32) }),
     ),
   ).toMatch(/^JOIN_REFUSED/);
@@ -79,15 +69,17 @@ test('an open policy admits everyone; a token policy needs the right proof', () 
 test('an allowlist admits listed keys (any case); with a token, a client needs both', () => {
   const list = enrollmentPolicy(null, [KEY_A.toUpperCase()]);
   expect([list.method, list.tokenRequired]).toEqual(['allowlist', false]);
-  expect(refusal(() => list.admit(registration(KEY_A), context))).toBe('admitted');
-  expect(refusal(() => list.admit(registration(KEY_B), context))).toBe(
+  expect(thrownBy(() => list.admit(registration(KEY_A), context))).toBe('returned');
+  expect(thrownBy(() => list.admit(registration(KEY_B), context))).toBe(
     `JOIN_REFUSED: client key ${KEY_B} is not on this coordinator's allowlist (--allow-clients)`,
   );
   const both = enrollmentPolicy(TOKEN, [KEY_A]);
   expect(both.method).toBe('join-token+allowlist');
-  expect(refusal(() => both.admit(registration(KEY_A, proofFor(KEY_A)), context))).toBe('admitted');
-  expect(refusal(() => both.admit(registration(KEY_A), context))).toMatch(/^JOIN_REFUSED/);
-  expect(refusal(() => both.admit(registration(KEY_B, proofFor(KEY_B)), context))).toMatch(
+  expect(thrownBy(() => both.admit(registration(KEY_A, proofFor(KEY_A)), context))).toBe(
+    'returned',
+  );
+  expect(thrownBy(() => both.admit(registration(KEY_A), context))).toMatch(/^JOIN_REFUSED/);
+  expect(thrownBy(() => both.admit(registration(KEY_B, proofFor(KEY_B)), context))).toMatch(
     /allowlist/,
   );
 });
@@ -106,16 +98,6 @@ describe('loading the policy', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  async function codeOf(promise: Promise<unknown>): Promise<string> {
-    try {
-      await promise;
-    } catch (error) {
-      if (isCohortError(error)) return error.message;
-      throw error;
-    }
-    return 'ok';
-  }
-
   it('creates a missing token file (owner-only), then reads the same token back', async () => {
     const path = join(dir, 'keys', 'join-token');
     const config = resolveCoordinatorConfig({ joinTokenFile: path });
@@ -130,29 +112,33 @@ describe('loading the policy', () => {
     expect(await readJoinTokenFile(path)).toBe(token);
     const again = await loadEnrollmentPolicy(config, log);
     const proof = joinProof(token, { ...context, publicKey: KEY_A });
-    expect(refusal(() => again.admit(registration(KEY_A, proof), context))).toBe('admitted');
+    expect(thrownBy(() => again.admit(registration(KEY_A, proof), context))).toBe('returned');
   });
 
   it('refuses a bad token file and a bad allowlist with CONFIG_INVALID naming the file', async () => {
     const short = join(dir, 'short');
     writeFileSync(short, 'tiny\n', { mode: 0o600 });
     expect(
-      await codeOf(loadEnrollmentPolicy(resolveCoordinatorConfig({ joinTokenFile: short }), log)),
+      await rejectionOf(
+        loadEnrollmentPolicy(resolveCoordinatorConfig({ joinTokenFile: short }), log),
+      ),
     ).toBe(`CONFIG_INVALID: join token in ${short}: 16 to 256 printable characters without spaces`);
-    expect(await codeOf(readJoinTokenFile(join(dir, 'absent')))).toMatch(
+    expect(await rejectionOf(readJoinTokenFile(join(dir, 'absent')))).toMatch(
       /^CONFIG_INVALID: cannot read join token file/,
     );
     const list = join(dir, 'allowed');
     writeFileSync(list, `# ops team\n${KEY_A}\nnot-a-key\n`);
     expect(
-      await codeOf(loadEnrollmentPolicy(resolveCoordinatorConfig({ allowClients: list }), log)),
+      await rejectionOf(
+        loadEnrollmentPolicy(resolveCoordinatorConfig({ allowClients: list }), log),
+      ),
     ).toBe(`CONFIG_INVALID: ${list}:3: expected a 64-character hex public key`);
     writeFileSync(list, `# ops team\n${KEY_A}\n\n${KEY_B}  # bob\n`);
     const policy = await loadEnrollmentPolicy(
       resolveCoordinatorConfig({ allowClients: list }),
       log,
     );
-    expect(refusal(() => policy.admit(registration(KEY_B), context))).toBe('admitted');
+    expect(thrownBy(() => policy.admit(registration(KEY_B), context))).toBe('returned');
     expect(lines).toContain('info: enrollment: clients need one of 2 allowed keys');
   });
 
