@@ -1,12 +1,11 @@
 import { io } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
-import { toHex, utf8Bytes } from '../../shared/bytes';
-import { clientIdFromPublicKey, generateIdentity, signDetached } from '../../shared/identity';
+import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import type { CancelMessage, RegisterRes } from '../../shared/protocol/messages';
-import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/messages';
 import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
+import { signedRegistration } from '../helpers/scripted-client';
 
 /** A fit request as a peer receives it (only the fields the tests read). */
 export interface PeerFitIns {
@@ -40,7 +39,6 @@ export async function connectPeer(
   } = {},
 ): Promise<SocketPeer> {
   const identity = generateIdentity();
-  const publicKey = toHex(identity.publicKey);
   const modelSpecHash = await specHash(getModelSpec('mnist'));
   const socket = io(url, { transports: ['websocket'], reconnection: false });
   const fits: PeerFitIns[] = [];
@@ -67,22 +65,14 @@ export async function connectPeer(
     fits,
     cancels,
     register: () =>
-      socket.timeout(60_000).emitWithAck('register', {
-        protocolVersion: PROTOCOL_VERSION,
-        publicKey,
-        signature: toHex(
-          signDetached(
-            utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
-            identity,
-          ),
-        ),
-        task: 'mnist',
-        modelSpecHash,
-        platform: 'node',
-        backend: 'scripted',
-        trainExamples: options.trainExamples ?? 100,
-        testExamples: 0,
-      }) as Promise<RegisterRes>,
+      socket.timeout(60_000).emitWithAck(
+        'register',
+        signedRegistration(identity, challenge, {
+          task: 'mnist',
+          modelSpecHash,
+          trainExamples: options.trainExamples ?? 100,
+        }),
+      ) as Promise<RegisterRes>,
     close: () => socket.disconnect(),
   };
 }

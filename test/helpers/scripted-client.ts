@@ -19,6 +19,34 @@ export interface ScriptedClient {
   close(): void;
 }
 
+/**
+ * A well-formed registration for this connection's challenge, signed by `identity`, as an
+ * honest Node client sends it (scripted backend, no counts shared but `trainExamples`).
+ */
+export function signedRegistration(
+  identity: IdentityKeyPair,
+  challenge: { nonce: string; coordinatorId: string },
+  fields: { task: string; modelSpecHash: string; trainExamples: number },
+): Record<string, unknown> {
+  const publicKey = toHex(identity.publicKey);
+  return {
+    protocolVersion: PROTOCOL_VERSION,
+    publicKey,
+    signature: toHex(
+      signDetached(
+        utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
+        identity,
+      ),
+    ),
+    task: fields.task,
+    modelSpecHash: fields.modelSpecHash,
+    platform: 'node',
+    backend: 'scripted',
+    trainExamples: fields.trainExamples,
+    testExamples: 0,
+  };
+}
+
 /** What a handler returns to leave a request unanswered (a client gone silent). */
 export const NO_ANSWER = Symbol('no answer');
 
@@ -47,25 +75,14 @@ export async function connectScriptedClient(
   const socket = io(url, { transports: ['websocket'], reconnection: false });
   const registered = new Promise<unknown>((resolve) => {
     socket.on('challenge', (challenge: { nonce: string; coordinatorId: string }) => {
-      const publicKey = toHex(identity.publicKey);
-      const signature = toHex(
-        signDetached(
-          utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
-          identity,
-        ),
-      );
       socket.emit(
         'register',
         {
-          protocolVersion: PROTOCOL_VERSION,
-          publicKey,
-          signature,
-          task,
-          modelSpecHash: hash,
-          platform: 'node',
-          backend: 'scripted',
-          trainExamples: options.trainExamples ?? 100,
-          testExamples: 0,
+          ...signedRegistration(identity, challenge, {
+            task,
+            modelSpecHash: hash,
+            trainExamples: options.trainExamples ?? 100,
+          }),
           ...(typeof options.registerOverride === 'function'
             ? options.registerOverride(challenge)
             : options.registerOverride),

