@@ -115,22 +115,10 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     () => socket.disconnect(),
     () => socket.disconnect(),
   );
-  let ended = false;
-  const end = () => {
-    ended = true;
-  };
-  session.finished.then(end, end);
+  // A certificate this client does not trust will not become trusted by retrying.
   socket.on('connect_error', (error) => {
-    // A certificate this client does not trust will not become trusted by retrying.
     const untrusted = untrustedCertificate(error);
     if (untrusted) session.abort(untrusted);
-    // Refused by the coordinator's connection limits: socket.io does not retry a refusal
-    // by the server, so try again later (the limit frees up as others leave).
-    else if (error.message.startsWith('RATE_LIMITED')) {
-      setTimeout(() => {
-        if (!ended && !socket.connected) socket.connect();
-      }, options.reconnectDelayMaxMs ?? 30_000).unref();
-    }
   });
   socket.connect();
   return { session, close: () => session.close() };

@@ -261,7 +261,6 @@ async function secureAggregate(
         reason: `${accepted.length} clients finished training; secure aggregation needs at least ${MIN_THRESHOLD}`,
       },
       lost: new Map(),
-      phasesCompleted: 0,
     };
   }
   const config = chooseSecAggParams(accepted.length, {

@@ -35,8 +35,6 @@ export type SecureAggregationOutcome = (
    * was answered, refused or timed out).
    */
   lost: Map<string, ErrorCode>;
-  /** Bytes of masked vectors and protocol messages are counted by the registry; this is phases run. */
-  phasesCompleted: number;
 };
 
 /**
@@ -50,7 +48,6 @@ export async function runSecureAggregation(
 ): Promise<SecureAggregationOutcome> {
   const lost = new Map<string, ErrorCode>();
   const byId = new Map(input.clients.map((c) => [c.id, c]));
-  let phasesCompleted = 0;
   let server: SecAggServerRound;
   try {
     server = new SecAggServerRound({
@@ -62,7 +59,7 @@ export async function runSecureAggregation(
       cohort: input.clients.map((c) => ({ clientId: c.id, identityPublicKey: c.publicKey })),
     });
   } catch (error) {
-    return { result: null, failure: failureOf(error), lost, phasesCompleted };
+    return { result: null, failure: failureOf(error), lost };
   }
 
   const exchange = async (phase: SecAggPhase, requests: Map<string, unknown>): Promise<void> => {
@@ -92,7 +89,6 @@ export async function runSecureAggregation(
         }
       }),
     );
-    phasesCompleted++;
   };
 
   try {
@@ -103,10 +99,10 @@ export async function runSecureAggregation(
     await exchange('consistencyCheck', server.closeMaskedInput());
     await exchange('unmasking', server.closeConsistencyCheck());
     const result = await server.finish();
-    return { result, failure: null, lost, phasesCompleted };
+    return { result, failure: null, lost };
   } catch (error) {
     server.abort();
-    return { result: null, failure: failureOf(error), lost, phasesCompleted };
+    return { result: null, failure: failureOf(error), lost };
   }
 }
 

@@ -20,14 +20,14 @@ export function coordinatorCommand(): Command {
     runCommand(async () => {
       const values = tableValues('coordinator', parsed);
       const config = configOf(values);
-      resolveCoordinatorConfig(config); // refuse bad options before loading anything
+      const resolved = resolveCoordinatorConfig(config); // refuse bad options before loading anything
       const identityPath = values.coordinatorIdentity!;
       const { identity, created } = await loadOrCreateIdentity(identityPath);
       console.log(`${created ? 'created' : 'loaded'} coordinator identity ${identityPath}`);
       console.log(`coordinator key: ${publicKeyHex(identity)}`);
       const log = cliLogger();
       // Printed, not logged: the operator needs to see where a new token file went.
-      const enrollment = await loadEnrollmentPolicy(resolveCoordinatorConfig(config), {
+      const enrollment = await loadEnrollmentPolicy(resolved, {
         ...log,
         info: (line) => console.log(line),
       });

@@ -177,6 +177,15 @@ export class ClientSession {
   private attach(): void {
     const socket = this.socket;
     socket.on('connect', () => this.setState('registering'));
+    // Refused by the coordinator's connection limits at the handshake: socket.io does not
+    // retry a refusal by the server, so try again after the longest backoff (the limit frees
+    // up as others leave).
+    socket.on('connect_error', (error) => {
+      if (!error.message.startsWith('RATE_LIMITED')) return;
+      setTimeout(() => {
+        if (this.state !== 'done' && !socket.connected) socket.connect();
+      }, socket.io.reconnectionDelayMax());
+    });
     socket.on('disconnect', (reason) => {
       this.registration = null;
       if (this.state === 'done') return;

@@ -4,8 +4,8 @@ import { clientIdFromPublicKey, generateIdentity } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import type { CancelMessage, RegisterRes } from '../../shared/protocol/messages';
-import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
-import { signedRegistration } from '../helpers/scripted-client';
+import { bytesToFloats } from '../../shared/weights/codec';
+import { plainUpdateAnswer, signedRegistration } from '../helpers/scripted-client';
 
 /** A fit request as a peer receives it (only the fields the tests read). */
 export interface PeerFitIns {
@@ -85,12 +85,5 @@ export function plainFitAnswer(ins: PeerFitIns, numExamples: number, trainLoss =
   const length = bytesToFloats(new Uint8Array(ins.model.weights)).length;
   const delta = new Float32Array(length);
   for (let j = 0; j < length; j++) delta[j] = 0.001 * Math.sin(j * 0.37 + ins.round);
-  return {
-    status: 'ok',
-    roundId: ins.roundId,
-    modelHash: ins.model.modelHash,
-    numExamples,
-    trainLoss,
-    update: floatsToBytes(delta),
-  };
+  return plainUpdateAnswer(ins, numExamples, trainLoss, delta);
 }

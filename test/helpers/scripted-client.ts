@@ -6,6 +6,7 @@ import type { IdentityKeyPair } from '../../shared/identity';
 import { getModelSpec } from '../../shared/model/registry';
 import { specHash } from '../../shared/model/spec-hash';
 import { PROTOCOL_VERSION, registrationMessage } from '../../shared/protocol/messages';
+import { floatsToBytes } from '../../shared/weights/codec';
 
 /**
  * A hand-driven client for tests: registers properly, then answers each request with
@@ -44,6 +45,23 @@ export function signedRegistration(
     backend: 'scripted',
     trainExamples: fields.trainExamples,
     testExamples: 0,
+  };
+}
+
+/** A plain-mode fit answer carrying `delta` as the update, for the model the request sent. */
+export function plainUpdateAnswer(
+  ins: { roundId: string; model: { modelHash: string } },
+  numExamples: number,
+  trainLoss: number,
+  delta: Float32Array,
+): Record<string, unknown> {
+  return {
+    status: 'ok',
+    roundId: ins.roundId,
+    modelHash: ins.model.modelHash,
+    numExamples,
+    trainLoss,
+    update: floatsToBytes(delta),
   };
 }
 

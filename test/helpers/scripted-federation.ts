@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { CoordinatorConfigInput } from '../../coordinator/config';
 import type { Coordinator } from '../../coordinator/coordinator';
 import type { ScriptedClient } from './scripted-client';
 
@@ -28,6 +29,26 @@ export class ScriptedFederation {
   /** A SQLite URL inside this test's folder. */
   database(name: string): string {
     return `file:${join(this.dir, name)}`;
+  }
+
+  /**
+   * A one-round plain coordinator config for three scripted clients on loopback, its database
+   * in this test's folder (`run.db`); `extra` overrides any field.
+   */
+  config(experiment: string, extra: Partial<CoordinatorConfigInput> = {}): CoordinatorConfigInput {
+    return {
+      host: '127.0.0.1',
+      port: 0,
+      experiment,
+      rounds: 1,
+      minClients: 3,
+      overSelection: 0,
+      evaluation: 'none',
+      secureAggregation: false,
+      roundTimeoutMs: 30_000,
+      database: this.database('run.db'),
+      ...extra,
+    };
   }
 
   /** Remembers a coordinator so it is stopped after the test. */

@@ -1,6 +1,9 @@
+import { connectNodeClient } from '../../client-node/node-client';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import { generateIdentity } from '../../shared/identity';
+import { useWasmBackend } from '../helpers/backend';
+import { smallMnist } from '../helpers/mnist-fixture';
 import { connectRawSocket, emitAndWait } from '../helpers/raw-socket';
 import type { RawSocket } from '../helpers/raw-socket';
 import { connectScriptedClient } from '../helpers/scripted-client';
@@ -99,4 +102,30 @@ test('unknown events get MESSAGE_INVALID; an oversized registration closes the c
   // The coordinator still registers a well-behaved client.
   const client = federation.trackClient(await connectScriptedClient(coordinator.url, {}));
   expect(await client.registered).toMatchObject({ status: 'ok' });
+}, 60_000);
+
+test('a client refused RATE_LIMITED at the handshake tries again by itself and gets in once there is room', async () => {
+  const [backend, data] = await Promise.all([useWasmBackend(), smallMnist(20, 10)]);
+  const coordinator = await start({ maxConnectionsPerAddress: 1 });
+  const holder = await connectRawSocket(coordinator.url);
+  raws.push(holder);
+  const client = await connectNodeClient({
+    server: coordinator.url,
+    task: 'mnist',
+    train: data.train,
+    test: data.test,
+    identity: generateIdentity(),
+    backend,
+    allowPlain: true,
+    reconnectDelayMs: 50,
+    reconnectDelayMaxMs: 200,
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(coordinator.connectedClients).toBe(0);
+    holder.close();
+    await waitUntil(() => coordinator.connectedClients === 1);
+  } finally {
+    client.close();
+  }
 }, 60_000);

@@ -25,21 +25,7 @@ import { ScriptedFederation } from '../helpers/scripted-federation';
 const federation = new ScriptedFederation('enrollment');
 const TOKEN = 'enrollment-test-token-0123456789';
 
-function config(extra: Partial<CoordinatorConfigInput>): CoordinatorConfigInput {
-  return {
-    host: '127.0.0.1',
-    port: 0,
-    experiment: 'enrollment',
-    rounds: 1,
-    minClients: 3,
-    overSelection: 0,
-    evaluation: 'none',
-    secureAggregation: false,
-    roundTimeoutMs: 30_000,
-    database: federation.database('run.db'),
-    ...extra,
-  };
-}
+const config = (extra: Partial<CoordinatorConfigInput>) => federation.config('enrollment', extra);
 
 interface Registration {
   status: string;

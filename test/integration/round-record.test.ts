@@ -2,10 +2,10 @@ import { Coordinator } from '../../coordinator/coordinator';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import { isCohortError } from '../../shared/errors';
 import { clientIdFromPublicKey } from '../../shared/identity';
-import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
+import { bytesToFloats } from '../../shared/weights/codec';
 import { smallMnist } from '../helpers/mnist-fixture';
 import { readPersistedRun } from '../helpers/persisted-rounds';
-import { NO_ANSWER, connectScriptedClient } from '../helpers/scripted-client';
+import { NO_ANSWER, connectScriptedClient, plainUpdateAnswer } from '../helpers/scripted-client';
 import type { ScriptedClient } from '../helpers/scripted-client';
 import { ScriptedFederation, scriptedDelta } from '../helpers/scripted-federation';
 import { waitUntil } from '../helpers/wait-until';
@@ -22,24 +22,8 @@ const federation = new ScriptedFederation('round-record');
 
 type Handlers = Parameters<typeof connectScriptedClient>[1];
 
-function config(
-  experiment: string,
-  extra: Partial<CoordinatorConfigInput>,
-): CoordinatorConfigInput {
-  return {
-    host: '127.0.0.1',
-    port: 0,
-    experiment,
-    rounds: 1,
-    minClients: 3,
-    overSelection: 0,
-    evaluation: 'none',
-    secureAggregation: false,
-    roundTimeoutMs: 30_000,
-    database: federation.database('run.db'),
-    ...extra,
-  };
-}
+const config = (experiment: string, extra: Partial<CoordinatorConfigInput>) =>
+  federation.config(experiment, extra);
 
 async function start(
   options: CoordinatorConfigInput,
@@ -75,18 +59,6 @@ interface FitRequest {
 
 const asFit = (ins: Record<string, unknown>) => ins as unknown as FitRequest;
 
-/** A plain fit answer with `delta`. */
-function plainAnswer(ins: FitRequest, numExamples: number, trainLoss: number, delta: Float32Array) {
-  return {
-    status: 'ok',
-    roundId: ins.roundId,
-    modelHash: ins.model.modelHash,
-    numExamples,
-    trainLoss,
-    update: floatsToBytes(delta),
-  };
-}
-
 const modelLength = (ins: FitRequest) => new Uint8Array(ins.model.weights).byteLength / 4;
 
 test("a plain round's record: fit seed, round id, weighted train loss, bytes received, progress, persisted metrics", async () => {
@@ -107,7 +79,7 @@ test("a plain round's record: fit seed, round id, weighted train loss, bytes rec
       asked[i]!.push(ins);
       modelBytes = 4 * modelLength(ins);
       clients[i]!.socket.emit('progress', { roundId: ins.roundId, fraction: 0.5 });
-      return plainAnswer(ins, n, LOSS[i]!, scriptedDelta(i, ins.round, modelLength(ins)));
+      return plainUpdateAnswer(ins, n, LOSS[i]!, scriptedDelta(i, ins.round, modelLength(ins)));
     },
   }));
   clients.push(...(await join(coordinator, handlers, TRAIN)));
@@ -170,7 +142,7 @@ test('a plain round no client completes fails with ROUND_ABORTED, is not evaluat
       if (ins.round === 1) {
         return { status: 'error', roundId: ins.roundId, code: 'TRAINING_FAILED', message: 'no' };
       }
-      return plainAnswer(ins, 50, 1, scriptedDelta(i, 2, modelLength(ins)));
+      return plainUpdateAnswer(ins, 50, 1, scriptedDelta(i, 2, modelLength(ins)));
     },
   }));
   await join(coordinator, handlers);
@@ -229,7 +201,7 @@ test('finite updates that overflow float32 once applied fail the round with UPDA
       const delta = scriptedDelta(i, ins.round, modelLength(ins));
       // Finite (float32 max is 3.4e38), but ten times it is not.
       if (ins.round === 1) delta[7] = 1e38;
-      return plainAnswer(ins, 20, 1, delta);
+      return plainUpdateAnswer(ins, 20, 1, delta);
     },
   }));
   await join(coordinator, handlers);
