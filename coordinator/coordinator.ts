@@ -89,8 +89,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly identity: IdentityKeyPair;
   private readonly log: Logger;
   private readonly httpServer: HttpServer | HttpsServer;
-  /** `https` when serving TLS (`--tls-cert`/`--tls-key`). */
-  private readonly scheme: 'http' | 'https';
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
   private registry!: ClientRegistry;
   private store!: CohortStore;
@@ -122,7 +120,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
     const tls = readTlsFiles(config);
     this.httpServer = tls ? createHttpsServer(tls) : createServer();
-    this.scheme = tls ? 'https' : 'http';
     if (deps.store) {
       this.store = deps.store;
       this.ownsStore = false;
@@ -180,7 +177,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   get url(): string {
     const host =
       this.config.host === '0.0.0.0' || this.config.host === '::' ? '127.0.0.1' : this.config.host;
-    return `${this.scheme}://${host}:${this.port}`;
+    const scheme = this.config.tlsCert !== undefined ? 'https' : 'http';
+    return `${scheme}://${host}:${this.port}`;
   }
 
   /** Connected and registered clients right now. */

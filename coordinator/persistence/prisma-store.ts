@@ -167,12 +167,11 @@ export class PrismaCohortStore implements CohortStore {
 
   listEnrollments(experimentId: string): Promise<EnrollmentSummary[]> {
     return this.guard('listEnrollments', async () => {
-      const rows = await this.prisma.enrollment.findMany({
+      return this.prisma.enrollment.findMany({
         where: { experimentId },
         orderBy: { clientId: 'asc' },
         select: { clientId: true, method: true, firstEnrolledAt: true, lastEnrolledAt: true },
       });
-      return rows;
     });
   }
 
@@ -194,7 +193,7 @@ export class PrismaCohortStore implements CohortStore {
           data: {
             experimentId: input.experimentId,
             number: input.number,
-            attempt: Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
+            attempt: nextAttempt(earlier),
             status: 'running',
             secureAggregation: input.secureAggregation,
             startedAt: input.startedAt,
@@ -271,7 +270,7 @@ export class PrismaCohortStore implements CohortStore {
           data: {
             experimentId: input.experimentId,
             number: input.number,
-            attempt: running?.attempt ?? Math.max(0, ...earlier.map((r) => r.attempt)) + 1,
+            attempt: running?.attempt ?? nextAttempt(earlier),
             status: input.status,
             failureReason: input.failureReason,
             failureCode: input.failureCode,
@@ -392,6 +391,11 @@ function configJson(config: Record<string, unknown>): string {
       `openExperiment: config is not JSON-serializable: ${(error as Error).message}`,
     );
   }
+}
+
+/** The attempt number after the recorded ones (1 for a round never attempted). */
+function nextAttempt(earlier: ReadonlyArray<{ attempt: number }>): number {
+  return Math.max(0, ...earlier.map((r) => r.attempt)) + 1;
 }
 
 /** The client's error for SQLITE_BUSY (Prisma maps it to P1008, "Operation has timed out"). */
