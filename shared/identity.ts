@@ -12,6 +12,25 @@ export interface IdentityKeyPair {
   readonly secretKey: Uint8Array;
 }
 
+/**
+ * An identity that signs without showing its secret key: a browser tab's non-extractable
+ * WebCrypto Ed25519 key (client-browser/identity-store.ts) is one. Everything a client signs
+ * goes through `signMessage`, which takes either form, so the protocol never needs the key.
+ */
+export interface ExternalSigner {
+  readonly publicKey: Uint8Array;
+  /** A detached Ed25519 signature of `message`. */
+  sign(message: Uint8Array): Promise<Uint8Array>;
+}
+
+/** What a client signs with: a key pair it holds, or a signer that keeps the key to itself. */
+export type SigningIdentity = IdentityKeyPair | ExternalSigner;
+
+/** True when the identity signs through its own `sign` (its secret key is not available). */
+export function isExternalSigner(identity: SigningIdentity): identity is ExternalSigner {
+  return 'sign' in identity && typeof identity.sign === 'function';
+}
+
 /** A new random identity from the platform's CSPRNG (tweetnacl uses crypto.getRandomValues). */
 export function generateIdentity(): IdentityKeyPair {
   const pair = nacl.sign.keyPair();

@@ -3,8 +3,9 @@ import { joinProof } from '../join-proof';
 import { fromHex, toHex, utf8Bytes } from '../bytes';
 import type { Socket } from 'socket.io-client';
 import { CohortError, isCohortError, parseErrorCode, reasonOf } from '../errors';
-import type { IdentityKeyPair } from '../identity';
-import { clientIdFromPublicKey, signDetached, verifyDetached } from '../identity';
+import type { SigningIdentity } from '../identity';
+import { clientIdFromPublicKey, verifyDetached } from '../identity';
+import { signMessage } from '../secagg/crypto-primitives';
 import type { ClientSideServerEvents, ClientToServerEvents, Ack } from '../protocol/events';
 import {
   PROTOCOL_VERSION,
@@ -78,7 +79,7 @@ export interface SecureSubmission {
 
 /** Options that shape a session; `faults` exists for simulations and tests only. */
 export interface ClientSessionOptions {
-  identity: IdentityKeyPair;
+  identity: SigningIdentity;
   trainer: Trainer;
   platform: 'node' | 'browser';
   displayName?: string;
@@ -282,7 +283,7 @@ export class ClientSession {
       return;
     }
     const publicKey = toHex(identity.publicKey);
-    const signature = signDetached(
+    const signature = await signMessage(
       utf8Bytes(registrationMessage(challenge.nonce, challenge.coordinatorId, publicKey)),
       identity,
     );

@@ -1,5 +1,5 @@
 import { CohortError } from '../errors';
-import type { IdentityKeyPair } from '../identity';
+import type { SigningIdentity } from '../identity';
 import type { FitIns } from '../protocol/messages';
 import type { RoundLedger } from '../secagg';
 import { MemoryRoundLedger, SecAggClientSession, isSecAggPhase } from '../secagg';
@@ -13,7 +13,7 @@ interface PendingRound {
 
 /** Options of a {@link SecAggSubmission}: the client's secure-aggregation policy. */
 export interface SecAggSubmissionOptions {
-  identity: IdentityKeyPair;
+  identity: SigningIdentity;
   /** Pinned identity keys: every participant of a secure round must be one of them. */
   knownIdentityKeys?: Iterable<Uint8Array>;
   /** Smallest secure cohort this client joins (default 5, see DEFAULT_MIN_PARTICIPANTS). */

@@ -1,6 +1,6 @@
 import nacl from 'tweetnacl';
 import { CohortError } from '../errors';
-import type { IdentityKeyPair } from '../identity';
+import type { SigningIdentity } from '../identity';
 import { clientIdFromPublicKey } from '../identity';
 import {
   IdentityChecker,
@@ -48,7 +48,7 @@ import {
 /** Options of a {@link SecAggClientSession}. */
 export interface SecAggClientOptions {
   /** The client's long-term Ed25519 identity; its id is derived from the public key. */
-  identity: IdentityKeyPair;
+  identity: SigningIdentity;
   /** Id of the coordinator this client registered with (the hash of its key). */
   coordinatorId: string;
   /** Experiment announced at registration. */

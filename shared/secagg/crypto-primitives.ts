@@ -1,6 +1,6 @@
 import nacl from 'tweetnacl';
-import type { IdentityKeyPair } from '../identity';
-import { signDetached, verifyDetached } from '../identity';
+import type { SigningIdentity } from '../identity';
+import { isExternalSigner, signDetached, verifyDetached } from '../identity';
 import { bytesEqual } from './encoding';
 
 /**
@@ -203,13 +203,16 @@ export async function secAggCryptoBackends(): Promise<{ ed25519: string; x25519:
 }
 
 /**
- * Ed25519 detached signature by a tweetnacl-format identity (64-byte secret key = seed ||
- * public key). Ed25519 signing is deterministic, so both backends give the same bytes.
+ * Ed25519 detached signature by an identity: an external signer signs itself (a browser's
+ * non-extractable key); a tweetnacl-format key pair (64-byte secret key = seed || public key)
+ * signs through WebCrypto where it has Ed25519, else tweetnacl. Ed25519 signing is
+ * deterministic, so every path gives the same bytes.
  */
 export async function signMessage(
   message: Uint8Array,
-  identity: IdentityKeyPair,
+  identity: SigningIdentity,
 ): Promise<Uint8Array> {
+  if (isExternalSigner(identity)) return identity.sign(message);
   if ((await capabilities()).ed25519) return nativeSign(message, identity.secretKey);
   return signDetached(message, identity);
 }
