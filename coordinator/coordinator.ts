@@ -245,6 +245,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           ...(client.info.displayName !== undefined
             ? { displayName: client.info.displayName }
             : {}),
+          platform: client.info.platform,
+          backend: client.info.backend,
           seenAt,
         });
         await this.store.recordEnrollment({

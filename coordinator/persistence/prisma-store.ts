@@ -129,6 +129,8 @@ export class PrismaCohortStore implements CohortStore {
             id: input.id,
             publicKey: input.publicKey,
             displayName: input.displayName ?? null,
+            ...(input.platform !== undefined ? { platform: input.platform } : {}),
+            backend: input.backend ?? null,
             firstSeenAt: input.seenAt,
             lastSeenAt: input.seenAt,
           },
@@ -141,6 +143,8 @@ export class PrismaCohortStore implements CohortStore {
         data: {
           lastSeenAt: input.seenAt > existing.lastSeenAt ? input.seenAt : existing.lastSeenAt,
           ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
+          ...(input.platform !== undefined ? { platform: input.platform } : {}),
+          ...(input.backend !== undefined ? { backend: input.backend } : {}),
         },
       });
     });
@@ -349,7 +353,9 @@ export class PrismaCohortStore implements CohortStore {
         where: { experimentId },
         orderBy: [{ number: 'asc' }, { attempt: 'asc' }],
         include: {
-          participations: { include: { client: { select: { displayName: true } } } },
+          participations: {
+            include: { client: { select: { displayName: true, platform: true } } },
+          },
           metrics: { orderBy: { key: 'asc' } },
           // Never the weights: a history listing must not load every checkpoint.
           checkpoint: { select: { modelHash: true, createdAt: true } },

@@ -91,7 +91,7 @@ export interface RoundRow {
     status: string;
     numExamples: number;
     errorCode: string | null;
-    client: { displayName: string | null };
+    client: { displayName: string | null; platform: string };
   }>;
   metrics: Array<{ key: string; value: number | null }>;
   checkpoint: { modelHash: string; createdAt: Date } | null;
@@ -119,6 +119,7 @@ export function toRoundSummary(row: RoundRow): RoundSummary {
       .map((p) => ({
         clientId: p.clientId,
         displayName: p.client.displayName,
+        platform: p.client.platform,
         status: participationStatus(p.status),
         numExamples: p.numExamples,
         errorCode: p.errorCode,

@@ -26,6 +26,10 @@ export interface ClientInput {
   /** Encoded public key (e.g. hex), kept so an identity can be checked again later. */
   publicKey: string;
   displayName?: string;
+  /** Where it runs, as it registered; absent keeps what was recorded (default 'node'). */
+  platform?: 'node' | 'browser';
+  /** The tfjs backend it registered with. */
+  backend?: string;
   seenAt: Date;
 }
 
@@ -124,6 +128,8 @@ export type RoundStatus = 'running' | 'completed' | 'failed' | 'aborted';
 export interface ParticipationSummary {
   clientId: string;
   displayName: string | null;
+  /** 'node' or 'browser' as the client last registered (rows from before 0.1 read 'node'). */
+  platform: string;
   status: 'completed' | 'dropped' | 'rejected';
   numExamples: number;
   /** An ErrorCode; typed as string because rows may come from a newer Cohort version. */

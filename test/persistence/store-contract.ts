@@ -128,7 +128,14 @@ export function storeContract(makeFixture: () => Promise<StoreFixture>): void {
     const seenAt = new Date(Date.UTC(2026, 0, 1));
     await store.upsertClient({ id: 'c-1', publicKey: 'pk1', displayName: 'laptop', seenAt });
     await store.upsertClient({ id: 'c-2', publicKey: 'pk2', seenAt });
-    await store.upsertClient({ id: 'c-3', publicKey: 'pk3', displayName: 'tab', seenAt });
+    await store.upsertClient({
+      id: 'c-3',
+      publicKey: 'pk3',
+      displayName: 'tab',
+      platform: 'browser',
+      backend: 'wasm',
+      seenAt,
+    });
     // A Buffer view into a larger pool: the store must copy exactly its bytes.
     const pool = randomBytes(300_000);
     const weights = pool.subarray(17, 17 + 262_144);
@@ -191,6 +198,7 @@ export function storeContract(makeFixture: () => Promise<StoreFixture>): void {
         {
           clientId: 'c-1',
           displayName: 'laptop',
+          platform: 'node',
           status: 'completed',
           numExamples: 600,
           errorCode: null,
@@ -198,6 +206,7 @@ export function storeContract(makeFixture: () => Promise<StoreFixture>): void {
         {
           clientId: 'c-2',
           displayName: null,
+          platform: 'node',
           status: 'dropped',
           numExamples: 0,
           errorCode: 'CLIENT_DROPPED',
@@ -205,6 +214,7 @@ export function storeContract(makeFixture: () => Promise<StoreFixture>): void {
         {
           clientId: 'c-3',
           displayName: 'tab',
+          platform: 'browser',
           status: 'rejected',
           numExamples: 0,
           errorCode: 'UPDATE_SHAPE',
