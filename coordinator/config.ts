@@ -105,6 +105,18 @@ const coordinatorConfigObject = z
     joinTokenFile: textOf(O.joinTokenFile).optional(),
     /** Enrollment: a file of the client public keys admitted. */
     allowClients: textOf(O.allowClients).optional(),
+    /** Web controls: admin token (or its file). Never logged or stored. */
+    adminToken: textOf(O.adminToken).optional(),
+    adminTokenFile: textOf(O.adminTokenFile).optional(),
+    /** Reading the dashboard, /api/state and /metrics: token (or its file). Never logged or stored. */
+    dashboardToken: textOf(O.dashboardToken).optional(),
+    dashboardTokenFile: textOf(O.dashboardTokenFile).optional(),
+    /** The URL browsers use (join link, QR code); the listening address when absent. */
+    publicUrl: textOf(O.publicUrl).optional(),
+    /** Public sample shards for browser demos (the data itself comes with the dependencies). */
+    sampleShards: integer(O.sampleShards).default(O.sampleShards.default),
+    sampleShardSize: integer(O.sampleShardSize).default(O.sampleShardSize.default),
+    sampleDir: textOf(O.sampleDir).optional(),
   })
   .strict();
 
@@ -133,6 +145,17 @@ export const coordinatorConfigSchema = coordinatorConfigObject.superRefine((c, c
       code: 'custom',
       message: '--join-token and --join-token-file conflict: give one',
     });
+  }
+  for (const [token, file] of [
+    ['adminToken', 'adminTokenFile'],
+    ['dashboardToken', 'dashboardTokenFile'],
+  ] as const) {
+    if (c[token] !== undefined && c[file] !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${O[token].flag} and ${O[file].flag} conflict: give one`,
+      });
+    }
   }
   if (c.proximalMu !== undefined && c.strategy !== 'fedprox') {
     ctx.addIssue({ code: 'custom', message: '--mu only applies to --strategy fedprox' });

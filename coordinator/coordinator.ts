@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { createServer } from 'node:http';
-import type { Server as HttpServer } from 'node:http';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -28,7 +28,8 @@ import type { CoordinatorConfig, CoordinatorConfigInput } from './config';
 import { resolveCoordinatorConfig } from './config';
 import { GlobalModelEvaluator } from './evaluation';
 import { exportModel } from './export-model';
-import type { RunHistory, RoundHistoryEntry } from './history';
+import type { RunHistory } from './history';
+import type { CoordinatorEvents } from './coordinator-events';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
 import type { CohortStore } from './persistence/store';
@@ -38,22 +39,32 @@ import { runRound } from './round-runner';
 import { guardConnections } from './connection-guard';
 import type { EnrollmentPolicy } from './enrollment';
 import { loadEnrollmentPolicy } from './enrollment';
+import type {
+  ControlAction,
+  CurrentRound,
+  DashboardSnapshot,
+  JoinInfo,
+  RunStatus,
+} from '../shared/protocol/web';
+import { WEB_PATHS } from '../shared/protocol/web';
+import { readOrCreateTokenFile } from './token-file';
+import { BrowserAssets, findBrowserAssets } from './web/browser-assets';
+import { CoordinatorMetrics, packetBytes } from './web/coordinator-metrics';
+import type { DashboardFeed } from './web/dashboard-feed';
+import { attachDashboardFeed } from './web/dashboard-feed';
+import {
+  dashboardClients,
+  dashboardRound,
+  publicConfig,
+  roundsTakenPart,
+} from './web/dashboard-snapshot';
+import { NO_SAMPLE, SampleShards } from './web/sample-shards';
+import { createWebRoutes } from './web/web-routes';
 
 /** How long the coordinator waits for clients to acknowledge the end of the run. */
 const DONE_ACK_TIMEOUT_MS = 2_000;
 
-/** Events for progress output; the CLI renders them, tests may assert on them. */
-export interface CoordinatorEvents {
-  listening: [{ url: string; port: number }];
-  waiting: [{ round: number; connected: number; needed: number }];
-  'client-joined': [{ clientId: string; backend: string; platform: string; connected: number }];
-  'client-left': [{ clientId: string; reason: string; connected: number }];
-  'round-start': [{ round: number; selected: number; target: number }];
-  'client-progress': [{ round: number; clientId: string; fraction: number }];
-  'round-end': [RoundHistoryEntry];
-  resumed: [{ round: number }];
-  finished: [RunHistory];
-}
+export type { CoordinatorEvents };
 
 /** Extra start-up wiring that is not user configuration. */
 export interface CoordinatorDependencies {
@@ -73,6 +84,13 @@ export interface CoordinatorDependencies {
   identity?: IdentityKeyPair;
   /** Who may register; loaded from the config (token, token file, allowlist) when absent. */
   enrollment?: EnrollmentPolicy;
+  /**
+   * Public data to offer browser tabs as sample shards (`/join?sample=1`), cut by
+   * `--sample-shards` and `--sample-shard-size`; none when absent or null.
+   */
+  sampleData?: { data: Dataset; description: string } | null;
+  /** Where the built browser pages are (`dist/browser`); found next to the code when absent. */
+  browserAssetsDir?: string | null;
 }
 
 /**
@@ -104,6 +122,19 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private stopWaiters: Array<() => void> = [];
   private experimentId = '';
   private history!: RunHistory;
+  private enrollment!: EnrollmentPolicy;
+  private readonly sampleData: { data: Dataset; description: string } | null;
+  private sample: SampleShards | null = null;
+  private readonly assets: BrowserAssets;
+  private webHandler: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
+  private feed: DashboardFeed | null = null;
+  private metrics!: CoordinatorMetrics;
+  private runStatus: RunStatus = 'waiting';
+  private pauseRequested = false;
+  private resumeWaiters: Array<() => void> = [];
+  private current: CurrentRound | null = null;
+  /** When each connected client was last heard from, for the dashboard. */
+  private readonly lastSeen = new Map<string, Date>();
   port = 0;
 
   private constructor(config: CoordinatorConfig, deps: CoordinatorDependencies) {
@@ -119,7 +150,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.publicKeyHex = toHex(this.identity.publicKey);
 
     const tls = readTlsFiles(config);
-    this.httpServer = tls ? createHttpsServer(tls) : createServer();
+    // socket.io answers its own paths first; every other request goes to the web routes.
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handleHttp(req, res);
+    this.httpServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
+    this.sampleData = deps.sampleData ?? null;
+    this.assets = new BrowserAssets(
+      deps.browserAssetsDir !== undefined ? deps.browserAssetsDir : findBrowserAssets(),
+    );
     if (deps.store) {
       this.store = deps.store;
       this.ownsStore = false;
@@ -202,8 +239,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         exportDir: undefined,
         port: undefined,
         host: undefined,
-        // A secret: never in the database (nor in a log line).
+        // Secrets: never in the database (nor in a log line).
         joinToken: undefined,
+        adminToken: undefined,
+        dashboardToken: undefined,
       },
     });
     this.experimentId = opened.experimentId;
@@ -228,6 +267,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       historyFile: config.jsonPath ? resolve(config.jsonPath) : null,
       database: this.databaseLabel ?? redactDatabaseUrl(config.database),
     };
+    this.enrollment = this.givenEnrollment ?? (await loadEnrollmentPolicy(config, this.log));
     this.registry = new ClientRegistry(this.io, {
       identity: this.identity,
       task: config.task,
@@ -236,7 +276,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       secureAggregation: config.secureAggregation,
       registerTimeoutMs: config.registerTimeoutMs,
       log: this.log,
-      enrollment: this.givenEnrollment ?? (await loadEnrollmentPolicy(config, this.log)),
+      enrollment: this.enrollment,
       onRegister: async (client, method) => {
         const seenAt = new Date();
         await this.store.upsertClient({
@@ -268,6 +308,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.registry.on('left', (clientId, reason) =>
       this.emit('client-left', { clientId, reason, connected: this.registry.size }),
     );
+    await this.startWeb();
     await new Promise<void>((resolve, reject) => {
       this.httpServer.once('error', (error) =>
         reject(
@@ -315,7 +356,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       round <= this.config.rounds && !this.stopped;
       round++
     ) {
-      const ready = await this.waitForClients(round);
+      // A pause asked while waiting for clients holds once they are there, too.
+      let ready = false;
+      do {
+        await this.pauseGate();
+        if (this.stopped) break;
+        ready = await this.waitForClients(round);
+      } while (ready && this.pauseRequested && !this.stopped);
       if (!ready && !this.stopped) {
         throw new CohortError(
           'ROUND_ABORTED',
@@ -323,7 +370,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         );
       }
       if (!ready) break;
-      const { entry, next } = await runRound(this.roundContext(), round, global);
+      this.setStatus(this.pauseRequested ? 'pausing' : 'running', `round ${round}`);
+      let outcome: Awaited<ReturnType<typeof runRound>>;
+      try {
+        outcome = await runRound(this.roundContext(), round, global);
+      } finally {
+        this.current = null;
+      }
+      const { entry, next } = outcome;
       global = next;
       this.history.rounds.push(entry);
       await this.writeHistory();
@@ -346,6 +400,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     }
     this.history.finishedAt = new Date().toISOString();
     await this.writeHistory();
+    this.setStatus('finished', 'all rounds done');
     const last = [...this.history.rounds].reverse().find((r) => r.testAccuracy !== null);
     // Observers first: clients leave as soon as they hear the run is over.
     this.emit('finished', this.history);
@@ -378,6 +433,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private async waitForClients(round: number): Promise<boolean> {
     const needed = this.config.minClients;
     if (this.registry.size >= needed) return true;
+    this.setStatus('waiting', `waiting for ${needed} clients`);
     this.emit('waiting', { round, connected: this.registry.size, needed });
     return new Promise<boolean>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
@@ -416,10 +472,211 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       log: this.log,
       signal: this.shutdown.signal,
       isStopped: () => this.stopped,
-      onRoundStart: (info) => this.emit('round-start', info),
+      onRoundStart: (info) => {
+        this.current = { round: info.round, phase: 'selecting', selected: info.selected };
+        this.emit('round-start', info);
+      },
+      onPhase: (round, phase) => {
+        if (this.current?.round === round) this.current = { ...this.current, phase };
+        this.emit('round-phase', { round, phase });
+      },
       onProgress: (round, clientId, fraction) =>
         this.emit('client-progress', { round, clientId, fraction }),
     };
+  }
+
+  /** Routes a plain HTTP request: 503 until start-up has wired the web side. */
+  private handleHttp(req: IncomingMessage, res: ServerResponse): void {
+    if (this.webHandler) {
+      this.webHandler(req, res);
+      return;
+    }
+    res.writeHead(503, { 'Content-Type': 'text/plain; charset=utf-8', 'Retry-After': '1' });
+    res.end('the coordinator is starting\n');
+  }
+
+  /**
+   * Wires the web side: tokens (read, or created in their files), metrics, sample shards,
+   * the dashboard feed and the HTTP routes. Runs before listening, so no request meets a
+   * half-built coordinator.
+   */
+  private async startWeb(): Promise<void> {
+    const config = this.config;
+    const adminToken =
+      config.adminToken ??
+      (config.adminTokenFile !== undefined
+        ? await readOrCreateTokenFile(
+            config.adminTokenFile,
+            { what: 'admin token', giveTo: 'the dashboard controls ask for it' },
+            this.log,
+          )
+        : null);
+    const dashboardToken =
+      config.dashboardToken ??
+      (config.dashboardTokenFile !== undefined
+        ? await readOrCreateTokenFile(
+            config.dashboardTokenFile,
+            { what: 'dashboard token', giveTo: 'open the dashboard with ?token=<its content>' },
+            this.log,
+          )
+        : null);
+    this.metrics = new CoordinatorMetrics(this, () => {
+      const counts: Record<string, number> = {};
+      for (const c of this.registry.list()) {
+        counts[c.info.platform] = (counts[c.info.platform] ?? 0) + 1;
+      }
+      return counts;
+    });
+    this.io.engine.on('connection', (conn: NodeJS.EventEmitter) => {
+      conn.on('packet', (packet: { data?: unknown }) =>
+        this.metrics.countBytes('in', packetBytes(packet)),
+      );
+      conn.on('packetCreate', (packet: { data?: unknown }) =>
+        this.metrics.countBytes('out', packetBytes(packet)),
+      );
+    });
+    if (this.sampleData && config.sampleShards > 0) {
+      this.sample = new SampleShards(this.sampleData.data, {
+        shards: config.sampleShards,
+        shardSize: config.sampleShardSize,
+        seed: config.seed,
+        description: this.sampleData.description,
+      });
+    }
+    const feed = attachDashboardFeed(this.io, {
+      token: dashboardToken,
+      snapshot: () => this.snapshot(adminToken !== null),
+      log: this.log,
+    });
+    this.feed = feed;
+    const changed = () => feed.changed();
+    this.on('client-joined', ({ clientId }) => {
+      this.lastSeen.set(clientId, new Date());
+      changed();
+    });
+    this.on('client-left', ({ clientId }) => {
+      this.lastSeen.delete(clientId);
+      changed();
+    });
+    this.on('client-progress', ({ clientId }) => {
+      if (this.lastSeen.has(clientId)) this.lastSeen.set(clientId, new Date());
+      changed();
+    });
+    for (const event of ['round-start', 'round-phase', 'round-end', 'status'] as const) {
+      this.on(event, changed);
+    }
+    this.webHandler = createWebRoutes({
+      assets: this.assets,
+      joinInfo: () => this.joinInfo(),
+      snapshot: () => this.snapshot(adminToken !== null),
+      control: (action) => Promise.resolve(this.control(action)),
+      joinUrl: () => this.joinUrl,
+      sample: this.sample,
+      metrics: this.metrics,
+      adminToken,
+      dashboardToken,
+      log: this.log,
+    });
+  }
+
+  /** The page a browser opens to join this run (shown on the dashboard, with a QR code). */
+  get joinUrl(): string {
+    const base = (this.config.publicUrl ?? this.url).replace(/\/+$/, '');
+    return `${base}${WEB_PATHS.join}`;
+  }
+
+  /** Where the run is: waiting, running, pausing, paused, finished or stopped. */
+  get status(): RunStatus {
+    return this.runStatus;
+  }
+
+  private setStatus(status: RunStatus, reason: string): void {
+    if (this.runStatus === status) return;
+    this.runStatus = status;
+    this.emit('status', { status, reason });
+  }
+
+  /** What a tab needs before it connects (`/api/join-info`). */
+  joinInfo(): JoinInfo {
+    return {
+      experiment: this.config.experiment!,
+      task: this.config.task,
+      secureAggregation: this.config.secureAggregation,
+      coordinatorKey: this.publicKeyHex,
+      joinTokenRequired: this.enrollment.tokenRequired,
+      sample: this.sample?.info ?? NO_SAMPLE,
+    };
+  }
+
+  /** The dashboard's view, rebuilt from the database (history) and the registry (clients). */
+  async snapshot(controls: boolean): Promise<DashboardSnapshot> {
+    const rounds = await this.store.listRounds(this.experimentId);
+    const live = this.registry.list().map((c) => ({
+      id: c.id,
+      displayName: c.info.displayName ?? null,
+      platform: c.info.platform,
+      backend: c.info.backend,
+      connectedAt: c.connectedAt,
+      lastSeenAt: this.lastSeen.get(c.id) ?? c.connectedAt,
+    }));
+    return {
+      experiment: this.config.experiment!,
+      task: this.config.task,
+      status: this.runStatus,
+      rounds: this.config.rounds,
+      config: publicConfig(this.config),
+      current: this.current,
+      history: rounds.map(dashboardRound),
+      clients: dashboardClients(live, roundsTakenPart(rounds)),
+      joinUrl: this.joinUrl,
+      controls,
+      sample: this.sample?.info ?? NO_SAMPLE,
+    };
+  }
+
+  /**
+   * An admin action (dashboard or `/api/control`): pause lets the round in flight finish and
+   * starts no new one; resume undoes it; stop ends the run as Ctrl-C does (completed rounds
+   * stay in the database; a restart resumes). Idempotent, never throws.
+   */
+  control(action: ControlAction): { status: RunStatus; message: string } {
+    const over = this.runStatus === 'finished' || this.runStatus === 'stopped';
+    if (over) return { status: this.runStatus, message: `the run is ${this.runStatus} already` };
+    switch (action) {
+      case 'pause':
+        this.pauseRequested = true;
+        if (this.current !== null) this.setStatus('pausing', 'pause asked by an admin');
+        else this.setStatus('paused', 'paused by an admin');
+        return { status: this.runStatus, message: 'no new round starts until resumed' };
+      case 'resume': {
+        const was = this.pauseRequested;
+        this.pauseRequested = false;
+        for (const wake of this.resumeWaiters.splice(0)) wake();
+        if (this.runStatus === 'paused' || this.runStatus === 'pausing') {
+          this.setStatus(this.current !== null ? 'running' : 'waiting', 'resumed by an admin');
+        }
+        return { status: this.runStatus, message: was ? 'resumed' : 'was not paused' };
+      }
+      case 'stop':
+        this.setStatus('stopped', 'stopped by an admin');
+        // After the answer has gone out: stopping closes the HTTP server too.
+        setTimeout(() => void this.stop(), 50);
+        return { status: 'stopped', message: 'stopping; completed rounds are kept' };
+    }
+  }
+
+  /** Resolves when no pause is asked (at once when none is), or when the coordinator stops. */
+  private async pauseGate(): Promise<void> {
+    if (!this.pauseRequested || this.stopped) return;
+    this.setStatus('paused', 'paused by an admin');
+    await new Promise<void>((resolve) => {
+      const wake = () => {
+        this.stopWaiters = this.stopWaiters.filter((w) => w !== wake);
+        resolve();
+      };
+      this.resumeWaiters.push(wake);
+      this.stopWaiters.push(wake);
+    });
   }
 
   /** Rewrites the `--json` history file, so a long run can be followed while it goes. */
@@ -434,6 +691,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.runStatus !== 'finished') this.setStatus('stopped', 'the coordinator stopped');
+    this.feed?.close();
     this.shutdown.abort();
     for (const waiter of [...this.stopWaiters]) waiter();
     this.io.disconnectSockets(true);

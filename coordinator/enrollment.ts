@@ -1,6 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { CohortError } from '../shared/errors';
 import type { JoinProofContext } from '../shared/join-proof';
 import { verifyJoinProof } from '../shared/join-proof';
@@ -9,7 +6,7 @@ import { parsePublicKeyList } from '../shared/public-key-list';
 import type { CoordinatorConfig } from './config';
 import type { Logger } from './logger';
 import { readConfigFile } from './read-config-file';
-import { OPTIONS } from './options';
+import { checkToken, readOrCreateTokenFile } from './token-file';
 
 /** How a client was admitted; recorded with each enrollment (never the token itself). */
 export type EnrollmentMethod = 'open' | 'join-token' | 'allowlist' | 'join-token+allowlist';
@@ -65,44 +62,10 @@ export function enrollmentPolicy(
   };
 }
 
-/** Reads the token file, or creates one holding a fresh random token (owner-only). */
-async function readOrCreateTokenFile(path: string, log: Logger): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
-      throw new CohortError(
-        'CONFIG_INVALID',
-        `cannot read join token file ${path}: ${(error as Error).message}`,
-      );
-    }
-    const token = randomBytes(32).toString('base64url');
-    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-    await writeFile(path, token + '\n', { mode: 0o600, flag: 'wx' });
-    await chmod(path, 0o600);
-    log.info(`created join token file ${path}: give it to your clients (--join-token-file)`);
-    return token;
-  }
-  const token = text.trim();
-  checkToken(token, path);
-  if (((await stat(path)).mode & 0o077) !== 0) {
-    log.warn(`join token file ${path} is readable by other users: chmod 600 it`);
-  }
-  return token;
-}
-
-function checkToken(token: string, source: string): void {
-  const type = OPTIONS.joinToken.type;
-  if (!type.pattern.test(token)) {
-    throw new CohortError('CONFIG_INVALID', `join token in ${source}: ${type.patternHelp}`);
-  }
-}
-
 /** Reads a join token file for a client: it must exist and hold a valid token. */
 export async function readJoinTokenFile(path: string): Promise<string> {
   const token = (await readConfigFile(path, 'join token file')).trim();
-  checkToken(token, path);
+  checkToken(token, 'join token', path);
   return token;
 }
 
@@ -114,7 +77,11 @@ export async function loadEnrollmentPolicy(
   const token =
     config.joinToken ??
     (config.joinTokenFile !== undefined
-      ? await readOrCreateTokenFile(config.joinTokenFile, log)
+      ? await readOrCreateTokenFile(
+          config.joinTokenFile,
+          { what: 'join token', giveTo: 'give it to your clients (--join-token-file)' },
+          log,
+        )
       : null);
   let allowed: string[] | null = null;
   if (config.allowClients !== undefined) {

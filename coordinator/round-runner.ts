@@ -45,6 +45,8 @@ export interface RoundContext {
   isStopped(): boolean;
   onRoundStart(info: { round: number; selected: number; target: number }): void;
   onProgress(round: number, clientId: string, fraction: number): void;
+  /** The round entered a phase: 'training', each secure-aggregation phase, 'evaluating'. */
+  onPhase(round: number, phase: string): void;
 }
 
 /** The local fit config of a round: the base options, adjusted by the strategy (FedProx's mu). */
@@ -91,6 +93,7 @@ export async function runRound(
     startedAt: new Date(started),
   });
   ctx.onRoundStart({ round, selected: cohort.length, target });
+  ctx.onPhase(round, 'training');
   const model: ModelPayload = {
     modelHash: global.hash,
     manifest: global.manifest,
@@ -183,6 +186,7 @@ export async function runRound(
   const counts = countParticipations(list, cohort.length);
   // A failed round has no contributors: nothing of theirs was applied.
   const participants = contributors.length;
+  if (status === 'completed') ctx.onPhase(round, 'evaluating');
   const evaluation =
     status === 'completed'
       ? await ctx.evaluator.evaluate(
@@ -279,6 +283,7 @@ async function secureAggregate(
     phaseTimeoutMs: ctx.config.phaseTimeoutMs,
     log: ctx.log,
     signal: ctx.signal,
+    onPhase: (phase) => ctx.onPhase(round, phase),
   });
 }
 

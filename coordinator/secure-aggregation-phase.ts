@@ -22,6 +22,8 @@ export interface SecureAggregationInput {
   phaseTimeoutMs: number;
   log: Logger;
   signal?: AbortSignal;
+  /** Told as each phase starts (for progress output and the dashboard). */
+  onPhase?(phase: SecAggPhase): void;
 }
 
 /** The outcome: the survivors' weighted mean, or why the round aborted; and who fell out where. */
@@ -63,6 +65,7 @@ export async function runSecureAggregation(
   }
 
   const exchange = async (phase: SecAggPhase, requests: Map<string, unknown>): Promise<void> => {
+    input.onPhase?.(phase);
     await Promise.all(
       [...requests].map(async ([clientId, body]) => {
         const client = byId.get(clientId);

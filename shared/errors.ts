@@ -24,6 +24,11 @@ export const ERROR_CODES = {
   RATE_LIMITED: 'Too many connections from one address, or events on one connection.',
   JOIN_REFUSED:
     'The coordinator admits only enrolled clients: its join token, or a key on its allowlist.',
+  ACCESS_REFUSED:
+    'A dashboard read or an admin action lacked the right token (--dashboard-token, --admin-token).',
+  INSECURE_CONTEXT:
+    'The browser page was served over plain HTTP from a non-local address: use HTTPS or localhost.',
+  NOT_FOUND: 'No such page or resource on the coordinator.',
   // Updates.
   UPDATE_STALE: 'Update is for a round that is no longer open.',
   UPDATE_DUPLICATE: 'A second update from the same client in one round.',

@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
 import { loadCoordinatorTestSet } from '../test-set';
+import { loadSampleData } from './sample-data';
 import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
 import { addTableOptions, configOf, tableValues } from './command-options';
@@ -36,9 +37,14 @@ export function coordinatorCommand(): Command {
         dataDir: values.dataDir,
         limit: values.testLimit,
       });
+      const sampleData = await loadSampleData(values.task!, {
+        sampleDir: values.sampleDir,
+        sampleShards: resolved.sampleShards,
+      });
       const coordinator = await Coordinator.start(config, {
         identity,
         testSet,
+        sampleData,
         enrollment,
         log,
         observe: (c) => attachReporter(c),
@@ -56,8 +62,8 @@ export function coordinatorCommand(): Command {
       try {
         await coordinator.done;
       } catch (error) {
-        // An operator's stop is a clean exit; anything else is a failure.
-        if (stopRequested) return;
+        // An operator's stop (Ctrl-C, or the dashboard's stop) is a clean exit.
+        if (stopRequested || coordinator.status === 'stopped') return;
         throw error;
       }
       if (values.keepAlive) {

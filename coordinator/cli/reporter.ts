@@ -50,7 +50,15 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
   const progress = new Map<string, number>();
   let lastShown = 0;
   let finished = false;
-  coordinator.on('listening', ({ url }) => out(`coordinator listening on ${url}`));
+  coordinator.on('listening', ({ url }) => {
+    out(`coordinator listening on ${url}`);
+    out(`dashboard: ${url}/  ·  browsers join at ${coordinator.joinUrl}`);
+  });
+  coordinator.on('status', ({ status, reason }) => {
+    if (status === 'pausing' || status === 'paused' || reason.includes('admin')) {
+      out(`run ${status} (${reason})`);
+    }
+  });
   coordinator.on('resumed', ({ round }) =>
     out(`resuming: rounds 1..${round} are already completed in the database`),
   );
