@@ -527,6 +527,17 @@ export const OPTIONS = {
     help: 'probability that a selected client vanishes halfway through training (then rejoins)',
     default: 0,
   },
+  browserTabs: {
+    flag: '--browser-tabs',
+    placeholder: '<n>',
+    type: int(0, 1000),
+    help: 'also wait for this many browser tabs to join (prints the join URL)',
+    doc:
+      'also wait for this many browser tabs: each round needs the simulated clients plus these ' +
+      'tabs, so the run starts once they joined (open the printed join URL; the tabs train on ' +
+      'public sample shards of the training set). The dashboard is at the printed URL too',
+    default: 0,
+  },
   simulationLimit: {
     flag: '--limit',
     placeholder: '<n>',
@@ -773,6 +784,7 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
 /** Options of one group (the README shows a table per group). */
 export const SIMULATION_ONLY: readonly OptionName[] = [
   'clients',
+  'browserTabs',
   'partition',
   'dropout',
   'simulationLimit',

@@ -26,6 +26,11 @@ export interface SimulationOptions {
   /** 'iid', 'dirichlet:ALPHA' or 'shards:K'. */
   partition?: string;
   seed?: number;
+  /**
+   * Browser tabs to wait for besides the simulated clients (every round needs them all); the
+   * tabs get public sample shards cut from `data.train`.
+   */
+  browserTabs?: number;
   /** Probability that a selected client vanishes halfway through a round's training. */
   dropout?: number;
   /** Cap on each client's training examples (after partitioning). */
@@ -85,7 +90,7 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
       port: 0,
       task: options.task,
       rounds: options.rounds,
-      minClients: options.clients,
+      minClients: options.clients + (options.browserTabs ?? 0),
       seed,
       database,
       overSelection: 0,
@@ -93,6 +98,9 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     },
     {
       testSet: limitExamples(test, options.testLimit),
+      ...((options.browserTabs ?? 0) > 0
+        ? { sampleData: { data: train, description: `${options.task} training set (public)` } }
+        : {}),
       ...(options.log ? { log: options.log } : {}),
       ...(options.onCoordinator ? { observe: options.onCoordinator } : {}),
       ...(tempDir
@@ -104,7 +112,7 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
   // The operator's own in-process clients: they join plain rounds only when the simulated
   // coordinator runs them, share their metrics, and accept the small cohort they were given.
   const secure = options.coordinator?.secureAggregation !== false;
-  const cohort = expectedCohort(options.clients, options.coordinator);
+  const cohort = expectedCohort(options.clients + (options.browserTabs ?? 0), options.coordinator);
   try {
     for (let i = 0; i < options.clients; i++) {
       const rng = createRng(mixSeeds(seed, i, 0xd809));

@@ -3,7 +3,7 @@ import { Command } from 'commander';
 import { loadDataFolder } from '../../client-node/data/load-data-folder';
 import { loadTaskData } from '../../client-node/data/load-task-data';
 import { CohortError } from '../../shared/errors';
-import { MIN_THRESHOLD } from '../../shared/secagg/params';
+import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../../shared/secagg/params';
 import { resolveCoordinatorConfig } from '../config';
 import type { RunHistory } from '../history';
 import { simulate } from '../simulation';
@@ -26,7 +26,8 @@ export async function runSimulation(flags: OptionValues): Promise<RunHistory> {
         'raise --clients or pass --secure-aggregation off',
     );
   }
-  resolveCoordinatorConfig({ ...config, minClients: clients });
+  const tabs = flags.browserTabs ?? 0;
+  resolveCoordinatorConfig({ ...config, minClients: clients + tabs });
   const backend = await chooseBackend(flags.backend!);
   console.log(`loading ${flags.task!} data...`);
   const data =
@@ -46,12 +47,25 @@ export async function runSimulation(flags: OptionValues): Promise<RunHistory> {
     seed: flags.seed!,
     dropout: flags.dropout!,
     backend,
+    browserTabs: tabs,
     ...(flags.simulationLimit !== undefined ? { limit: flags.simulationLimit } : {}),
     ...(flags.testLimit !== undefined ? { testLimit: flags.testLimit } : {}),
     ...(flags.simulationDatabase !== undefined ? { database: flags.simulationDatabase } : {}),
     coordinator: config,
     log: cliLogger(),
-    onCoordinator: (coordinator) => attachReporter(coordinator),
+    onCoordinator: (coordinator) => {
+      attachReporter(coordinator);
+      if (tabs > 0) {
+        coordinator.once('listening', () => {
+          // A demo's cohort is small: the tab is told to accept it (its default floor is 5).
+          const cohort = clients + tabs;
+          const floor = cohort < DEFAULT_MIN_PARTICIPANTS ? `&min-participants=${cohort}` : '';
+          console.log(
+            `waiting for ${tabs} browser tab${tabs === 1 ? '' : 's'}: open ${coordinator.joinUrl}?sample=1${floor}`,
+          );
+        });
+      }
+    },
   });
   return history;
 }
