@@ -3,6 +3,7 @@
  * one import and one entry here.
  */
 import { aggregationSuite } from './aggregation-suite';
+import { browserSuite } from './browser-suite';
 import type { BenchSuite } from './bench-types';
 import { secaggSuite } from './secagg-suite';
 import { trainingSuite } from './training-suite';
@@ -12,4 +13,5 @@ export const SUITES: Readonly<Record<string, BenchSuite>> = {
   aggregation: aggregationSuite,
   training: trainingSuite,
   secagg: secaggSuite,
+  browser: browserSuite,
 };

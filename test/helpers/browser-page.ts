@@ -78,11 +78,16 @@ const REPO_ROOT = resolve(__dirname, '..', '..');
 /**
  * Bundles `entry` (a path relative to the repository root) as an IIFE exposing its exports on
  * `globalThis[globalName]`. platform 'browser' honours package.json "browser" maps and makes
- * any import of a Node built-in a build error, which is the point.
+ * any import of a Node built-in a build error, which is the point. `root` is the repository
+ * root (the default holds when running from source; compiled code passes it).
  */
-export async function bundleForBrowser(entry: string, globalName: string): Promise<BrowserBundle> {
+export async function bundleForBrowser(
+  entry: string,
+  globalName: string,
+  root = REPO_ROOT,
+): Promise<BrowserBundle> {
   const result = await build({
-    absWorkingDir: REPO_ROOT,
+    absWorkingDir: root,
     entryPoints: [entry],
     bundle: true,
     format: 'iife',
