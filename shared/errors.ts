@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   INSECURE_CONTEXT:
     'The browser page was served over plain HTTP from a non-local address: use HTTPS or localhost.',
   NOT_FOUND: 'No such page or resource on the coordinator.',
+  COORDINATOR_UNREACHABLE: 'The browser page could not reach the coordinator that served it.',
   // Updates.
   UPDATE_STALE: 'Update is for a round that is no longer open.',
   UPDATE_DUPLICATE: 'A second update from the same client in one round.',
