@@ -119,7 +119,14 @@ describeWithChromium('browser tabs as Cohort clients', (chromium) => {
       `${coordinator.url}/join?sample=1&shard=0&min-participants=3&backend=wasm&name=tab-1`,
     );
     clients = await nodeClients(coordinator.url, 2);
+    // The chart grows while the run goes, without a reload.
+    const early = await waitForGlobal<DashboardHook>(
+      dashboard.page,
+      'cohortDashboard',
+      (d) => d.chartPoints.length >= 1,
+    );
     const history = await coordinator.done;
+    expect(early.chartPoints.length).toBeLessThan(3);
 
     expect(history.rounds.map((r) => [r.round, r.status, r.participants, r.dropped])).toEqual([
       [1, 'completed', 3, 0],

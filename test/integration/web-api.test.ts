@@ -326,6 +326,20 @@ test('a secure federation steered from the API: live snapshots, metrics, pause a
   const received = metric(metrics, 'cohort_bytes_received_total');
   expect(received).toBeGreaterThanOrEqual(history.rounds.reduce((s, r) => s + r.bytesReceived, 0));
   expect(metric(metrics, 'cohort_bytes_sent_total')).toBeGreaterThan(0);
+
+  // A restarted coordinator's dashboard shows the whole history: it comes from the database.
+  await coordinator.stop();
+  const again = await start({
+    rounds: 3,
+    secureAggregation: true,
+    publicUrl: 'https://fl.example.org/',
+  });
+  await again.done;
+  const reloaded = (await (
+    await call(again, WEB_PATHS.state, { token: VIEWER })
+  ).json()) as DashboardSnapshot;
+  expect(reloaded.history).toEqual(state.history);
+  expect(reloaded.joinUrl).toBe('https://fl.example.org/join');
 }, 240_000);
 
 test('stop from the API ends the run cleanly; what was completed stays', async () => {
