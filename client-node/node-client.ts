@@ -6,7 +6,8 @@ import type {
   ClientSessionOptions,
   ClientSocket,
 } from '../shared/client/client-session';
-import { ClientSession } from '../shared/client/client-session';
+import type { ClientSession } from '../shared/client/client-session';
+import { openClientSession } from '../shared/client/open-session';
 import { SecAggSubmission } from '../shared/client/secure-submission';
 import { TfjsTrainer } from '../shared/client/tfjs-trainer';
 import type { Dataset } from '../shared/data/dataset';
@@ -91,30 +92,19 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     timeout: 20_000,
     ...(options.ca !== undefined ? { ca: options.ca } : {}),
   });
-  let session: ClientSession;
-  try {
-    session = new ClientSession(socket, {
-      identity: options.identity,
-      trainer,
-      platform: 'node',
-      secure,
-      ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
-      ...(options.events ? { events: options.events } : {}),
-      ...(options.faults ? { faults: options.faults } : {}),
-      ...(options.allowPlain !== undefined ? { allowPlain: options.allowPlain } : {}),
-      ...(options.coordinatorKey !== undefined ? { coordinatorKey: options.coordinatorKey } : {}),
-      ...(options.shareMetrics !== undefined ? { shareMetrics: options.shareMetrics } : {}),
-      ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
-    });
-  } catch (error) {
-    trainer.dispose();
-    throw error;
-  }
   // When the run is over the socket is closed so the process can exit on its own.
-  session.finished.then(
-    () => socket.disconnect(),
-    () => socket.disconnect(),
-  );
+  const session = openClientSession(socket, trainer, {
+    identity: options.identity,
+    platform: 'node',
+    secure,
+    ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
+    ...(options.events ? { events: options.events } : {}),
+    ...(options.faults ? { faults: options.faults } : {}),
+    ...(options.allowPlain !== undefined ? { allowPlain: options.allowPlain } : {}),
+    ...(options.coordinatorKey !== undefined ? { coordinatorKey: options.coordinatorKey } : {}),
+    ...(options.shareMetrics !== undefined ? { shareMetrics: options.shareMetrics } : {}),
+    ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
+  });
   // A certificate this client does not trust will not become trusted by retrying.
   socket.on('connect_error', (error) => {
     const untrusted = untrustedCertificate(error);

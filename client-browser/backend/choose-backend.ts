@@ -1,11 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-webgpu';
 import { getThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { Dataset } from '../../shared/data/dataset';
+import { randomDataset } from '../../shared/data/random-dataset';
 import { CohortError, isCohortError } from '../../shared/errors';
 import { buildModel } from '../../shared/model/build-model';
 import type { ModelSpec } from '../../shared/model/spec';
-import { createRng } from '../../shared/random';
 import { registerWasmTrainingKernels } from '../../shared/tfjs-kernels';
 import { trainLocally } from '../../shared/training/local-train';
 
@@ -224,17 +223,6 @@ async function measure(backend: BrowserBackend, spec: ModelSpec): Promise<Backen
       ? (BENCH_BATCH * (stamps.length - 1) * 1000) / (last - first)
       : (BENCH_BATCH * 1000) / (first - start);
   return { backend, imagesPerSecond: Math.round(imagesPerSecond * 10) / 10 };
-}
-
-/** Random examples of the model's shape (benchmark input only; never trained on for real). */
-function randomDataset(spec: ModelSpec, count: number): Dataset {
-  const [h, w, c] = spec.input;
-  const rng = createRng(1);
-  const images = new Float32Array(count * h * w * c);
-  for (let i = 0; i < images.length; i++) images[i] = rng.next();
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) labels[i] = rng.int(spec.classes);
-  return { images, labels, count, shape: [h, w, c], classes: spec.classes };
 }
 
 /** Unregisters `backend`, cancelling an initialisation that never finished. */

@@ -1,16 +1,8 @@
 import type { DashboardRound } from '../../shared/protocol/web';
 import { formatLoss, formatPercent } from './format';
 import type { ChartPoint } from './hook';
-
-/**
- * chart.js is ESM-only; this file is type-checked as CommonJS (the repository's tsconfig),
- * so the library comes in through a dynamic import, which esbuild inlines into the bundle.
- */
-function loadChartJs() {
-  return import('chart.js');
-}
-type ChartJs = Awaited<ReturnType<typeof loadChartJs>>;
-type LineChart = InstanceType<ChartJs['Chart']>;
+import type { LineChart } from '../ui/line-chart';
+import { loadLineChart } from '../ui/line-chart';
 
 const ACCURACY_COLOUR = '#2f6fde';
 const LOSS_COLOUR = '#d9822b';
@@ -48,25 +40,7 @@ export class AccuracyChart {
 
   /** Loads chart.js and draws; until then (and if it fails) updates are just kept. */
   async start(): Promise<void> {
-    const {
-      Chart,
-      CategoryScale,
-      Legend,
-      LineController,
-      LineElement,
-      LinearScale,
-      PointElement,
-      Tooltip,
-    } = await loadChartJs();
-    Chart.register(
-      CategoryScale,
-      Legend,
-      LineController,
-      LineElement,
-      LinearScale,
-      PointElement,
-      Tooltip,
-    );
+    const Chart = await loadLineChart();
     this.chart = new Chart(this.canvas, {
       type: 'line',
       data: {

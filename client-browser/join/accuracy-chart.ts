@@ -1,14 +1,6 @@
 import type { SummaryRecord } from './page-state';
-
-/**
- * chart.js is ESM-only; this file is type-checked as CommonJS (the repository's tsconfig),
- * so the library comes in through a dynamic import, which esbuild inlines into the bundle.
- */
-function loadChartJs() {
-  return import('chart.js');
-}
-type ChartJs = Awaited<ReturnType<typeof loadChartJs>>;
-type LineChart = InstanceType<ChartJs['Chart']>;
+import type { LineChart } from '../ui/line-chart';
+import { loadLineChart } from '../ui/line-chart';
 
 /**
  * The global model's test accuracy after each round, as the coordinator reports it in its
@@ -24,16 +16,7 @@ export class AccuracyChart {
 
   /** Loads chart.js and draws; until then (and if it fails) updates are just kept. */
   async start(): Promise<void> {
-    const {
-      Chart,
-      CategoryScale,
-      LineController,
-      LineElement,
-      LinearScale,
-      PointElement,
-      Tooltip,
-    } = await loadChartJs();
-    Chart.register(CategoryScale, LineController, LineElement, LinearScale, PointElement, Tooltip);
+    const Chart = await loadLineChart();
     this.chart = new Chart(this.canvas, {
       type: 'line',
       data: {

@@ -1,6 +1,5 @@
 import { io } from 'socket.io-client';
 import type { ClientSessionEvents, ClientSocket } from '../../shared/client/client-session';
-import { ClientSession } from '../../shared/client/client-session';
 import { SecAggSubmission } from '../../shared/client/secure-submission';
 import { TfjsTrainer } from '../../shared/client/tfjs-trainer';
 import type {
@@ -16,6 +15,8 @@ import type { ModelSpec } from '../../shared/model/spec';
 import type { FitConfigMessage, ModelPayload } from '../../shared/protocol/messages';
 import type { RoundLedger } from '../../shared/secagg/round-ledger';
 import type { ByteCounter } from './byte-counter';
+import type { ClientSession } from '../../shared/client/client-session';
+import { openClientSession } from '../../shared/client/open-session';
 
 /** Test examples the page evaluates each received global model on (display only). */
 const LOCAL_EVAL_LIMIT = 1_000;
@@ -91,29 +92,18 @@ export function connectTab(options: TabSessionOptions): TabSession {
     options.bytes.setRound(round);
     options.onFitRequest(round, typeof config?.epochs === 'number' ? config.epochs : null);
   });
-  let session: ClientSession;
-  try {
-    session = new ClientSession(socket, {
+  const session = openClientSession(socket, trainer, {
+    identity: options.identity,
+    platform: 'browser',
+    secure: new SecAggSubmission({
       identity: options.identity,
-      trainer,
-      platform: 'browser',
-      secure: new SecAggSubmission({
-        identity: options.identity,
-        ledger: options.ledger,
-        minParticipants: options.minParticipants,
-      }),
-      events: options.events,
-      ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
-      ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
-    });
-  } catch (error) {
-    trainer.dispose();
-    throw error;
-  }
-  session.finished.then(
-    () => socket.disconnect(),
-    () => socket.disconnect(),
-  );
+      ledger: options.ledger,
+      minParticipants: options.minParticipants,
+    }),
+    events: options.events,
+    ...(options.displayName !== undefined ? { displayName: options.displayName } : {}),
+    ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
+  });
   options.onConnection('connecting');
   socket.connect();
   return { session, close: () => session.close() };

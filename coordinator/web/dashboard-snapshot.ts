@@ -1,34 +1,29 @@
 import type { DashboardClient, DashboardRound } from '../../shared/protocol/web';
 import type { CoordinatorConfig } from '../config';
+import { CONFIG_KEYS } from '../config';
+import type { OptionSpec } from '../options';
+import { OPTIONS, ROUND_OPTIONS } from '../options';
 import type { RoundSummary } from '../persistence/store';
 
+/** Where a path option points is the operator's business, not a dashboard viewer's. */
+const PATH_PLACEHOLDERS = new Set(['<dir>', '<file>', '<url>']);
+
 /**
- * The options a dashboard shows: what shapes the run, never a secret, a path to a secret or
- * a file system location (tokens, identity and TLS files, database URL, data folders).
+ * The options a dashboard shows: the round options of the options table that are config
+ * fields, plus how cohorts are chosen; never a secret, a path to a secret or any file
+ * system location (tokens, identity and TLS files, database URL, data folders, exports).
  */
-export const PUBLIC_CONFIG_KEYS = [
-  'task',
-  'rounds',
-  'epochs',
-  'batchSize',
-  'learningRate',
-  'optimizer',
-  'maxExamples',
-  'strategy',
-  'serverLearningRate',
-  'proximalMu',
-  'evaluation',
-  'secureAggregation',
-  'clipRange',
-  'weightCap',
+export const PUBLIC_CONFIG_KEYS: readonly (keyof CoordinatorConfig)[] = [
+  ...ROUND_OPTIONS.filter(
+    (name) =>
+      CONFIG_KEYS.includes(name) &&
+      !PATH_PLACEHOLDERS.has((OPTIONS[name] as OptionSpec).placeholder ?? ''),
+  ),
   'minClients',
   'clientsPerRound',
   'fraction',
   'overSelection',
-  'roundTimeoutMs',
-  'phaseTimeoutMs',
-  'seed',
-] as const satisfies readonly (keyof CoordinatorConfig)[];
+] as (keyof CoordinatorConfig)[];
 
 /** The public part of a config, as the snapshot carries it (absent options as null). */
 export function publicConfig(

@@ -8,8 +8,8 @@ import { resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { CIFAR10_RECORD_BYTES, parseCifar10Binary } from '../../shared/data/cifar10-binary';
 import type { Dataset } from '../../shared/data/dataset';
+import { randomDataset } from '../../shared/data/random-dataset';
 import type { ModelSpec } from '../../shared/model/spec';
-import { createRng } from '../../shared/random';
 
 /** A dataset plus a short description of where it came from, for the table. */
 export interface BenchData {
@@ -19,16 +19,7 @@ export interface BenchData {
 
 /** `count` uniform [0, 1) images of the spec's input shape, labels cycling through the classes. */
 export function syntheticData(spec: ModelSpec, count: number, seed = 7): BenchData {
-  const [h, w, c] = spec.input;
-  const rng = createRng(seed);
-  const images = new Float32Array(count * h * w * c);
-  for (let i = 0; i < images.length; i++) images[i] = rng.next();
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) labels[i] = i % spec.classes;
-  return {
-    data: { images, labels, count, shape: [h, w, c], classes: spec.classes },
-    source: 'synthetic',
-  };
+  return { data: randomDataset(spec, count, seed), source: 'synthetic' };
 }
 
 /**

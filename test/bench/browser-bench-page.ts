@@ -6,13 +6,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { chooseBackend } from '../../client-browser/backend/choose-backend';
 import type { BrowserBackend } from '../../client-browser/backend/choose-backend';
-import type { Dataset } from '../../shared/data/dataset';
-import { buildModel } from '../../shared/model/build-model';
+import { randomDataset } from '../../shared/data/random-dataset';
+import { trainingImagesPerSecond } from './train-throughput';
 import { getModelSpec } from '../../shared/model/registry';
 import type { TaskName } from '../../shared/model/registry';
-import type { ModelSpec } from '../../shared/model/spec';
-import { createRng } from '../../shared/random';
-import { trainLocally } from '../../shared/training/local-train';
 
 /** One measurement, as JSON. */
 export interface PageThroughput {
@@ -20,16 +17,6 @@ export interface PageThroughput {
   error: string | null;
   /** What the backend runs on (threads, SIMD), when known. */
   detail: string | null;
-}
-
-function randomDataset(spec: ModelSpec, count: number): Dataset {
-  const [h, w, c] = spec.input;
-  const rng = createRng(7);
-  const images = new Float32Array(count * h * w * c);
-  for (let i = 0; i < images.length; i++) images[i] = rng.next();
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) labels[i] = rng.int(spec.classes);
-  return { images, labels, count, shape: [h, w, c], classes: spec.classes };
 }
 
 /** The automatic choice a join page makes for `task` here (its own short benchmark). */
@@ -58,33 +45,23 @@ export async function throughput(
       detail: null,
     };
   }
-  const spec = getModelSpec(task);
-  const model = buildModel(spec, 1);
-  const config = {
-    batchSize: batch,
-    learningRate: 0.01,
-    optimizer: 'sgd' as const,
-    proximalMu: 0,
-    seed: 1,
-  };
   try {
-    await trainLocally(model, randomDataset(spec, batch), { ...config, epochs: 1 });
-    const data = randomDataset(spec, images);
-    const start = performance.now();
-    await trainLocally(model, data, { ...config, epochs: 1 });
-    const seconds = (performance.now() - start) / 1000;
-    const threads =
-      backend === 'wasm'
-        ? ` (${crossOriginIsolated ? 'cross-origin isolated' : 'not isolated'})`
-        : '';
-    return { imgPerSec: images / seconds, error: null, detail: `${tf.getBackend()}${threads}` };
+    const imgPerSec = await trainingImagesPerSecond(
+      getModelSpec(task),
+      randomDataset(getModelSpec(task), images),
+      {
+        batch,
+        epochs: 1,
+      },
+    );
+    const isolation = crossOriginIsolated ? 'cross-origin isolated' : 'not isolated';
+    const detail = backend === 'wasm' ? `${tf.getBackend()} (${isolation})` : tf.getBackend();
+    return { imgPerSec, error: null, detail };
   } catch (error) {
     return {
       imgPerSec: null,
       error: error instanceof Error ? error.message : String(error),
       detail: null,
     };
-  } finally {
-    model.dispose();
   }
 }

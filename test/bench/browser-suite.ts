@@ -12,17 +12,14 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { selectBackend } from '../../client-node/backend/select-backend';
 import { SECURITY_HEADERS } from '../../coordinator/web/security-headers';
-import { limitExamples } from '../../shared/data/dataset';
-import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import type { TaskName } from '../../shared/model/registry';
 import { summarizeModelSpec } from '../../shared/model/validate-spec';
-import { trainLocally } from '../../shared/training/local-train';
 import { CHROMIUM_ARGS, bundleForBrowser, findChromium } from '../helpers/browser-page';
 import type { PageThroughput } from './browser-bench-page';
 import { syntheticData } from './bench-data';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
-import { timeOnce } from './measure';
+import { trainingImagesPerSecond } from './train-throughput';
 import { locateTorchReference, runTorchReference } from './torch-reference';
 
 const BATCH = 64;
@@ -174,7 +171,7 @@ async function runBrowserSuite(context: SuiteContext): Promise<SuiteResult> {
   }
   notes.push(
     `Each row trains one untimed warm-up batch, then times trainLocally over the images (batch ${BATCH}, SGD). ` +
-      'Headless Chromium here has no GPU: WebGL runs on SwiftShader (software), WebGPU is absent.',
+      'Headless Chromium without a GPU runs WebGL on SwiftShader and WebGPU (--enable-unsafe-webgpu) on a software adapter: both lose to wasm there.',
     'vs torch = img/s / PyTorch img/s (1 thread) on the same model in this run.',
   );
   return { columns, rows, notes, details: { automaticChoice: chosen, batch: BATCH } };
@@ -184,20 +181,8 @@ async function runBrowserSuite(context: SuiteContext): Promise<SuiteResult> {
 async function nodeWasmThroughput(task: TaskName, images: number): Promise<number> {
   await selectBackend({ preferred: 'wasm' });
   const spec = getModelSpec(task);
-  const data = syntheticData(spec, images).data;
-  const model = buildModel(spec, 1);
-  const config = {
-    batchSize: BATCH,
-    learningRate: 0.01,
-    optimizer: 'sgd' as const,
-    proximalMu: 0,
-    seed: 1,
-  };
-  try {
-    await trainLocally(model, limitExamples(data, BATCH), { ...config, epochs: 1 });
-    const seconds = await timeOnce(() => trainLocally(model, data, { ...config, epochs: 1 }));
-    return images / seconds;
-  } finally {
-    model.dispose();
-  }
+  return trainingImagesPerSecond(spec, syntheticData(spec, images).data, {
+    batch: BATCH,
+    epochs: 1,
+  });
 }

@@ -11,11 +11,10 @@ import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import type { TaskName } from '../../shared/model/registry';
 import type { ModelSpec } from '../../shared/model/spec';
-import { trainLocally } from '../../shared/training/local-train';
 import { cifar10Subset, syntheticData } from './bench-data';
 import type { BenchData } from './bench-data';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
-import { timeOnce } from './measure';
+import { trainingImagesPerSecond } from './train-throughput';
 import { locateTorchReference, runTorchReference } from './torch-reference';
 import type { TorchOutcome } from './torch-reference';
 import { WasmKernelModes } from './wasm-kernel-modes';
@@ -196,33 +195,12 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
   };
 }
 
-/**
- * Images per second of trainLocally, after one untimed warm-up step on a fresh model (kernel
- * setup, first allocations and wasm heap growth stay out of the number).
- */
-async function trainingThroughput(
-  spec: ModelSpec,
-  data: BenchData,
-  run: CohortRun,
-): Promise<number> {
-  const model = buildModel(spec, 1);
-  const config = {
-    batchSize: run.batch,
-    learningRate: 0.01,
-    optimizer: 'sgd' as const,
-    proximalMu: 0,
-    seed: 1,
-  };
-  try {
-    await trainLocally(model, limitExamples(data.data, run.batch), { ...config, epochs: 1 });
-    const trainSet = limitExamples(data.data, run.images);
-    const seconds = await timeOnce(() =>
-      trainLocally(model, trainSet, { ...config, epochs: run.epochs }),
-    );
-    return (run.images * run.epochs) / seconds;
-  } finally {
-    model.dispose();
-  }
+/** Images per second of trainLocally for one planned run. */
+function trainingThroughput(spec: ModelSpec, data: BenchData, run: CohortRun): Promise<number> {
+  return trainingImagesPerSecond(spec, limitExamples(data.data, run.images), {
+    batch: run.batch,
+    epochs: run.epochs,
+  });
 }
 
 function loadData(task: TaskName, spec: ModelSpec, count: number, repoRoot: string): BenchData {
