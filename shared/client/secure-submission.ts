@@ -16,6 +16,8 @@ export interface SecAggSubmissionOptions {
   identity: SigningIdentity;
   /** Pinned identity keys: every participant of a secure round must be one of them. */
   knownIdentityKeys?: Iterable<Uint8Array>;
+  /** The registrar's key: every participant of a secure round must be certified by it. */
+  registrarKey?: Uint8Array;
   /** Smallest secure cohort this client joins (default 5, see DEFAULT_MIN_PARTICIPANTS). */
   minParticipants?: number;
   /**
@@ -65,6 +67,7 @@ export class SecAggSubmission implements SecureSubmission {
         ...(this.options.knownIdentityKeys
           ? { knownIdentityKeys: this.options.knownIdentityKeys }
           : {}),
+        ...(this.options.registrarKey ? { registrarKey: this.options.registrarKey } : {}),
       }),
       delta: result.delta,
     });

@@ -1,6 +1,7 @@
 import { toHex } from '../bytes';
 import { CohortError } from '../errors';
 import { clientIdFromPublicKey } from '../identity';
+import { verifyCertificate } from '../registrar';
 import { verifySignature } from './crypto-primitives';
 import { assertSortedUnique } from './graph';
 import type { AdvertisedKeys, SurvivorSignature, UnmaskingRequest } from './messages';
@@ -22,7 +23,10 @@ import { advertisementBytes } from './signed-payloads';
 export class IdentityChecker {
   private readonly pinned: Set<string> | undefined;
 
-  constructor(knownIdentityKeys?: Iterable<Uint8Array>) {
+  constructor(
+    knownIdentityKeys?: Iterable<Uint8Array>,
+    private readonly registrarKey?: Uint8Array,
+  ) {
     this.pinned = knownIdentityKeys
       ? new Set([...knownIdentityKeys].map((k) => toHex(k)))
       : undefined;
@@ -41,6 +45,15 @@ export class IdentityChecker {
   /** Throws SECAGG_SIGNATURE unless the advertised keys are signed by the client's identity. */
   async verifyAdvertisement(entry: AdvertisedKeys, ctx: RoundContext): Promise<void> {
     this.check(entry.clientId, entry.identityPublicKey);
+    if (
+      this.registrarKey !== undefined &&
+      !verifyCertificate(this.registrarKey, entry.identityPublicKey, entry.certificate)
+    ) {
+      throw new CohortError(
+        'SECAGG_SIGNATURE',
+        `${entry.clientId} has no certificate from the pinned registrar`,
+      );
+    }
     const message = advertisementBytes(ctx, entry.clientId, entry.cPublicKey, entry.sPublicKey);
     if (!(await verifySignature(message, entry.signature, entry.identityPublicKey))) {
       throw new CohortError(

@@ -64,6 +64,11 @@ export interface SecAggClientOptions {
    * participant of the round must be listed, so the coordinator cannot invent clients.
    */
   knownIdentityKeys?: Iterable<Uint8Array>;
+  /**
+   * The registrar's public key (shared/registrar.ts): when given, every participant's
+   * advertisement must carry the registrar's certificate of its identity key.
+   */
+  registrarKey?: Uint8Array;
   /** Smallest participant count accepted (default {@link DEFAULT_MIN_PARTICIPANTS}, at least 3). */
   minParticipants?: number;
   /**
@@ -151,7 +156,7 @@ export class SecAggClientSession {
   constructor(private readonly options: SecAggClientOptions) {
     this.clientId = clientIdFromPublicKey(options.identity.publicKey);
     this.randomFill = options.randomFill ?? cryptoRandomFill;
-    this.identities = new IdentityChecker(options.knownIdentityKeys);
+    this.identities = new IdentityChecker(options.knownIdentityKeys, options.registrarKey);
     this.ledger = options.ledger ?? new MemoryRoundLedger();
     this.ledgerKey = roundLedgerKey(options.coordinatorId, options.experiment, options.roundId);
     const min = options.minParticipants ?? DEFAULT_MIN_PARTICIPANTS;

@@ -38,6 +38,12 @@ export interface AdvertisedKeys {
   cPublicKey: Uint8Array;
   sPublicKey: Uint8Array;
   signature: Uint8Array;
+  /**
+   * The registrar's certificate of the identity key (shared/registrar.ts), relayed by the
+   * coordinator as the client presented it at registration; clients pinned to a registrar
+   * refuse a round with a member that has none.
+   */
+  certificate?: Uint8Array;
 }
 /** A sealed share bundle as its sender uploads it. */
 export interface OutgoingBundle {
@@ -187,6 +193,7 @@ const advertisedKeys = z.strictObject({
   cPublicKey: key,
   sPublicKey: key,
   signature,
+  certificate: signature.optional(),
 });
 const revealedShare = z.strictObject({ ownerId: clientId, share });
 const signedBy = z.strictObject({ clientId, signature });

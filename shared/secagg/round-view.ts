@@ -46,6 +46,8 @@ export function roundViewHash(
   ];
   for (const a of advertisements) {
     fields.push(a.clientId, a.identityPublicKey, a.cPublicKey, a.sPublicKey, a.signature);
+    // Only when present, so rounds without a registrar hash exactly as before.
+    if (a.certificate !== undefined) fields.push(a.certificate);
   }
   return hash32(SECAGG_DOMAIN.roundView, fields);
 }

@@ -32,6 +32,8 @@ export type { SecAggServerPhase } from './phase-gate';
 export interface SecAggCohortMember {
   clientId: string;
   identityPublicKey: Uint8Array;
+  /** Its registrar certificate, when it presented one (relayed in the advertisement list). */
+  certificate?: Uint8Array;
 }
 
 /** Options of a {@link SecAggServerRound}. */
@@ -72,6 +74,7 @@ export class SecAggServerRound {
   private readonly gate: PhaseGate;
   private readonly ctx: RoundContext;
   private readonly cohort = new Map<string, Uint8Array>();
+  private readonly certificates = new Map<string, Uint8Array>();
   private readonly keys = new Map<string, AdvertisedKeys>();
   private view: RoundView | undefined;
   private bundles = new Map<string, Map<string, OutgoingBundle>>();
@@ -97,6 +100,7 @@ export class SecAggServerRound {
         );
       }
       this.cohort.set(m.clientId, m.identityPublicKey);
+      if (m.certificate !== undefined) this.certificates.set(m.clientId, m.certificate);
     }
     this.ctx = {
       coordinatorId: options.coordinatorId,
@@ -165,6 +169,7 @@ export class SecAggServerRound {
           `advertised keys of ${clientId} are not signed by it`,
         );
       }
+      const certificate = this.certificates.get(clientId);
       return () => {
         this.keys.set(clientId, {
           clientId,
@@ -172,6 +177,7 @@ export class SecAggServerRound {
           cPublicKey: res.cPublicKey,
           sPublicKey: res.sPublicKey,
           signature: res.signature,
+          ...(certificate !== undefined ? { certificate } : {}),
         });
       };
     });

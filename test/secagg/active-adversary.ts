@@ -153,6 +153,10 @@ export interface ArenaOptions {
   minParticipants?: number;
   ledger?: (clientId: string) => RoundLedger | undefined;
   experiment?: string;
+  /** Honest clients pinned to this registrar key (they check every member's certificate). */
+  registrarKey?: Uint8Array;
+  /** The certificate the coordinator relays with each client's advertisement, by client id. */
+  certificates?: ReadonlyMap<string, Uint8Array>;
 }
 
 /** The malicious coordinator's playground; see the module comment. */
@@ -186,6 +190,7 @@ export class Arena {
           input: h.input,
           minParticipants: options.minParticipants ?? 3,
           ...(h.knownIdentityKeys ? { knownIdentityKeys: h.knownIdentityKeys } : {}),
+          ...(options.registrarKey ? { registrarKey: options.registrarKey } : {}),
           ...(ledger ? { ledger } : {}),
         }),
       });
@@ -234,6 +239,10 @@ export class Arena {
       });
     }
     for (const c of this.corrupt.values()) this.adverts.set(c.id, c.advertise(this.ctx));
+    for (const [id, certificate] of this.options.certificates ?? []) {
+      const advert = this.adverts.get(id);
+      if (advert) this.adverts.set(id, { ...advert, certificate });
+    }
   }
 
   /** The view built from these participants' advertisements. */

@@ -32,6 +32,8 @@ export function arena(options: {
   pinned?: Uint8Array[];
   ledger?: (id: string) => RoundLedger | undefined;
   experiment?: string;
+  registrarKey?: Uint8Array;
+  certificates?: ReadonlyMap<string, Uint8Array>;
 }): Arena {
   const n = options.honest + (options.corrupt?.length ?? 0);
   const honest = inputs(options.honest, options.seed ?? 1).map((h) => ({
@@ -46,6 +48,8 @@ export function arena(options: {
     ...(options.corrupt ? { corrupt: options.corrupt } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
     ...(options.experiment ? { experiment: options.experiment } : {}),
+    ...(options.registrarKey ? { registrarKey: options.registrarKey } : {}),
+    ...(options.certificates ? { certificates: options.certificates } : {}),
   });
 }
 
