@@ -31,6 +31,10 @@ export interface NodeClientOptions {
   events?: ClientSessionEvents;
   faults?: ClientSessionOptions['faults'];
   secure?: ClientSessionOptions['secure'];
+  /** This identity's registrar certificate (`--certificate`), sent at registration. */
+  certificate?: Uint8Array;
+  /** The registrar key every secure-round member must be certified by (`--registrar-key`). */
+  registrarKey?: Uint8Array;
   /** Pinned identity keys of every acceptable cohort member (see loadTrustedKeys). */
   trustedKeys?: Uint8Array[];
   /** Join plain rounds too (`--allow-plain`); default: secure aggregation required. */
@@ -104,6 +108,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     ...(options.coordinatorKey !== undefined ? { coordinatorKey: options.coordinatorKey } : {}),
     ...(options.shareMetrics !== undefined ? { shareMetrics: options.shareMetrics } : {}),
     ...(options.joinToken !== undefined ? { joinToken: options.joinToken } : {}),
+    ...(options.certificate !== undefined ? { certificate: options.certificate } : {}),
   });
   // A certificate this client does not trust will not become trusted by retrying.
   socket.on('connect_error', (error) => {
@@ -125,6 +130,7 @@ async function secureSubmission(options: NodeClientOptions): Promise<SecAggSubmi
     identity: options.identity,
     ledger,
     ...(options.trustedKeys ? { knownIdentityKeys: options.trustedKeys } : {}),
+    ...(options.registrarKey ? { registrarKey: options.registrarKey } : {}),
     ...(options.minParticipants !== undefined ? { minParticipants: options.minParticipants } : {}),
   });
 }

@@ -105,6 +105,8 @@ const coordinatorConfigObject = z
     joinTokenFile: textOf(O.joinTokenFile).optional(),
     /** Enrollment: a file of the client public keys admitted. */
     allowClients: textOf(O.allowClients).optional(),
+    /** Enrollment: only identities certified by this registrar key (hex). */
+    registrarKey: textOf(O.registrarKey).optional(),
     /** Web controls: admin token (or its file). Never logged or stored. */
     adminToken: textOf(O.adminToken).optional(),
     adminTokenFile: textOf(O.adminTokenFile).optional(),

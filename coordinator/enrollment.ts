@@ -1,3 +1,5 @@
+import { fromHex } from '../shared/bytes';
+import { verifyCertificate } from '../shared/registrar';
 import { CohortError } from '../shared/errors';
 import type { JoinProofContext } from '../shared/join-proof';
 import { verifyJoinProof } from '../shared/join-proof';
@@ -9,7 +11,13 @@ import { readConfigFile } from './read-config-file';
 import { checkToken, readOrCreateTokenFile } from './token-file';
 
 /** How a client was admitted; recorded with each enrollment (never the token itself). */
-export type EnrollmentMethod = 'open' | 'join-token' | 'allowlist' | 'join-token+allowlist';
+export type EnrollmentMethod =
+  | 'open'
+  | 'join-token'
+  | 'allowlist'
+  | 'join-token+allowlist'
+  | 'registrar'
+  | `${'join-token' | 'allowlist' | 'join-token+allowlist'}+registrar`;
 
 /** Who may register: checked after the client proved its key, before it counts. */
 export interface EnrollmentPolicy {
@@ -28,9 +36,10 @@ export interface EnrollmentPolicy {
 export function enrollmentPolicy(
   joinToken: string | null,
   allowedKeys: readonly string[] | null,
+  registrarKey: Uint8Array | null = null,
 ): EnrollmentPolicy {
   const allowed = allowedKeys ? new Set(allowedKeys.map((k) => k.toLowerCase())) : null;
-  const method: EnrollmentMethod =
+  const base =
     joinToken !== null && allowed
       ? 'join-token+allowlist'
       : joinToken !== null
@@ -38,10 +47,27 @@ export function enrollmentPolicy(
         : allowed
           ? 'allowlist'
           : 'open';
+  const method: EnrollmentMethod =
+    registrarKey === null ? base : base === 'open' ? 'registrar' : `${base}+registrar`;
   return {
     tokenRequired: joinToken !== null,
     method,
     admit(ins, context) {
+      if (
+        registrarKey !== null &&
+        !verifyCertificate(
+          registrarKey,
+          fromHex(ins.publicKey),
+          ins.certificate !== undefined ? fromHex(ins.certificate) : undefined,
+        )
+      ) {
+        throw new CohortError(
+          'JOIN_REFUSED',
+          ins.certificate === undefined
+            ? 'this coordinator admits only identities certified by its registrar: start the client with --certificate FILE (cohort keys certify)'
+            : "the identity's certificate is not from this coordinator's registrar (--registrar-key)",
+        );
+      }
       if (allowed && !allowed.has(ins.publicKey.toLowerCase())) {
         throw new CohortError(
           'JOIN_REFUSED',
@@ -88,11 +114,14 @@ export async function loadEnrollmentPolicy(
     const text = await readConfigFile(config.allowClients, 'allowlist');
     allowed = parsePublicKeyList(text, config.allowClients);
   }
-  const policy = enrollmentPolicy(token, allowed);
+  const registrar =
+    config.registrarKey !== undefined ? fromHex(config.registrarKey.toLowerCase()) : null;
+  const policy = enrollmentPolicy(token, allowed, registrar);
   if (policy.method !== 'open') {
     const parts = [
       ...(token !== null ? ['its join token'] : []),
       ...(allowed ? [`one of ${allowed.length} allowed keys`] : []),
+      ...(registrar ? ['a certificate from the pinned registrar'] : []),
     ];
     log.info(`enrollment: clients need ${parts.join(' and ')}`);
   }

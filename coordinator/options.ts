@@ -418,6 +418,54 @@ export const OPTIONS = {
     type: text,
     help: 'the join token, read from a file (created, mode 0600, when missing)',
   },
+  registrarKey: {
+    flag: '--registrar-key',
+    placeholder: '<hex>',
+    type: {
+      kind: 'text',
+      pattern: /^[0-9a-fA-F]{64}$/,
+      patternHelp: 'the 64-character hex key `cohort keys registrar` prints',
+    },
+    help: 'admit only identities certified by this registrar (cohort keys certify)',
+    doc:
+      'admit only clients whose identity carries a certificate from this registrar key ' +
+      '(`cohort keys certify`); others get `JOIN_REFUSED`. On clients it also stops a ' +
+      'coordinator from inventing cohort members: every member of a secure round must be certified',
+  },
+  certificate: {
+    flag: '--certificate',
+    placeholder: '<file>',
+    type: text,
+    help: "this identity's registrar certificate (cohort keys certify writes it)",
+  },
+  keysOut: {
+    flag: '--out',
+    placeholder: '<file>',
+    type: text,
+    help: 'where to write the key (created mode 0600; an existing file is refused)',
+    required: true,
+  },
+  keysRegistrar: {
+    flag: '--registrar',
+    placeholder: '<file>',
+    type: text,
+    help: "the registrar's key file (cohort keys registrar wrote it)",
+    required: true,
+  },
+  keysIdentity: {
+    flag: '--identity',
+    placeholder: '<file>',
+    type: text,
+    help: 'the client identity file to certify (cohort client created it)',
+    required: true,
+  },
+  keysCertificateOut: {
+    flag: '--out',
+    placeholder: '<file>',
+    type: text,
+    help: 'where to write the certificate',
+    defaultNote: '`<identity>.cert.json`',
+  },
   allowClients: {
     flag: '--allow-clients',
     placeholder: '<file>',
@@ -771,6 +819,7 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
   'joinToken',
   'joinTokenFile',
   'allowClients',
+  'registrarKey',
   'adminToken',
   'adminTokenFile',
   'dashboardToken',
@@ -808,6 +857,8 @@ export const CLIENT_OPTIONS: readonly OptionName[] = [
   'clientJoinToken',
   'clientJoinTokenFile',
   'trustedKeys',
+  'registrarKey',
+  'certificate',
   'allowPlain',
   'coordinatorKey',
   'shareMetrics',
@@ -845,6 +896,8 @@ export const COMMAND_OPTIONS = {
   ],
   client: plain(CLIENT_OPTIONS),
   model: plain(['task']),
+  'keys-registrar': plain(['keysOut']),
+  'keys-certify': plain(['keysRegistrar', 'keysIdentity', 'keysCertificateOut']),
 } as const satisfies Record<string, readonly CommandOption[]>;
 
 /** A command whose options the table declares. */

@@ -1,3 +1,4 @@
+import { fromHex } from '../shared/bytes';
 import { CohortError, errorMessage, isCohortError, parseErrorCode } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
@@ -58,7 +59,11 @@ export async function runSecureAggregation(
       roundId: input.roundId,
       modelHash: input.modelHash,
       config: input.config,
-      cohort: input.clients.map((c) => ({ clientId: c.id, identityPublicKey: c.publicKey })),
+      cohort: input.clients.map((c) => ({
+        clientId: c.id,
+        identityPublicKey: c.publicKey,
+        ...(c.info.certificate !== undefined ? { certificate: fromHex(c.info.certificate) } : {}),
+      })),
     });
   } catch (error) {
     return { result: null, failure: failureOf(error), lost };

@@ -1,4 +1,7 @@
 /* eslint-disable no-console -- the CLI's job is to print */
+import { fromHex } from '../../shared/bytes';
+import { bytesEqual } from '../../shared/secagg/encoding';
+import { parseCertificateFile } from '../../shared/registrar';
 import { Command } from 'commander';
 import { loadTaskData, parseShard } from '../../client-node/data/load-task-data';
 import {
@@ -59,6 +62,26 @@ export function clientCommand(): Command {
         `${created ? 'created' : 'loaded'} identity ${identityPath} (public key ${publicKeyHex(identity)})`,
       );
       if (trustedKeys) console.log(`secure rounds limited to ${trustedKeys.length} trusted keys`);
+      const certificate =
+        flags.certificate !== undefined
+          ? parseCertificateFile(
+              await readConfigFile(flags.certificate, 'certificate'),
+              flags.certificate,
+            )
+          : undefined;
+      if (certificate && !bytesEqual(certificate.publicKey, identity.publicKey)) {
+        throw new CohortError(
+          'CONFIG_INVALID',
+          `certificate ${flags.certificate!} is for another identity than ${identityPath}`,
+        );
+      }
+      const registrarKey =
+        flags.registrarKey !== undefined ? fromHex(flags.registrarKey.toLowerCase()) : undefined;
+      if (registrarKey) {
+        console.log(
+          `registrar pinned: every member of a secure round must be certified by ${flags.registrarKey!.toLowerCase()}`,
+        );
+      }
       console.log(
         flags.allowPlain!
           ? 'plain rounds allowed (--allow-plain): updates may leave this machine unmasked'
@@ -95,6 +118,8 @@ export function clientCommand(): Command {
         minParticipants: flags.minParticipants!,
         ...(flags.coordinatorKey !== undefined ? { coordinatorKey: flags.coordinatorKey } : {}),
         ...(trustedKeys ? { trustedKeys } : {}),
+        ...(certificate ? { certificate: certificate.certificate } : {}),
+        ...(registrarKey ? { registrarKey } : {}),
         ...(joinToken !== undefined ? { joinToken } : {}),
         ...(ca !== undefined ? { ca } : {}),
         ...(flags.name !== undefined ? { displayName: flags.name } : {}),

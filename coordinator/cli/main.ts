@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { clientCommand } from './client-command';
 import { coordinatorCommand } from './coordinator-command';
 import { demoCommand } from './demo-command';
+import { keysCommand } from './keys-command';
 import { modelCommand } from './model-command';
 import { simulateCommand } from './simulate-command';
 
@@ -31,7 +32,8 @@ export function buildProgram(): Command {
     .addCommand(clientCommand())
     .addCommand(simulateCommand())
     .addCommand(demoCommand())
-    .addCommand(modelCommand());
+    .addCommand(modelCommand())
+    .addCommand(keysCommand());
   // Usage errors throw instead of exiting, so they share the exit code of refused options,
   // and print like them, followed by where to find the usage.
   const configure = (command: Command, path: string): void => {

@@ -109,6 +109,11 @@ export interface ClientSessionOptions {
    * token itself.
    */
   joinToken?: string;
+  /**
+   * The registrar's certificate of this client's identity key (`cohort client
+   * --certificate`): sent at registration, and relayed to the cohort in secure rounds.
+   */
+  certificate?: Uint8Array;
   events?: ClientSessionEvents;
   /** Fault injection: vanish halfway through this round's training (then rejoin later). */
   faults?: { dropMidRound?(round: number): boolean; rejoinAfterMs?: number };
@@ -312,6 +317,9 @@ export class ClientSession {
           }
         : {}),
       ...(this.options.displayName !== undefined ? { displayName: this.options.displayName } : {}),
+      ...(this.options.certificate !== undefined
+        ? { certificate: toHex(this.options.certificate) }
+        : {}),
     };
     let res;
     try {

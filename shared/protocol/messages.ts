@@ -113,6 +113,8 @@ export const registerInsSchema = z.object({
   clientNonce: hex(32).optional(),
   /** HMAC proof of the coordinator's join token, bound to this nonce and key (join-proof.ts). */
   joinProof: hex(64).optional(),
+  /** The registrar's certificate of `publicKey` (shared/registrar.ts), when it has one. */
+  certificate: hex(64).optional(),
 });
 export type RegisterIns = z.infer<typeof registerInsSchema>;
 

@@ -34,6 +34,8 @@ const COMMAND_PATHS: Record<CommandName, string[]> = {
   simulate: ['simulate'],
   demo: ['demo'],
   model: ['model', 'spec'],
+  'keys-registrar': ['keys', 'registrar'],
+  'keys-certify': ['keys', 'certify'],
 };
 
 /** Parses `args` with a command's real options, without running its action. */
