@@ -47,7 +47,7 @@ import type {
   RunStatus,
 } from '../shared/protocol/web';
 import { WEB_PATHS } from '../shared/protocol/web';
-import { readOrCreateTokenFile } from './token-file';
+import { resolveToken } from './token-file';
 import { BrowserAssets, findBrowserAssets } from './web/browser-assets';
 import { CoordinatorMetrics, packetBytes } from './web/coordinator-metrics';
 import type { DashboardFeed } from './web/dashboard-feed';
@@ -502,24 +502,18 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    */
   private async startWeb(): Promise<void> {
     const config = this.config;
-    const adminToken =
-      config.adminToken ??
-      (config.adminTokenFile !== undefined
-        ? await readOrCreateTokenFile(
-            config.adminTokenFile,
-            { what: 'admin token', giveTo: 'the dashboard controls ask for it' },
-            this.log,
-          )
-        : null);
-    const dashboardToken =
-      config.dashboardToken ??
-      (config.dashboardTokenFile !== undefined
-        ? await readOrCreateTokenFile(
-            config.dashboardTokenFile,
-            { what: 'dashboard token', giveTo: 'open the dashboard with ?token=<its content>' },
-            this.log,
-          )
-        : null);
+    const adminToken = await resolveToken(
+      config.adminToken,
+      config.adminTokenFile,
+      { what: 'admin token', giveTo: 'the dashboard controls ask for it' },
+      this.log,
+    );
+    const dashboardToken = await resolveToken(
+      config.dashboardToken,
+      config.dashboardTokenFile,
+      { what: 'dashboard token', giveTo: 'open the dashboard with ?token=<its content>' },
+      this.log,
+    );
     this.metrics = new CoordinatorMetrics(this, () => {
       const counts: Record<string, number> = {};
       for (const c of this.registry.list()) {

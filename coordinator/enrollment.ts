@@ -8,7 +8,7 @@ import { parsePublicKeyList } from '../shared/public-key-list';
 import type { CoordinatorConfig } from './config';
 import type { Logger } from './logger';
 import { readConfigFile } from './read-config-file';
-import { checkToken, readOrCreateTokenFile } from './token-file';
+import { checkToken, resolveToken } from './token-file';
 
 /** How a client was admitted; recorded with each enrollment (never the token itself). */
 export type EnrollmentMethod =
@@ -100,15 +100,12 @@ export async function loadEnrollmentPolicy(
   config: CoordinatorConfig,
   log: Logger,
 ): Promise<EnrollmentPolicy> {
-  const token =
-    config.joinToken ??
-    (config.joinTokenFile !== undefined
-      ? await readOrCreateTokenFile(
-          config.joinTokenFile,
-          { what: 'join token', giveTo: 'give it to your clients (--join-token-file)' },
-          log,
-        )
-      : null);
+  const token = await resolveToken(
+    config.joinToken,
+    config.joinTokenFile,
+    { what: 'join token', giveTo: 'give it to your clients (--join-token-file)' },
+    log,
+  );
   let allowed: string[] | null = null;
   if (config.allowClients !== undefined) {
     const text = await readConfigFile(config.allowClients, 'allowlist');

@@ -56,3 +56,17 @@ export async function readOrCreateTokenFile(
   }
   return token;
 }
+
+/**
+ * A token given directly or through its file (read, or created when missing); null when the
+ * option is not set. The one way every coordinator token option is resolved.
+ */
+export async function resolveToken(
+  value: string | undefined,
+  file: string | undefined,
+  role: TokenFileRole,
+  log: Logger,
+): Promise<string | null> {
+  if (value !== undefined) return value;
+  return file !== undefined ? readOrCreateTokenFile(file, role, log) : null;
+}

@@ -2,16 +2,15 @@ import { io } from 'socket.io-client';
 import type { ClientSessionEvents, ClientSocket } from '../../shared/client/client-session';
 import { SecAggSubmission } from '../../shared/client/secure-submission';
 import { TfjsTrainer } from '../../shared/client/tfjs-trainer';
+import type { TfjsTrainerOptions } from '../../shared/client/tfjs-trainer';
 import type {
   LocalEvaluation,
   LocalFitResult,
   Trainer,
   TrainingProgress,
 } from '../../shared/client/trainer';
-import type { Dataset } from '../../shared/data/dataset';
 import { limitExamples } from '../../shared/data/dataset';
 import type { SigningIdentity } from '../../shared/identity';
-import type { ModelSpec } from '../../shared/model/spec';
 import type { FitConfigMessage, ModelPayload } from '../../shared/protocol/messages';
 import type { RoundLedger } from '../../shared/secagg/round-ledger';
 import type { ByteCounter } from './byte-counter';
@@ -22,14 +21,7 @@ import { openClientSession } from '../../shared/client/open-session';
 const LOCAL_EVAL_LIMIT = 1_000;
 
 /** Everything one connection of the tab needs; the page keeps it across rejoins. */
-export interface TabSessionOptions {
-  task: string;
-  spec: ModelSpec;
-  modelSpecHash: string;
-  /** The tfjs backend in use, reported to the coordinator. */
-  backend: string;
-  train: Dataset;
-  test: Dataset;
+export interface TabSessionOptions extends TfjsTrainerOptions {
   identity: SigningIdentity;
   ledger: RoundLedger;
   minParticipants: number;
