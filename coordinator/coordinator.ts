@@ -123,8 +123,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private experimentId = '';
   private history!: RunHistory;
   private enrollment!: EnrollmentPolicy;
-  private readonly sampleData: { data: Dataset; description: string } | null;
-  private sample: SampleShards | null = null;
+  private readonly sample: SampleShards | null;
   private readonly assets: BrowserAssets;
   private webHandler: ((req: IncomingMessage, res: ServerResponse) => void) | null = null;
   private feed: DashboardFeed | null = null;
@@ -153,7 +152,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // socket.io answers its own paths first; every other request goes to the web routes.
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.handleHttp(req, res);
     this.httpServer = tls ? createHttpsServer(tls, onRequest) : createServer(onRequest);
-    this.sampleData = deps.sampleData ?? null;
+    // Cut at once: the coordinator keeps the offered shards, not the whole source set.
+    this.sample =
+      deps.sampleData && config.sampleShards > 0
+        ? new SampleShards(deps.sampleData.data, {
+            shards: config.sampleShards,
+            shardSize: config.sampleShardSize,
+            seed: config.seed,
+            description: deps.sampleData.description,
+          })
+        : null;
     this.assets = new BrowserAssets(
       deps.browserAssetsDir !== undefined ? deps.browserAssetsDir : findBrowserAssets(),
     );
@@ -529,14 +537,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         this.metrics.countBytes('out', packetBytes(packet)),
       );
     });
-    if (this.sampleData && config.sampleShards > 0) {
-      this.sample = new SampleShards(this.sampleData.data, {
-        shards: config.sampleShards,
-        shardSize: config.sampleShardSize,
-        seed: config.seed,
-        description: this.sampleData.description,
-      });
-    }
     const feed = attachDashboardFeed(this.io, {
       token: dashboardToken,
       snapshot: () => this.snapshot(adminToken !== null),

@@ -1,7 +1,7 @@
 import type { TaskName } from '../shared/model/registry';
 import { loadDataFolder } from '../client-node/data/load-data-folder';
 import { loadTaskData } from '../client-node/data/load-task-data';
-import type { Dataset } from '../shared/data/dataset';
+import type { Dataset, DatasetSplit } from '../shared/data/dataset';
 import { limitExamples } from '../shared/data/dataset';
 
 /**
@@ -11,11 +11,16 @@ import { limitExamples } from '../shared/data/dataset';
  */
 export async function loadCoordinatorTestSet(
   task: TaskName,
-  options: { dataDir?: string | undefined; limit?: number | undefined },
+  options: {
+    dataDir?: string | undefined;
+    limit?: number | undefined;
+    /** The bundled MNIST, when the caller loaded it already (parsed once per start-up). */
+    mnist?: DatasetSplit | undefined;
+  },
 ): Promise<Dataset | null> {
   let test: Dataset | null = null;
   if (options.dataDir !== undefined) test = (await loadDataFolder(options.dataDir)).test;
-  else if (task === 'mnist') test = (await loadTaskData('mnist', {})).test;
+  else if (task === 'mnist') test = (options.mnist ?? (await loadTaskData('mnist', {}))).test;
   if (test === null || test.count === 0) return null;
   return limitExamples(test, options.limit);
 }

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
 import { loadCoordinatorTestSet } from '../test-set';
 import { loadSampleData } from './sample-data';
+import { loadTaskData } from '../../client-node/data/load-task-data';
 import { resolveCoordinatorConfig } from '../config';
 import { Coordinator } from '../coordinator';
 import { addTableOptions, configOf, tableValues } from './command-options';
@@ -33,13 +34,20 @@ export function coordinatorCommand(): Command {
         info: (line) => console.log(line),
       });
       await chooseBackend(values.backend!);
+      // The bundled MNIST is parsed once when both the test set and the sample shards use it.
+      const mnist =
+        values.task === 'mnist' && values.dataDir === undefined && values.sampleDir === undefined
+          ? await loadTaskData('mnist', {})
+          : undefined;
       const testSet = await loadCoordinatorTestSet(values.task!, {
         dataDir: values.dataDir,
         limit: values.testLimit,
+        mnist,
       });
       const sampleData = await loadSampleData(values.task!, {
         sampleDir: values.sampleDir,
         sampleShards: resolved.sampleShards,
+        mnist,
       });
       const coordinator = await Coordinator.start(config, {
         identity,

@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { loadTaskData } from '../../client-node/data/load-task-data';
-import type { Dataset } from '../../shared/data/dataset';
+import type { Dataset, DatasetSplit } from '../../shared/data/dataset';
 import type { TaskName } from '../../shared/model/registry';
 
 /**
@@ -11,7 +11,12 @@ import type { TaskName } from '../../shared/model/registry';
  */
 export async function loadSampleData(
   task: TaskName,
-  options: { sampleDir?: string | undefined; sampleShards: number },
+  options: {
+    sampleDir?: string | undefined;
+    sampleShards: number;
+    /** The bundled MNIST, when the caller loaded it already (parsed once per start-up). */
+    mnist?: DatasetSplit | undefined;
+  },
 ): Promise<{ data: Dataset; description: string } | null> {
   if (options.sampleShards === 0) return null;
   if (options.sampleDir !== undefined) {
@@ -19,6 +24,6 @@ export async function loadSampleData(
     return { data: train, description: `public sample data (${basename(options.sampleDir)})` };
   }
   if (task !== 'mnist') return null;
-  const { train } = await loadTaskData('mnist', {});
+  const { train } = options.mnist ?? (await loadTaskData('mnist', {}));
   return { data: train, description: 'MNIST training set (public, ships with npm)' };
 }

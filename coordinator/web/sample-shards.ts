@@ -13,15 +13,17 @@ export interface EncodedShard {
 /**
  * Public sample data cut into equal shards for browser demos (`/join?sample=1`): a seeded
  * shuffle, then consecutive slices, so every shard has every class in about its share and a
- * restart serves the same shards. Shards are encoded on first request and kept.
+ * restart serves the same shards. Only the examples on offer are copied and kept (a few
+ * thousand, not the whole source set); shards are encoded on first request and kept.
  */
 export class SampleShards {
   readonly info: SampleInfo;
-  private readonly indices: number[];
+  /** The offered examples, shard after shard. */
+  private readonly offered: Dataset;
   private readonly encoded = new Map<number, EncodedShard>();
 
   constructor(
-    private readonly data: Dataset,
+    data: Dataset,
     options: { shards: number; shardSize: number; seed: number; description: string },
   ) {
     const order = Array.from({ length: data.count }, (_, i) => i);
@@ -29,7 +31,7 @@ export class SampleShards {
     const shardSize = Math.min(options.shardSize, data.count);
     const shards =
       shardSize === 0 ? 0 : Math.min(options.shards, Math.floor(data.count / shardSize));
-    this.indices = order.slice(0, shards * shardSize);
+    this.offered = selectExamples(data, order.slice(0, shards * shardSize));
     this.info = {
       shards,
       examplesPerShard: shards > 0 ? shardSize : 0,
@@ -44,7 +46,10 @@ export class SampleShards {
     if (!shard) {
       const size = this.info.examplesPerShard;
       shard = datasetToIdx(
-        selectExamples(this.data, this.indices.slice(index * size, (index + 1) * size)),
+        selectExamples(
+          this.offered,
+          Array.from({ length: size }, (_, i) => index * size + i),
+        ),
       );
       this.encoded.set(index, shard);
     }
