@@ -80,6 +80,8 @@ const coordinatorConfigObject = z
     /** Secure aggregation: deadline of each of the five phases. */
     phaseTimeoutMs: milliseconds.default(O.phaseTimeoutMs.default),
     database: textOf(O.database).default(O.database.default),
+    /** SQLite: how long a write waits for another process's lock before the round fails. */
+    databaseBusyTimeoutMs: milliseconds.default(O.databaseBusyTimeoutMs.default),
     exportDir: textOf(O.exportDir).optional(),
     jsonPath: textOf(O.jsonPath).optional(),
     keepAlive: z.boolean().default(O.keepAlive.default),
@@ -93,6 +95,9 @@ const coordinatorConfigObject = z
     /** Limits per peer (coordinator/connection-guard.ts). */
     maxConnectionsPerAddress: integer(O.maxConnectionsPerAddress).default(
       O.maxConnectionsPerAddress.default,
+    ),
+    maxUnregisteredConnections: integer(O.maxUnregisteredConnections).default(
+      O.maxUnregisteredConnections.default,
     ),
     maxEventsPerSecond: integer(O.maxEventsPerSecond).default(O.maxEventsPerSecond.default),
     maxEventBytes: integer(O.maxEventBytes).default(O.maxEventBytes.default),

@@ -6,6 +6,11 @@ import type { Logger } from './logger';
 export interface ConnectionLimits {
   /** Open connections from one address; more are refused before they get a challenge. */
   maxConnectionsPerAddress: number;
+  /**
+   * Connections from all addresses together that have not registered yet; more are closed
+   * as they arrive. Per-address limits alone do not bound strangers with many addresses.
+   */
+  maxUnregisteredConnections: number;
   /** Sustained events per second on one connection (bursts of twice that are allowed). */
   maxEventsPerSecond: number;
   /** Largest event a client may send (registration, progress); answers are bounded apart. */
@@ -69,13 +74,49 @@ function answer(args: unknown[], code: 'MESSAGE_INVALID' | 'RATE_LIMITED', messa
     (ack as (res: unknown) => void)({ status: 'error', code, message });
 }
 
+/** What the rest of the coordinator tells the guard. */
+export interface ConnectionGuard {
+  /** A connection registered: it no longer counts against the unregistered limit. */
+  registered(socket: Socket): void;
+  /** Connections open and not yet registered, right now (for tests and metrics). */
+  readonly unregistered: number;
+}
+
 /**
- * Installs the limits on a socket.io server, ahead of everything else: a connection beyond
- * the per-address limit is refused at the handshake (its client sees a connect_error
- * `RATE_LIMITED: ...` and retries later with backoff); on a connection, unknown events are
- * answered MESSAGE_INVALID and dropped, an oversized event or a flood closes the connection.
+ * Installs the limits on a socket.io server, ahead of everything else. At the transport
+ * level, a connection beyond --max-unregistered is closed as it arrives, before socket.io
+ * allocates anything for it; a connection beyond the per-address limit is refused at the
+ * handshake (its client sees a connect_error `RATE_LIMITED: ...` and retries later with
+ * backoff); on a connection, unknown events are answered MESSAGE_INVALID and dropped, an
+ * oversized event or a flood closes the connection. Together with the register timeout this
+ * bounds what strangers can make the coordinator hold.
  */
-export function guardConnections(io: Server, limits: ConnectionLimits, log: Logger): void {
+export function guardConnections(
+  io: Server,
+  limits: ConnectionLimits,
+  log: Logger,
+): ConnectionGuard {
+  /** The transport connections (engine.io sockets, the same objects as `socket.conn`). */
+  const pending = new Set<object>();
+  let refusedSinceWarning = 0;
+  let lastWarning = 0;
+  io.engine.on('connection', (conn: Socket['conn']) => {
+    if (pending.size >= limits.maxUnregisteredConnections) {
+      // One line a second at most: a flood must not turn into a flood of log lines.
+      refusedSinceWarning++;
+      if (Date.now() - lastWarning >= 1000) {
+        log.warn(
+          `closing ${refusedSinceWarning} new connection(s): ${pending.size} unregistered already (--max-unregistered)`,
+        );
+        refusedSinceWarning = 0;
+        lastWarning = Date.now();
+      }
+      conn.close();
+      return;
+    }
+    pending.add(conn);
+    conn.once('close', () => pending.delete(conn));
+  });
   const open = new Map<string, number>();
   io.use((socket, next) => {
     const address = socket.handshake.address;
@@ -99,6 +140,14 @@ export function guardConnections(io: Server, limits: ConnectionLimits, log: Logg
     limitEvents(socket, limits, log);
     next();
   });
+  return {
+    registered: (socket) => {
+      pending.delete(socket.conn);
+    },
+    get unregistered() {
+      return pending.size;
+    },
+  };
 }
 
 function limitEvents(socket: Socket, limits: ConnectionLimits, log: Logger): void {

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { parseErrorCode } from '../../shared/errors';
 import type { CoordinatorEvents } from '../coordinator-events';
 
@@ -25,9 +25,25 @@ export class CoordinatorMetrics {
 
   constructor(
     events: EventEmitter<CoordinatorEvents>,
-    clientsByPlatform: () => Record<string, number>,
+    live: {
+      /** Registered clients connected now, by platform. */
+      clientsByPlatform(): Record<string, number>;
+      /** Connections open and not registered yet (bounded by --max-unregistered). */
+      unregisteredConnections(): number;
+    },
   ) {
     const registers = [this.registry];
+    // Process memory, CPU, event-loop lag and handles (`process_*`, `nodejs_*`): what an
+    // operator watches when many clients, or strangers, connect.
+    collectDefaultMetrics({ register: this.registry });
+    new Gauge({
+      name: 'cohort_unregistered_connections',
+      help: 'Connections open that have not registered yet (at most --max-unregistered)',
+      registers,
+      collect() {
+        this.set(live.unregisteredConnections());
+      },
+    });
     this.rounds = new Counter({
       name: 'cohort_rounds_total',
       help: 'Round attempts recorded, by status (completed or failed)',
@@ -53,7 +69,7 @@ export class CoordinatorMetrics {
       labelNames: ['platform'],
       registers,
       collect() {
-        const counts = { node: 0, browser: 0, ...clientsByPlatform() };
+        const counts = { node: 0, browser: 0, ...live.clientsByPlatform() };
         for (const [platform, count] of Object.entries(counts)) this.set({ platform }, count);
       },
     });
