@@ -12,7 +12,7 @@ import type * as tf from '@tensorflow/tfjs';
 import { Server } from 'socket.io';
 import type { Dataset } from '../shared/data/dataset';
 import { toHex } from '../shared/bytes';
-import { CohortError, errorMessage } from '../shared/errors';
+import { CohortError, errorMessage, isCohortError } from '../shared/errors';
 import type { IdentityKeyPair } from '../shared/identity';
 import { clientIdFromPublicKey, generateIdentity } from '../shared/identity';
 import { buildModel } from '../shared/model/build-model';
@@ -37,6 +37,7 @@ import { openStore, redactDatabaseUrl } from './persistence/store';
 import type { GlobalModel, RoundContext } from './round-runner';
 import { runRound } from './round-runner';
 import { guardConnections } from './connection-guard';
+import type { ConnectionGuard } from './connection-guard';
 import type { EnrollmentPolicy } from './enrollment';
 import { loadEnrollmentPolicy } from './enrollment';
 import type {
@@ -108,6 +109,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly log: Logger;
   private readonly httpServer: HttpServer | HttpsServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
+  /** A write failed (disk full, lock, I/O error): the store is no longer trusted to answer. */
+  private storeFailed = false;
+  /** Why a round still `running` at stop() was not finished, as recorded in the database. */
+  private interruptReason = 'the coordinator stopped during this round';
+  /** Connection limits; told when a connection registers. */
+  private readonly guard: ConnectionGuard;
   private registry!: ClientRegistry;
   private store!: CohortStore;
   private ownsStore = true;
@@ -182,8 +189,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       maxHttpBufferSize: config.maxMessageBytes ?? Math.ceil(modelBytes * 1.25) + 1_000_000,
       cors: { origin: '*' },
       pingTimeout: 60_000,
+      // A transport connection that never joins the namespace is closed as one that never
+      // registers is (socket.io's own default would keep it 45 s).
+      connectTimeout: config.registerTimeoutMs,
     });
-    guardConnections(this.io, config, this.log);
+    this.guard = guardConnections(this.io, config, this.log);
     this.strategy = createStrategy({
       name: config.strategy,
       ...(config.serverLearningRate !== undefined ? { serverLr: config.serverLearningRate } : {}),
@@ -235,7 +245,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const config = this.config;
     const modelSpecHash = await specHash(getModelSpec(config.task));
     if (this.ownsStore)
-      this.store = await openStore(config.database, { log: (l) => this.log.info(l) });
+      this.store = await openStore(config.database, {
+        log: (l) => this.log.info(l),
+        busyTimeoutMs: config.databaseBusyTimeoutMs,
+      });
     const opened = await this.store.openExperiment({
       name: config.experiment!,
       task: config.task,
@@ -305,14 +318,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         });
       },
     });
-    this.registry.on('registered', (client) =>
+    this.registry.on('registered', (client) => {
+      this.guard.registered(client.socket);
       this.emit('client-joined', {
         clientId: client.id,
         backend: client.info.backend,
         platform: client.info.platform,
         connected: this.registry.size,
-      }),
-    );
+      });
+    });
     this.registry.on('left', (clientId, reason) =>
       this.emit('client-left', { clientId, reason, connected: this.registry.size }),
     );
@@ -359,6 +373,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
 
   private async run(initial: GlobalModel, lastCompletedRound: number): Promise<RunHistory> {
     let global = initial;
+    /** The last round whose result and checkpoint are in the database. */
+    let lastSaved = lastCompletedRound;
     for (
       let round = lastCompletedRound + 1;
       round <= this.config.rounds && !this.stopped;
@@ -382,11 +398,16 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       let outcome: Awaited<ReturnType<typeof runRound>>;
       try {
         outcome = await runRound(this.roundContext(), round, global);
+      } catch (error) {
+        if (isCohortError(error) && error.code === 'DATABASE_ERROR')
+          throw await this.persistenceFailed(round, lastSaved, error);
+        throw error;
       } finally {
         this.current = null;
       }
       const { entry, next } = outcome;
       global = next;
+      if (entry.status === 'completed') lastSaved = round;
       this.history.rounds.push(entry);
       await this.writeHistory();
       this.emit('round-end', entry);
@@ -418,6 +439,48 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       finalAccuracy: last?.testAccuracy ?? null,
     });
     return this.history;
+  }
+
+  /**
+   * A round could not be saved (disk full, the database locked past --database-busy-timeout,
+   * the server gone): it fails loudly instead of being announced as done. Going on would
+   * train on results the database does not hold, so the run stops; every completed round is
+   * already saved (each is one transaction), and a restart on the same database resumes
+   * after the last of them. Clients are told the round failed and, as after a crash, wait
+   * and reconnect to the restarted coordinator.
+   */
+  private async persistenceFailed(
+    round: number,
+    lastSaved: number,
+    error: CohortError,
+  ): Promise<CohortError> {
+    const saved = lastSaved > 0 ? `rounds 1-${lastSaved} are saved` : 'no round was completed';
+    const failure = new CohortError(
+      'DATABASE_ERROR',
+      `round ${round} could not be saved, so it failed and the run stopped (${error.reason}); ` +
+        `${saved}: fix the database and start the coordinator again on it to resume`,
+      { round, lastSavedRound: lastSaved },
+    );
+    this.log.warn(failure.message);
+    this.io.emit('round-summary', {
+      round,
+      status: 'failed',
+      participants: 0,
+      dropped: 0,
+      trainLoss: null,
+      testAccuracy: null,
+      reason: failure.message,
+    });
+    // Best effort: the database may work again (a lock released); if not, the next start
+    // records the round as interrupted.
+    this.interruptReason = `not saved: ${error.reason}`;
+    this.storeFailed = true;
+    await settleWithin(
+      this.store.abortInterruptedRounds(this.experimentId, this.interruptReason),
+      this.config.databaseBusyTimeoutMs,
+    );
+    this.setStatus('failed', failure.message);
+    return failure;
   }
 
   /**
@@ -522,12 +585,15 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       { what: 'dashboard token', giveTo: 'open the dashboard with ?token=<its content>' },
       this.log,
     );
-    this.metrics = new CoordinatorMetrics(this, () => {
-      const counts: Record<string, number> = {};
-      for (const c of this.registry.list()) {
-        counts[c.info.platform] = (counts[c.info.platform] ?? 0) + 1;
-      }
-      return counts;
+    this.metrics = new CoordinatorMetrics(this, {
+      clientsByPlatform: () => {
+        const counts: Record<string, number> = {};
+        for (const c of this.registry.list()) {
+          counts[c.info.platform] = (counts[c.info.platform] ?? 0) + 1;
+        }
+        return counts;
+      },
+      unregisteredConnections: () => this.guard.unregistered,
     });
     this.io.engine.on('connection', (conn: NodeJS.EventEmitter) => {
       conn.on('packet', (packet: { data?: unknown }) =>
@@ -634,7 +700,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * stay in the database; a restart resumes). Idempotent, never throws.
    */
   control(action: ControlAction): { status: RunStatus; message: string } {
-    const over = this.runStatus === 'finished' || this.runStatus === 'stopped';
+    const over = ['finished', 'stopped', 'failed'].includes(this.runStatus);
     if (over) return { status: this.runStatus, message: `the run is ${this.runStatus} already` };
     switch (action) {
       case 'pause':
@@ -685,7 +751,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.runStatus !== 'finished') this.setStatus('stopped', 'the coordinator stopped');
+    if (this.runStatus !== 'finished' && this.runStatus !== 'failed')
+      this.setStatus('stopped', 'the coordinator stopped');
     this.feed?.close();
     this.shutdown.abort();
     for (const waiter of [...this.stopWaiters]) waiter();
@@ -695,16 +762,38 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     // Let the round in flight unwind (it sees `stopped` and records nothing) before closing.
     if (this.running) await this.running.catch(() => undefined);
+    // A database that failed mid-write may never answer again: after a failure, these are
+    // not waited on past the busy timeout (the next start recovers the file).
+    const bounded = (work: Promise<unknown>) =>
+      this.storeFailed ? settleWithin(work, this.config.databaseBusyTimeoutMs) : work;
     if (this.store && this.experimentId !== '') {
-      await this.store
-        .abortInterruptedRounds(this.experimentId, 'the coordinator stopped during this round')
-        .catch((error: unknown) =>
-          this.log.warn(`could not record the interrupted round: ${errorMessage(error)}`),
-        );
+      await bounded(
+        this.store
+          .abortInterruptedRounds(this.experimentId, this.interruptReason)
+          .catch((error: unknown) =>
+            this.log.warn(`could not record the interrupted round: ${errorMessage(error)}`),
+          ),
+      );
     }
-    if (this.ownsStore && this.store) await this.store.close();
+    if (this.ownsStore && this.store) await bounded(this.store.close());
     this.evalModel.dispose();
   }
+}
+
+/**
+ * Waits for `promise` to settle, at most `ms`; never rejects. For best-effort calls on a
+ * database that has just failed, which may hang instead of failing again.
+ */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    promise.catch(() => undefined),
+    new Promise<void>((resolve) => {
+      // Not unref'd: a hung promise holds no handle, so the process would exit mid-await.
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
 }
 
 /** The TLS certificate and key named by the config, read at start-up; null without TLS. */

@@ -38,7 +38,10 @@ export class Controls {
   render(snapshot: DashboardSnapshot): void {
     byTestId('controls').hidden = !snapshot.controls;
     byTestId('controls-off').hidden = snapshot.controls;
-    const final = snapshot.status === 'finished' || snapshot.status === 'stopped';
+    const final =
+      snapshot.status === 'finished' ||
+      snapshot.status === 'stopped' ||
+      snapshot.status === 'failed';
     for (const button of this.buttons.values()) {
       button.classList.toggle('muted-button', final);
     }

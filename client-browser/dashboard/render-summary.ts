@@ -12,6 +12,7 @@ const STATUS_HINTS: Record<RunStatus, string> = {
   paused: 'paused: no round starts until resumed',
   finished: 'every round asked for is done',
   stopped: 'stopped by an admin',
+  failed: 'the run stopped on an error (see the coordinator log); restart it to resume',
 };
 
 /** The header: experiment, task, run status badge, rounds done of rounds asked. */

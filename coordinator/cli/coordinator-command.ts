@@ -72,6 +72,8 @@ export function coordinatorCommand(): Command {
       } catch (error) {
         // An operator's stop (Ctrl-C, or the dashboard's stop) is a clean exit.
         if (stopRequested || coordinator.status === 'stopped') return;
+        // The run cannot go on (a round could not be saved): close the server, then report.
+        await coordinator.stop();
         throw error;
       }
       if (values.keepAlive) {

@@ -415,6 +415,8 @@ function isUniqueViolation(error: unknown): boolean {
 
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
+  if (isBusy(error))
+    return 'the database is locked by another process (gave up after --database-busy-timeout)';
   const code = (error as { code?: unknown }).code;
   // Prisma messages start with a long invocation excerpt; its last line says what happened.
   const lines = error.message.trim().split('\n');

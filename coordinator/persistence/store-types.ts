@@ -227,4 +227,9 @@ export interface OpenStoreOptions {
    * round is recorded, so a long run's database does not grow with every round. Default 3.
    */
   keepCheckpoints?: number;
+  /**
+   * SQLite: how long a write waits (and a transaction is retried) while another process holds
+   * the database locked, before it fails with DATABASE_ERROR. Default 15 s.
+   */
+  busyTimeoutMs?: number;
 }

@@ -31,7 +31,7 @@ export { parseDatabaseUrl, redactDatabaseUrl } from './database-url';
 
 /** Checkpoints kept per experiment unless OpenStoreOptions.keepCheckpoints says otherwise. */
 export const DEFAULT_KEEP_CHECKPOINTS = 3;
-/** How long SQLite waits for another connection's write lock before failing. */
+/** How long SQLite waits for another connection's write lock before failing, by default. */
 const SQLITE_BUSY_TIMEOUT_MS = 15_000;
 
 /**
@@ -52,29 +52,25 @@ export async function openStore(
   }
   const target = parseDatabaseUrl(databaseUrl);
   return target.provider === 'sqlite'
-    ? openSqlite(target, keep, log)
+    ? openSqlite(target, keep, options.busyTimeoutMs ?? SQLITE_BUSY_TIMEOUT_MS, log)
     : openPostgres(target, keep, log);
 }
 
 async function openSqlite(
   target: SqliteTarget,
   keep: number,
+  busyTimeoutMs: number,
   log: (line: string) => void,
 ): Promise<CohortStore> {
   migrateSqlite(target.path, findMigrationsDir('sqlite'), log);
   const adapter = new PrismaBetterSQLite3({
     url: `file:${target.path}`,
-    timeout: SQLITE_BUSY_TIMEOUT_MS,
+    timeout: busyTimeoutMs,
   });
   const prisma = new SqlitePrismaClient({ adapter });
   await connect(prisma, `SQLite database ${target.path}`);
   log(`database: SQLite ${target.path}`);
-  return new PrismaCohortStore(
-    prisma,
-    keep,
-    `SQLite database ${target.path}`,
-    SQLITE_BUSY_TIMEOUT_MS,
-  );
+  return new PrismaCohortStore(prisma, keep, `SQLite database ${target.path}`, busyTimeoutMs);
 }
 
 async function openPostgres(

@@ -50,7 +50,8 @@ export type RunStatus =
   | 'pausing' // pause asked: the round in flight finishes, no new one starts
   | 'paused'
   | 'finished'
-  | 'stopped';
+  | 'stopped'
+  | 'failed'; // the run cannot go on (a round could not be saved); a restart resumes
 
 /** The answer of `/api/join-info`. */
 export interface JoinInfo {

@@ -35,8 +35,25 @@ export class CliProcess {
   readonly exited: Promise<CliResult>;
   private readonly listeners = new Set<() => void>();
 
-  constructor(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, [CLI_PATH, ...args], {
+  constructor(
+    private readonly args: readonly string[],
+    options: {
+      cwd?: string;
+      env?: NodeJS.ProcessEnv;
+      /**
+       * RLIMIT_FSIZE for the process, in KiB (`ulimit -f`): a write that would grow a file
+       * past it fails with EFBIG (Node ignores SIGXFSZ), as a write to a full disk fails.
+       */
+      fileSizeLimitKb?: number;
+    } = {},
+  ) {
+    const command = [CLI_PATH, ...args];
+    const limit = options.fileSizeLimitKb;
+    const [file, argv] =
+      limit === undefined
+        ? [process.execPath, command]
+        : ['/bin/sh', ['-c', `ulimit -f ${limit} && exec "$0" "$@"`, process.execPath, ...command]];
+    this.child = spawn(file, argv, {
       cwd: options.cwd ?? join(__dirname, '..', '..'),
       env: { ...process.env, NO_COLOR: '1', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -113,7 +130,7 @@ export class CliProcess {
 
   /** The command and its output so far, for failure messages. */
   describe(): string {
-    return `$ cohort ${this.child.spawnargs.slice(2).join(' ')}\n--- stdout\n${this.stdout}--- stderr\n${this.stderr}`;
+    return `$ cohort ${this.args.join(' ')}\n--- stdout\n${this.stdout}--- stderr\n${this.stderr}`;
   }
 }
 
