@@ -2,6 +2,7 @@ import { errorMessage, parseErrorCode } from '../shared/errors';
 import type { ModelPayload } from '../shared/protocol/messages';
 import { evaluateResSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
+import { evaluateAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
 import { requestFromClient } from './request';
@@ -43,7 +44,7 @@ export async function runEvaluatePhase(
             batchSize: input.batchSize,
             deadlineMs: input.deadlineMs,
           },
-          input.deadlineMs,
+          { timeoutMs: input.deadlineMs, maxAnswerBytes: evaluateAnswerLimit() },
         );
         const res = parseMessage(evaluateResSchema, raw, 'evaluate result');
         if (res.status === 'error') {

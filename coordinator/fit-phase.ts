@@ -4,6 +4,7 @@ import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/messages';
 import { fitResSchema, progressSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
+import { fitAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
 import { requestFromClient } from './request';
@@ -81,6 +82,8 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
     secure: input.secure,
   };
   const progressListeners: Array<() => void> = [];
+  // A plain answer carries one float32 per parameter; a secure one carries no update at all.
+  const maxAnswerBytes = fitAnswerLimit(input.model.manifest.length, input.secure);
 
   const record = (
     clientId: string,
@@ -101,13 +104,11 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
     client.socket.on('progress', onProgress);
     progressListeners.push(() => client.socket.off('progress', onProgress));
     try {
-      const raw = await requestFromClient(
-        client.socket,
-        'fit',
-        ins,
-        input.deadlineMs,
-        controller.signal,
-      );
+      const raw = await requestFromClient(client.socket, 'fit', ins, {
+        timeoutMs: input.deadlineMs,
+        maxAnswerBytes,
+        signal: controller.signal,
+      });
       if (controller.signal.aborted)
         throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
       const res = parseMessage(fitResSchema, raw, 'fit result');

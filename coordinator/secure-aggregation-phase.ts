@@ -4,6 +4,7 @@ import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
 import type { SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
 import { SecAggServerRound } from '../shared/secagg';
+import { secAggAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
 import { requestFromClient } from './request';
@@ -71,6 +72,8 @@ export async function runSecureAggregation(
 
   const exchange = async (phase: SecAggPhase, requests: Map<string, unknown>): Promise<void> => {
     input.onPhase?.(phase);
+    // What an honest answer of this phase can weigh, from the round's config.
+    const maxAnswerBytes = secAggAnswerLimit(phase, input.config);
     await Promise.all(
       [...requests].map(async ([clientId, body]) => {
         const client = byId.get(clientId);
@@ -80,8 +83,7 @@ export async function runSecureAggregation(
             client.socket,
             'secagg',
             { phase, roundId: input.roundId, ...packBinary(body) },
-            input.phaseTimeoutMs,
-            input.signal,
+            { timeoutMs: input.phaseTimeoutMs, maxAnswerBytes, signal: input.signal },
           );
           if (isErrorAck(raw)) {
             const code = parseErrorCode(raw.code) ?? 'INTERNAL';
