@@ -5,6 +5,7 @@
 import { aggregationSuite } from './aggregation-suite';
 import { browserSuite } from './browser-suite';
 import type { BenchSuite } from './bench-types';
+import { loadSuite } from './load-suite';
 import { secaggSuite } from './secagg-suite';
 import { trainingSuite } from './training-suite';
 
@@ -14,4 +15,5 @@ export const SUITES: Readonly<Record<string, BenchSuite>> = {
   training: trainingSuite,
   secagg: secaggSuite,
   browser: browserSuite,
+  load: loadSuite,
 };
