@@ -6,6 +6,7 @@ import { useWasmBackend } from '../helpers/backend';
 import {
   assertCliBuilt,
   CliProcess,
+  coordinatorArgs,
   expectExit,
   killAllCliProcesses,
 } from '../helpers/cli-process';
@@ -52,30 +53,13 @@ async function startCoordinator(args: readonly string[]): Promise<CliProcess> {
 }
 
 test('SIGKILL mid-round: completed rounds stay, the interrupted one is recorded aborted, training resumes', async () => {
-  const database = `file:${join(dir, 'cohort.db')}`;
-  const args = [
-    'coordinator',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--task',
-    'mnist',
-    '--rounds',
-    '3',
-    '--min-clients',
-    '3',
-    '--batch-size',
-    '32',
-    '--test-limit',
-    '200',
-    '--experiment',
-    'killed',
-    '--database',
-    database,
-    '--identity',
-    join(dir, 'coordinator.json'),
-  ];
+  const { args, database } = coordinatorArgs(dir, {
+    '--rounds': 3,
+    '--min-clients': 3,
+    '--batch-size': 32,
+    '--test-limit': 200,
+    '--experiment': 'killed',
+  });
   const [backend, data] = await Promise.all([useWasmBackend(), smallMnist(600, 100)]);
   address = await StableAddress.open();
   const first = await startCoordinator(args);

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bytesToFloats, hashWeights } from '../../shared/weights/codec';
 import type { WeightManifest } from '../../shared/weights/codec';
-import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
+import {
+  assertCliBuilt,
+  CliProcess,
+  coordinatorArgs,
+  killAllCliProcesses,
+} from '../helpers/cli-process';
 import { readPersistedRun } from '../helpers/persisted-rounds';
 import { connectScriptedClient, plainUpdateAnswer } from '../helpers/scripted-client';
 import type { ScriptedClient } from '../helpers/scripted-client';
@@ -82,35 +87,16 @@ async function joinClients(url: string, sent: SentModel[]): Promise<void> {
 }
 
 test('a full disk fails the round being saved loudly; completed rounds survive and a restart resumes from them', async () => {
-  const database = `file:${join(dir, 'cohort.db')}`;
-  const args = [
-    'coordinator',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--task',
-    'mnist',
-    '--rounds',
-    String(ROUNDS),
-    '--min-clients',
-    '3',
-    '--over-selection',
-    '0',
-    '--secure-aggregation',
-    'off',
-    '--evaluation',
-    'none',
-    '--experiment',
-    'disk-full',
-    '--database',
-    database,
-    '--identity',
-    join(dir, 'coordinator.json'),
+  const { args, database } = coordinatorArgs(dir, {
+    '--rounds': ROUNDS,
+    '--min-clients': 3,
+    '--over-selection': 0,
+    '--secure-aggregation': 'off',
+    '--evaluation': 'none',
+    '--experiment': 'disk-full',
     // A failed database is given this long to answer the clean-up writes.
-    '--database-busy-timeout',
-    '2',
-  ];
+    '--database-busy-timeout': 2,
+  });
   const full = await startCoordinator(args, FILE_SIZE_LIMIT_KB);
   const sent: SentModel[] = [];
   await joinClients(full.url, sent);

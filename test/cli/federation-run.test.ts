@@ -10,6 +10,7 @@ import { useWasmBackend } from '../helpers/backend';
 import {
   assertCliBuilt,
   CliProcess,
+  coordinatorArgs,
   expectExit,
   killAllCliProcesses,
 } from '../helpers/cli-process';
@@ -64,7 +65,6 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
   test(
     `${CLIENTS} clients x ${ROUNDS} rounds on MNIST shards: all exit 0, history, database, model and identities agree`,
     async () => {
-      const database = `file:${join(dir, 'cohort.db')}`;
       const historyPath = join(dir, 'history.json');
       const exportDir = join(dir, 'model');
       const coordinatorIdentity = join(dir, 'keys', 'coordinator.json');
@@ -72,38 +72,20 @@ describe('cohort coordinator + cohort client, as separate processes', () => {
       // The tests load part of the test set in-process to re-evaluate the exported model.
       const [, testData] = await Promise.all([useWasmBackend(), smallMnist(1, TEST_LIMIT)]);
 
-      const coordinator = new CliProcess([
-        'coordinator',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--task',
-        'mnist',
-        '--rounds',
-        String(ROUNDS),
-        '--min-clients',
-        String(CLIENTS),
-        '--clients-per-round',
-        String(CLIENTS),
-        '--database',
-        database,
-        '--export',
-        exportDir,
-        '--json',
-        historyPath,
-        '--identity',
-        coordinatorIdentity,
+      const { args, database } = coordinatorArgs(dir, {
+        '--rounds': ROUNDS,
+        '--min-clients': CLIENTS,
+        '--clients-per-round': CLIENTS,
+        '--export': exportDir,
+        '--json': historyPath,
+        '--identity': coordinatorIdentity,
         // Enrollment: the coordinator creates the token file; the clients are given it.
-        '--join-token-file',
-        joinTokenFile,
-        '--max-examples',
-        String(EXAMPLES),
-        '--test-limit',
-        String(TEST_LIMIT),
-        '--backend',
-        'wasm',
-      ]);
+        '--join-token-file': joinTokenFile,
+        '--max-examples': EXAMPLES,
+        '--test-limit': TEST_LIMIT,
+        '--backend': 'wasm',
+      });
+      const coordinator = new CliProcess(args);
       const listening = await coordinator.waitForOutput(
         /coordinator listening on (http:\/\/127\.0\.0\.1:\d+)/,
         STARTUP_TIMEOUT_MS,

@@ -3,7 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Manager } from 'socket.io-client';
 import type { Socket } from 'socket.io-client';
-import { assertCliBuilt, CliProcess, killAllCliProcesses } from '../helpers/cli-process';
+import {
+  assertCliBuilt,
+  CliProcess,
+  coordinatorArgs,
+  killAllCliProcesses,
+} from '../helpers/cli-process';
 import { connectScriptedClient } from '../helpers/scripted-client';
 import type { ScriptedClient } from '../helpers/scripted-client';
 
@@ -63,31 +68,16 @@ function openSilentSocket(url: string, challenged: { count: number }): Socket {
 }
 
 test('thousands of idle connections: at most --max-unregistered are held, memory stays bounded, real clients still join', async () => {
-  const coordinator = new CliProcess([
-    'coordinator',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--task',
-    'mnist',
-    '--rounds',
-    '1',
-    '--min-clients',
-    '3',
-    '--evaluation',
-    'none',
-    '--database',
-    `file:${join(dir, 'cohort.db')}`,
-    '--identity',
-    join(dir, 'coordinator.json'),
-    '--max-unregistered',
-    String(MAX_UNREGISTERED),
-    '--max-connections-per-address',
-    '100000',
-    '--register-timeout',
-    '3',
-  ]);
+  const { args } = coordinatorArgs(dir, {
+    '--rounds': 1,
+    '--min-clients': 3,
+    '--evaluation': 'none',
+    '--max-unregistered': MAX_UNREGISTERED,
+    // Only the global bound holds, as against an attacker with many addresses.
+    '--max-connections-per-address': 100_000,
+    '--register-timeout': 3,
+  });
+  const coordinator = new CliProcess(args);
   const [, url] = await coordinator.waitForOutput(
     /listening on (http:\/\/127\.0\.0\.1:\d+)/,
     STARTUP_TIMEOUT_MS,

@@ -16,6 +16,27 @@ export function assertCliBuilt(): void {
   }
 }
 
+/**
+ * The arguments of a `cohort coordinator` for a test: loopback, a free port, the mnist task,
+ * and its database (`cohort.db`) and identity in `dir`; `flags` adds options or replaces
+ * these (`{ '--rounds': 3 }`). Returns the database URL too, for reading back what it saved.
+ */
+export function coordinatorArgs(
+  dir: string,
+  flags: Readonly<Record<string, string | number>> = {},
+): { args: string[]; database: string } {
+  const all: Record<string, string | number> = {
+    '--host': '127.0.0.1',
+    '--port': 0,
+    '--task': 'mnist',
+    '--database': `file:${join(dir, 'cohort.db')}`,
+    '--identity': join(dir, 'coordinator.json'),
+    ...flags,
+  };
+  const args = ['coordinator', ...Object.entries(all).flatMap(([flag, v]) => [flag, String(v)])];
+  return { args, database: String(all['--database']) };
+}
+
 /** How a CLI process ended, with everything it printed. */
 export interface CliResult {
   code: number | null;
