@@ -7,8 +7,9 @@
  * clients are connected when each round selects its cohort.
  */
 import { getHeapStatistics } from 'node:v8';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import type { IntervalHistogram } from 'node:perf_hooks';
+import { loopDelayOf, startLoopMonitor } from './loop-delay';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { RoundHistoryEntry } from '../../coordinator/history';
 import { WEB_PATHS } from '../../shared/protocol/web';
@@ -16,15 +17,12 @@ import type {
   CoordinatorStats,
   LoadRequest,
   LoadResponse,
-  LoopDelay,
   PhaseTiming,
   RoundReport,
   StartedCoordinator,
   StatsWindowName,
 } from './load-ipc';
 
-/** Timer interval of the event-loop histogram; every sample includes it, so it is taken off. */
-const LOOP_RESOLUTION_MS = 10;
 /** How often RSS and heap are sampled for the windows' peaks. */
 const MEMORY_SAMPLE_MS = 100;
 const MB = 1024 * 1024;
@@ -39,8 +37,7 @@ class StatsWindow {
   private bytes: { in: number; out: number } | null = null;
 
   constructor(private readonly coordinator: () => Coordinator | null) {
-    this.histogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-    this.histogram.enable();
+    this.histogram = startLoopMonitor();
   }
 
   /** Starts a new window. */
@@ -59,7 +56,7 @@ class StatsWindow {
     const windowMs = performance.now() - this.startedAt;
     this.sampleMemory();
     const cpu = process.cpuUsage(this.cpu);
-    const loop = this.loopDelay();
+    const loop = loopDelayOf(this.histogram);
     const bytes = await readBytes(this.coordinator());
     (globalThis as { gc?: () => void }).gc?.();
     const memory = process.memoryUsage();
@@ -86,18 +83,6 @@ class StatsWindow {
 
   close(): void {
     this.histogram.disable();
-  }
-
-  private loopDelay(): LoopDelay {
-    const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
-    const h = this.histogram;
-    return {
-      p50: ms(h.percentile(50)),
-      p99: ms(h.percentile(99)),
-      max: ms(h.max),
-      mean: ms(h.mean),
-      samples: h.count,
-    };
   }
 }
 

@@ -10,14 +10,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { IntervalHistogram } from 'node:perf_hooks';
+import { loopDelayOf, startLoopMonitor } from './loop-delay';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import { DEFAULT_WEIGHT_CAP } from '../../shared/secagg';
 import type { BenchSuite, SuiteContext, SuiteResult } from './bench-types';
 import { LoadClientFleet } from './load-clients';
 import { LoadCoordinator } from './load-coordinator';
-import type { LoopDelay } from './load-ipc';
 import type { LoadPlan, StepMeasurement } from './load-report';
 import { LOAD_COLUMNS, loadNotes, loadRow, lossCheck, topsOut } from './load-report';
 
@@ -25,7 +24,6 @@ import { LOAD_COLUMNS, loadNotes, loadRow, lossCheck, topsOut } from './load-rep
 const TASK = 'mnist';
 /** The coordinator's defaults, set explicitly because the loss check derives its tolerance. */
 const CLIP_RANGE = 4;
-const LOOP_RESOLUTION_MS = 10;
 
 /** The load suite. */
 export const loadSuite: BenchSuite = {
@@ -100,8 +98,7 @@ function runLoadSuite(context: SuiteContext): Promise<SuiteResult> {
 /** Runs `plan`: every step until one fails, then stops every client and the coordinator. */
 export async function runLoad(plan: LoadPlan, context: SuiteContext): Promise<SuiteResult> {
   const dir = mkdtempSync(join(tmpdir(), 'cohort-bench-load-'));
-  const clientLoop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-  clientLoop.enable();
+  const clientLoop = startLoopMonitor();
   const steps: StepMeasurement[] = [];
   let coordinator: LoadCoordinator | null = null;
   let fleet: LoadClientFleet | null = null;
@@ -168,7 +165,7 @@ async function measureStep(step: number, rig: StepRig): Promise<StepMeasurement>
   } catch (error) {
     m.failure = rig.coordinator.exitReason !== null ? 'coordinator exited' : 'error';
     m.error = error instanceof Error ? error.message : String(error);
-    m.clientLoop ??= loopOf(rig.clientLoop);
+    m.clientLoop ??= loopDelayOf(rig.clientLoop);
     m.step ??= await rig.coordinator.stats('step', false).catch(() => null);
   }
   m.clientsRssMB = process.memoryUsage().rss / (1024 * 1024);
@@ -203,7 +200,7 @@ async function runStep(m: StepMeasurement, rig: StepRig): Promise<void> {
   );
   rig.clientLoop.reset();
   m.round = await coordinator.round(plan.roundWaitMs);
-  m.clientLoop = loopOf(rig.clientLoop);
+  m.clientLoop = loopDelayOf(rig.clientLoop);
   m.roundStats = await coordinator.stats('phase', true);
   m.step = await coordinator.stats('step', true);
   const entry = m.round.entry;
@@ -222,16 +219,4 @@ async function runStep(m: StepMeasurement, rig: StepRig): Promise<void> {
     m.failure = 'round';
     m.error = `the round failed: ${entry.failureReason ?? 'no reason recorded'}`;
   }
-}
-
-/** The bench process's own event-loop delay (where the simulated clients run). */
-function loopOf(h: IntervalHistogram): LoopDelay {
-  const ms = (ns: number) => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
-  return {
-    p50: ms(h.percentile(50)),
-    p99: ms(h.percentile(99)),
-    max: ms(h.max),
-    mean: ms(h.mean),
-    samples: h.count,
-  };
 }
