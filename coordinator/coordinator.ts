@@ -109,8 +109,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly log: Logger;
   private readonly httpServer: HttpServer | HttpsServer;
   private readonly io: Server<ClientToServerEvents, ServerToClientEvents>;
-  /** A write failed (disk full, lock, I/O error): the store is no longer trusted to answer. */
-  private storeFailed = false;
   /** Why a round still `running` at stop() was not finished, as recorded in the database. */
   private interruptReason = 'the coordinator stopped during this round';
   /** Connection limits; told when a connection registers. */
@@ -474,7 +472,6 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // Best effort: the database may work again (a lock released); if not, the next start
     // records the round as interrupted.
     this.interruptReason = `not saved: ${error.reason}`;
-    this.storeFailed = true;
     await settleWithin(
       this.store.abortInterruptedRounds(this.experimentId, this.interruptReason),
       this.config.databaseBusyTimeoutMs,
@@ -765,7 +762,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // A database that failed mid-write may never answer again: after a failure, these are
     // not waited on past the busy timeout (the next start recovers the file).
     const bounded = (work: Promise<unknown>) =>
-      this.storeFailed ? settleWithin(work, this.config.databaseBusyTimeoutMs) : work;
+      this.runStatus === 'failed' ? settleWithin(work, this.config.databaseBusyTimeoutMs) : work;
     if (this.store && this.experimentId !== '') {
       await bounded(
         this.store
