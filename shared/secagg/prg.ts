@@ -2,11 +2,14 @@ import { CohortError } from '../errors';
 import { SECAGG_DOMAIN, bytesToUint32LE, hash32, wipe } from './encoding';
 
 /**
- * The mask generator: AES-256-CTR keystream from WebCrypto. It is the same primitive in Node
- * and every browser (so a browser client and the coordinator expand identical masks) and runs
- * ~20x faster than tweetnacl's stream cipher, which matters for million-parameter models.
- * Seeds are full 256-bit values; the AES key is a domain-separated hash of the seed, so a
- * seed used elsewhere (e.g. a Shamir-shared value) never doubles as a raw key.
+ * The mask generator: an AES-256-CTR keystream. In a browser it comes from WebCrypto; in Node
+ * from node:crypto's cipher (OpenSSL, found at run time through process.getBuiltinModule, so
+ * this file still imports nothing of Node's), which is about 1.5x faster per mask here because
+ * it streams small cache-sized chunks synchronously instead of awaiting multi-megabyte
+ * WebCrypto calls. Both produce the same bytes, proven by the known-answer vectors and by a
+ * test that expands every vector under each backend. Seeds are full 256-bit values; the AES
+ * key is a domain-separated hash of the seed, so a seed used elsewhere (e.g. a Shamir-shared
+ * value) never doubles as a raw key.
  */
 
 /** Elements (4 bytes each) produced per WebCrypto call: large calls, bounded peak memory. */
@@ -16,6 +19,49 @@ export const PRG_CHUNK_ELEMENTS = 1 << 20;
 export const SEED_LENGTH = 32;
 
 const BLOCK_BYTES = 16;
+
+/** Elements per node:crypto `update` call: 64 KiB of keystream, which stays in cache. */
+const NODE_CIPHER_CHUNK_ELEMENTS = 1 << 14;
+
+/** Which AES-256-CTR implementation expands masks; 'auto' prefers node:crypto where present. */
+export type PrgBackend = 'auto' | 'webcrypto' | 'node-cipher';
+
+let forcedPrgBackend: PrgBackend = 'auto';
+
+/**
+ * Forces one keystream implementation, or returns to detection. Process-wide on purpose, like
+ * setSecAggCryptoBackend: meant for tests that prove both give identical masks.
+ */
+export function setPrgBackend(backend: PrgBackend): void {
+  forcedPrgBackend = backend;
+}
+
+/** The part of node:crypto the PRG uses, typed here so shared/ needs no Node typings. */
+interface NodeCipherModule {
+  createCipheriv(
+    algorithm: 'aes-256-ctr',
+    key: Uint8Array,
+    iv: Uint8Array,
+  ): { update(data: Uint8Array): Uint8Array; final(): Uint8Array };
+}
+
+function nodeCipherModule(): NodeCipherModule | undefined {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = proc?.getBuiltinModule?.('node:crypto') as Partial<NodeCipherModule> | undefined;
+  return typeof mod?.createCipheriv === 'function' ? (mod as NodeCipherModule) : undefined;
+}
+
+/** The backend masks are expanded with now (after 'auto' is resolved). */
+export function activePrgBackend(): Exclude<PrgBackend, 'auto'> {
+  if (forcedPrgBackend === 'node-cipher') {
+    if (!nodeCipherModule()) {
+      throw new CohortError('INTERNAL', 'node:crypto is not available here');
+    }
+    return 'node-cipher';
+  }
+  if (forcedPrgBackend === 'webcrypto') return 'webcrypto';
+  return nodeCipherModule() ? 'node-cipher' : 'webcrypto';
+}
 
 /** The AES-256 key a seed expands under; exported so tests can recompute the keystream. */
 export function prgKeyFromSeed(seed: Uint8Array): Uint8Array {
@@ -71,6 +117,10 @@ async function streamKeystream(
     throw new CohortError('INTERNAL', 'chunk size must be a positive multiple of 4 elements');
   }
   if (length === 0) return;
+  if (activePrgBackend() === 'node-cipher') {
+    streamNodeKeystream(seed, length, Math.min(chunkElements, NODE_CIPHER_CHUNK_ELEMENTS), consume);
+    return;
+  }
   const key = await importSeed(seed);
   const zeros = new Uint8Array(Math.min(chunkElements, roundUp4(length)) * 4);
   const request = (offset: number): Promise<ArrayBuffer> => {
@@ -94,6 +144,29 @@ async function streamKeystream(
     // Stryker disable next-line ConditionalExpression: forcing the subarray gives the same words; the test only skips a view.
     consume(offset, take === words.length ? words : words.subarray(0, take));
   }
+}
+
+/**
+ * The same keystream from node:crypto: one cipher per seed, counter block 0, fed zero chunks in
+ * order, so chunk boundaries cannot change the bytes. Synchronous: OpenSSL is fast enough that
+ * awaiting between chunks would cost more than it frees.
+ */
+function streamNodeKeystream(
+  seed: Uint8Array,
+  length: number,
+  chunkElements: number,
+  consume: (offset: number, chunk: Uint32Array) => void,
+): void {
+  const keyBytes = prgKeyFromSeed(seed);
+  const cipher = nodeCipherModule()!.createCipheriv('aes-256-ctr', keyBytes, counterBlock(0));
+  wipe(keyBytes);
+  const zeros = new Uint8Array(chunkElements * 4);
+  for (let offset = 0; offset < length; offset += chunkElements) {
+    const take = Math.min(chunkElements, length - offset);
+    const bytes = cipher.update(take === chunkElements ? zeros : zeros.subarray(0, take * 4));
+    consume(offset, bytesToUint32LE(bytes)); // a view where aligned, else a copy
+  }
+  cipher.final();
 }
 
 function roundUp4(n: number): number {

@@ -11,7 +11,7 @@ import { graphSeed } from '../../shared/secagg/graph';
 import type { AdvertisedKeys } from '../../shared/secagg/messages';
 import type { SecAggConfig } from '../../shared/secagg/params';
 import { configHash } from '../../shared/secagg/params';
-import { expandMask, prgKeyFromSeed } from '../../shared/secagg/prg';
+import { expandMask, prgKeyFromSeed, setPrgBackend } from '../../shared/secagg/prg';
 import { roundViewHash } from '../../shared/secagg/round-view';
 import type { RoundContext } from '../../shared/secagg/signed-payloads';
 import { pairwiseSeed } from '../../shared/secagg/signed-payloads';
@@ -243,7 +243,12 @@ describe('prgKeyFromSeed', () => {
   });
 });
 
-describe('expandMask', () => {
+// Every vector under each keystream implementation: a browser (WebCrypto) and a Node client or
+// coordinator (node:crypto's cipher) must expand bit-identical masks, or the sum never unmasks.
+describe.each(['webcrypto', 'node-cipher'] as const)('expandMask (%s PRG)', (backend) => {
+  beforeEach(() => setPrgBackend(backend));
+  afterAll(() => setPrgBackend('auto'));
+
   it('equals the pinned keystream elements', async () => {
     const words = await expandMask(SEED_COUNTING, 12);
     expect(hex(new Uint8Array(words.buffer, words.byteOffset, words.byteLength))).toBe(
@@ -258,6 +263,7 @@ describe('expandMask', () => {
     ['many blocks', SEED_RANDOM, 4099, undefined],
     ['chunks of 4 elements (the counter advances across calls)', SEED_COUNTING, 29, 4],
     ['chunks of 8 elements', SEED_RANDOM, 1003, 8],
+    ['more than one 64 KiB node:crypto chunk', SEED_COUNTING, 40_003, undefined],
   ] as const)('matches AES-256-CTR from node:crypto: %s', async (_label, seed, length, chunk) => {
     const mask = await expandMask(seed, length, chunk);
     expect(mask).toHaveLength(length);

@@ -1,5 +1,11 @@
 import { createCipheriv, createHash } from 'node:crypto';
-import { addMask, expandMask, prgKeyFromSeed } from '../../shared/secagg';
+import {
+  activePrgBackend,
+  addMask,
+  expandMask,
+  prgKeyFromSeed,
+  setPrgBackend,
+} from '../../shared/secagg';
 
 /**
  * The documented key derivation, rebuilt with node:crypto alone: the first 32 bytes of
@@ -70,6 +76,9 @@ const seedA = new Uint8Array(32).map((_, i) => i);
 const seedB = new Uint8Array(32).map((_, i) => 255 - i);
 
 describe('AES-256-CTR mask generator (WebCrypto)', () => {
+  beforeAll(() => setPrgBackend('webcrypto'));
+  afterAll(() => setPrgBackend('auto'));
+
   it.each([1, 2, 3, 4, 5, 6, 7, 8, 9, 257, 4096])(
     'matches node:crypto AES-256-CTR for %i elements',
     async (length) => {
@@ -233,5 +242,62 @@ describe('AES-256-CTR mask generator (WebCrypto)', () => {
     const b = await expandMask(seedB, 64);
     expect(a.some((x, i) => x !== b[i])).toBe(true);
     await expect(expandMask(new Uint8Array(16), 4)).rejects.toThrow(/32 bytes/);
+  });
+});
+
+describe("AES-256-CTR mask generator (node:crypto's cipher)", () => {
+  afterEach(() => setPrgBackend('auto'));
+
+  it('is what Node picks on its own', () => {
+    expect(activePrgBackend()).toBe('node-cipher');
+    setPrgBackend('webcrypto');
+    expect(activePrgBackend()).toBe('webcrypto');
+  });
+
+  it('expands the same elements as WebCrypto, across its 64 KiB chunks and any chunk size', async () => {
+    for (const [length, chunk] of [
+      [5, undefined],
+      [16_385, undefined],
+      [40_001, 12],
+      [70_000, 1 << 20],
+    ] as const) {
+      setPrgBackend('node-cipher');
+      const viaNode = await expandMask(seedB, length, chunk);
+      setPrgBackend('webcrypto');
+      const viaWebCrypto = await expandMask(seedB, length, chunk);
+      expect(Buffer.from(viaNode.buffer).equals(Buffer.from(viaWebCrypto.buffer))).toBe(true);
+      const head = Math.min(9, length);
+      expect(Array.from(viaNode.subarray(0, head))).toEqual(Array.from(referenceMask(seedB, head)));
+    }
+  });
+
+  it('adds and removes masks mod 2^32 in place, interchangeably with WebCrypto', async () => {
+    const original = new Uint32Array(20_000).map((_, i) => (i * 2654435761) >>> 0);
+    const target = original.slice();
+    setPrgBackend('node-cipher');
+    await addMask(target, seedA, 1);
+    expect(target.some((x, i) => x !== original[i])).toBe(true);
+    setPrgBackend('webcrypto');
+    await addMask(target, seedA, -1);
+    expect(Array.from(target)).toEqual(Array.from(original));
+  });
+
+  it('refuses short seeds and says when node:crypto is missing', async () => {
+    setPrgBackend('node-cipher');
+    await expect(expandMask(new Uint8Array(16), 4)).rejects.toThrow(/32 bytes/);
+    const getBuiltinModule = process.getBuiltinModule;
+    try {
+      Object.defineProperty(process, 'getBuiltinModule', { value: undefined, configurable: true });
+      expect(() => activePrgBackend()).toThrow(/^INTERNAL: node:crypto is not available here$/);
+      setPrgBackend('auto');
+      expect(activePrgBackend()).toBe('webcrypto');
+      expect(Array.from(await expandMask(seedA, 4))).toEqual(Array.from(referenceMask(seedA, 4)));
+    } finally {
+      Object.defineProperty(process, 'getBuiltinModule', {
+        value: getBuiltinModule,
+        configurable: true,
+        writable: true,
+      });
+    }
   });
 });
