@@ -4,9 +4,10 @@
  * weight codec (encode, decode, hash). Each is timed next to the naive way a first version
  * would do it (per-client buffers averaged with reduce; JSON number arrays), in the same run.
  */
-import { createHash } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 import { StreamingWeightedMean } from '../../shared/aggregation/streaming-weighted-mean';
 import { createRng } from '../../shared/random';
+import { addMask, setPrgBackend } from '../../shared/secagg/prg';
 import type { WeightManifest } from '../../shared/weights/codec';
 import { bytesToFloats, floatsToBytes, hashWeights } from '../../shared/weights/codec';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
@@ -44,6 +45,8 @@ async function runAggregationSuite(context: SuiteContext): Promise<SuiteResult> 
     rows.push(...(await meanRows(updates, timing, notes)));
     context.progress(`aggregation: codec on ${length} floats`);
     rows.push(...(await codecRows(updates[0]!.vector, timing, notes)));
+    context.progress(`aggregation: mask generation on ${length} elements`);
+    rows.push(...(await maskRows(length, timing)));
   }
 
   notes.push(
@@ -52,6 +55,10 @@ async function runAggregationSuite(context: SuiteContext): Promise<SuiteResult> 
     'Naive mean: keeps a copy of every update, then one Array.reduce over the clients per ' +
       'parameter (memory grows with the cohort). Naive codec: JSON.stringify(Array.from(floats)), ' +
       'Float32Array.from(JSON.parse(text)), SHA-256 (node:crypto) of the JSON text.',
+    'Mask rows: addMask (target += PRG(seed) mod 2^32) under each PRG backend; speedup = the ' +
+      'time of a bare AES-256-CTR keystream from node:crypto (64 KiB calls, nothing added) / ' +
+      "addMask's time, so 1 would be the machine's single-core AES speed. The copy row under " +
+      'each weighted mean is the memory-bandwidth ceiling for those bytes.',
     'floatsToBytes and aligned bytesToFloats return zero-copy views on little-endian hosts ' +
       '(constant time, so no MB/s); the unaligned decode (a Node Buffer at an odd offset, as ' +
       'socket.io may hand over) must copy.',
@@ -88,9 +95,14 @@ async function meanRows(
   const operation = `weighted mean, ${updates.length} clients`;
   const held = (bytes: number): string => `holds ${(bytes / 2 ** 20).toFixed(1)} MiB`;
   const row = rowMaker(length, payload);
+  const copy = await measure(() => {
+    const target = new Float32Array(length);
+    for (const update of updates) target.set(update.vector);
+  }, timing);
   return [
     row(operation, 'StreamingWeightedMean', cohort, naive, held(length * 8)),
     row(operation, 'naive: buffers + reduce', naive, null, held(payload)),
+    row(operation, 'ceiling: Float32Array copy', copy, null, 'same bytes, no arithmetic'),
   ];
 }
 
@@ -142,6 +154,42 @@ async function codecRows(
     row('decode', 'naive: JSON.parse', decodeNaive, null, ''),
     row('hash', 'hashWeights (WebCrypto)', hash, hashNaive, 'manifest + bytes'),
     row('hash', 'naive: sha256 of JSON', hashNaive, null, 'includes stringify'),
+  ];
+}
+
+/** addMask under each PRG backend next to a bare node:crypto AES-256-CTR keystream. */
+async function maskRows(length: number, timing: MeasureOptions): Promise<BenchRow[]> {
+  const seed = new Uint8Array(32).map((_, i) => i * 7);
+  const target = new Uint32Array(length);
+  const key = new Uint8Array(32).fill(1);
+  const zeros = new Uint8Array(1 << 16);
+  const keystream = await measure(() => {
+    const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+    for (let offset = 0; offset < length * 4; offset += zeros.length) {
+      cipher.update(zeros.subarray(0, Math.min(zeros.length, length * 4 - offset)));
+    }
+  }, timing);
+  const timed = async (backend: 'node-cipher' | 'webcrypto'): Promise<Measurement> => {
+    setPrgBackend(backend);
+    try {
+      return await measure(() => addMask(target, seed, 1), timing);
+    } finally {
+      setPrgBackend('auto');
+    }
+  };
+  const viaNode = await timed('node-cipher');
+  const viaWebCrypto = await timed('webcrypto');
+  const row = rowMaker(length, length * 4);
+  return [
+    row('add mask', 'addMask, node:crypto cipher', viaNode, keystream, 'default in Node'),
+    row('add mask', 'addMask, WebCrypto', viaWebCrypto, keystream, 'browsers'),
+    row(
+      'add mask',
+      'ceiling: AES-256-CTR keystream',
+      keystream,
+      null,
+      'node:crypto, nothing added',
+    ),
   ];
 }
 
