@@ -24,6 +24,7 @@ import { advertisementBytes, consistencyBytes, maskedInputBytes } from './signed
 import type { SecAggServerPhase } from './phase-gate';
 import { PhaseGate } from './phase-gate';
 import type { SecAggResult } from './unmask';
+import { wrapAddInto } from './prg';
 import { assertReconstructible, reconstructAggregate } from './unmask';
 
 export type { SecAggServerPhase } from './phase-gate';
@@ -266,7 +267,7 @@ export class SecAggServerRound {
       }
       const input = bytesToUint32LE(res.maskedInput);
       return () => {
-        for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! + input[i]!;
+        wrapAddInto(acc, 0, input, 1);
         this.inputSignatures.set(clientId, res.signature);
       };
     });

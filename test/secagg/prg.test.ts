@@ -5,6 +5,7 @@ import {
   expandMask,
   prgKeyFromSeed,
   setPrgBackend,
+  wrapAddInto,
 } from '../../shared/secagg';
 
 /**
@@ -299,5 +300,24 @@ describe("AES-256-CTR mask generator (node:crypto's cipher)", () => {
         writable: true,
       });
     }
+  });
+});
+
+describe('wrapAddInto', () => {
+  it('adds and subtracts mod 2^32 at an offset, for every tail length of the unrolled loop', () => {
+    for (let n = 0; n <= 9; n++) {
+      const source = new Uint32Array(n).map((_, i) => (i % 2 === 0 ? 0xffffffff : i + 1));
+      const target = new Uint32Array(n + 3).fill(2);
+      wrapAddInto(target, 2, source, 1);
+      const expected = Array.from({ length: n + 3 }, (_, j) =>
+        j < 2 || j >= n + 2 ? 2 : (2 + source[j - 2]!) % 2 ** 32,
+      );
+      expect(Array.from(target)).toEqual(expected);
+      wrapAddInto(target, 2, source, -1);
+      expect(Array.from(target)).toEqual(new Array(n + 3).fill(2));
+    }
+    const low = new Uint32Array([0, 1, 2, 3, 4]);
+    wrapAddInto(low, 0, new Uint32Array([1, 2, 3, 4, 5]), -1);
+    expect(Array.from(low)).toEqual([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff]);
   });
 });
