@@ -54,16 +54,25 @@ export class StreamingWeightedMean {
         `update weight must be a positive finite number, got ${weight}`,
       );
     }
-    for (let i = 0; i < vector.length; i++) {
-      if (!Number.isFinite(vector[i]!)) {
-        throw new CohortError('UPDATE_NON_FINITE', `update has ${vector[i]} at index ${i}`, {
-          index: i,
-        });
-      }
+    if (!allFinite(vector)) {
+      const index = vector.findIndex((x) => !Number.isFinite(x));
+      throw new CohortError('UPDATE_NON_FINITE', `update has ${vector[index]} at index ${index}`, {
+        index,
+      });
     }
     const sum = this.sum;
+    const n = vector.length;
+    const unrolled = n - (n % 4);
+    let i = 0;
+    // Unrolled by four: V8 runs it markedly faster than the plain loop (it vectorizes neither).
+    for (; i < unrolled; i += 4) {
+      sum[i]! += weight * vector[i]!;
+      sum[i + 1]! += weight * vector[i + 1]!;
+      sum[i + 2]! += weight * vector[i + 2]!;
+      sum[i + 3]! += weight * vector[i + 3]!;
+    }
     // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
-    for (let i = 0; i < vector.length; i++) sum[i]! += weight * vector[i]!;
+    for (; i < n; i++) sum[i]! += weight * vector[i]!;
     this.added += 1;
     this.weightSum += weight;
   }
@@ -81,4 +90,14 @@ export class StreamingWeightedMean {
     for (let i = 0; i < this.length; i++) out[i] = this.sum[i]! / this.weightSum;
     return out;
   }
+}
+
+/**
+ * True when no element is NaN or infinite: x * 0 is 0 for every finite x and NaN otherwise,
+ * so one multiply-add per element replaces a Number.isFinite call per element.
+ */
+function allFinite(vector: Float32Array): boolean {
+  let probe = 0;
+  for (let i = 0; i < vector.length; i++) probe += vector[i]! * 0;
+  return probe === 0;
 }

@@ -23,6 +23,45 @@ describe('StreamingWeightedMean', () => {
     expect(Array.from(acc.mean())).toEqual([2.5, 5, 7.5]);
   });
 
+  it('folds every element of lengths that leave 0 to 3 past the unrolled loop', () => {
+    for (const length of [1, 2, 3, 4, 5, 6, 7, 9]) {
+      const acc = new StreamingWeightedMean(length);
+      acc.add(
+        Float32Array.from({ length }, (_, i) => i + 1),
+        1,
+      );
+      acc.add(
+        Float32Array.from({ length }, (_, i) => 10 * (i + 1)),
+        4,
+      );
+      // (1*(i+1) + 4*10*(i+1)) / 5 = 8.2 * (i+1)
+      const expected = Array.from({ length }, (_, i) => 8.2 * (i + 1));
+      Array.from(acc.mean()).forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 5));
+    }
+  });
+
+  it('finds a non-finite element anywhere, reports its index and folds nothing', () => {
+    const acc = new StreamingWeightedMean(7);
+    acc.add(new Float32Array(7).fill(1), 1);
+    for (const [index, bad] of [
+      [0, -Infinity],
+      [5, Infinity],
+      [6, Number.NaN],
+    ] as const) {
+      const vector = new Float32Array(7).fill(3);
+      vector[index] = bad;
+      let caught: unknown;
+      try {
+        acc.add(vector, 1);
+      } catch (err) {
+        caught = err;
+      }
+      expect(isCohortError(caught, 'UPDATE_NON_FINITE') && caught.details).toEqual({ index });
+    }
+    expect(acc.count).toBe(1);
+    expect(Array.from(acc.mean())).toEqual(new Array(7).fill(1));
+  });
+
   it('keeps accumulating after mean() and does not touch its inputs', () => {
     const acc = new StreamingWeightedMean(2);
     const v = new Float32Array([2, -4]);
