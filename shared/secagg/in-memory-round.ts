@@ -8,7 +8,7 @@ import type { RandomFill } from './quantize';
 import type { RoundLedger } from './round-ledger';
 import type { SecAggServerPhase } from './server';
 import { SecAggServerRound } from './server';
-import type { SecAggResult } from './unmask';
+import type { MaskRemover, SecAggResult } from './unmask';
 
 /**
  * A whole secure-aggregation round between one {@link SecAggServerRound} and honest
@@ -63,6 +63,8 @@ export interface InMemoryRoundOptions {
   config: SecAggConfig;
   clients: readonly SimulatedSecAggClient[];
   hooks?: InMemoryRoundHooks;
+  /** Where the coordinator removes masks (default: inline). */
+  removeMasks?: MaskRemover;
 }
 
 /** How the round went: the result, or the coordinator's abort reason, and each client's fate. */
@@ -104,6 +106,7 @@ export async function runInMemorySecAggRound(
       clientId: clientIdFromPublicKey(c.identity.publicKey),
       identityPublicKey: c.identity.publicKey,
     })),
+    ...(options.removeMasks ? { removeMasks: options.removeMasks } : {}),
   });
   const clients = new Map<string, SimulatedSecAggClient>();
   const sessions = new Map<string, SecAggClientSession>();

@@ -108,6 +108,7 @@ async function streamKeystream(
   length: number,
   chunkElements: number,
   consume: (offset: number, chunk: Uint32Array) => void,
+  startElement = 0,
 ): Promise<void> {
   // Stryker disable next-line ConditionalExpression: a negative length never gets here: expandMask's new Uint32Array(length) refuses it first and a target's length is never negative.
   if (!Number.isInteger(length) || length < 0) {
@@ -116,9 +117,17 @@ async function streamKeystream(
   if (!Number.isInteger(chunkElements) || chunkElements <= 0 || chunkElements % 4 !== 0) {
     throw new CohortError('INTERNAL', 'chunk size must be a positive multiple of 4 elements');
   }
+  if (!Number.isInteger(startElement) || startElement < 0 || startElement % 4 !== 0) {
+    throw new CohortError(
+      'INTERNAL',
+      `a keystream can start only at a multiple of 4 elements (one AES block), got ${startElement}`,
+    );
+  }
   if (length === 0) return;
+  const firstBlock = startElement / 4;
   if (activePrgBackend() === 'node-cipher') {
-    streamNodeKeystream(seed, length, Math.min(chunkElements, NODE_CIPHER_CHUNK_ELEMENTS), consume);
+    const chunk = Math.min(chunkElements, NODE_CIPHER_CHUNK_ELEMENTS);
+    streamNodeKeystream(seed, length, chunk, consume, firstBlock);
     return;
   }
   const key = await importSeed(seed);
@@ -128,7 +137,7 @@ async function streamKeystream(
     // Stryker disable next-line ConditionalExpression,ArithmeticOperator: forcing the subarray (false, or elements / 4, never equal) gives the same bytes as zeros; the test only skips a view.
     const input = elements * 4 === zeros.length ? zeros : zeros.subarray(0, elements * 4);
     return subtle().encrypt(
-      { name: 'AES-CTR', counter: counterBlock(offset / 4), length: 64 },
+      { name: 'AES-CTR', counter: counterBlock(firstBlock + offset / 4), length: 64 },
       key,
       input,
     );
@@ -147,18 +156,20 @@ async function streamKeystream(
 }
 
 /**
- * The same keystream from node:crypto: one cipher per seed, counter block 0, fed zero chunks in
- * order, so chunk boundaries cannot change the bytes. Synchronous: OpenSSL is fast enough that
- * awaiting between chunks would cost more than it frees.
+ * The same keystream from node:crypto: one cipher per seed, starting at counter block
+ * `firstBlock`, fed zero chunks in order, so chunk boundaries cannot change the bytes.
+ * Synchronous: OpenSSL is fast enough that awaiting between chunks would cost more than it frees.
  */
 function streamNodeKeystream(
   seed: Uint8Array,
   length: number,
   chunkElements: number,
   consume: (offset: number, chunk: Uint32Array) => void,
+  firstBlock: number,
 ): void {
   const keyBytes = prgKeyFromSeed(seed);
-  const cipher = nodeCipherModule()!.createCipheriv('aes-256-ctr', keyBytes, counterBlock(0));
+  const iv = counterBlock(firstBlock);
+  const cipher = nodeCipherModule()!.createCipheriv('aes-256-ctr', keyBytes, iv);
   wipe(keyBytes);
   const zeros = new Uint8Array(chunkElements * 4);
   for (let offset = 0; offset < length; offset += chunkElements) {
@@ -191,16 +202,23 @@ export async function expandMask(
 /**
  * target += sign * PRG(seed) (mod 2^32), in place and chunk by chunk: how clients add masks and
  * how the coordinator removes them. Uint32Array stores wrap modulo 2^32 by definition, so the
- * loop is a plain add with no per-element allocation.
+ * loop is a plain add with no per-element allocation. With `startElement` (a multiple of 4: CTR
+ * mode seeks by whole AES blocks) target[i] gets element startElement + i of the mask, so
+ * several threads can each remove the masks from one slice of a vector.
  */
 export async function addMask(
   target: Uint32Array,
   seed: Uint8Array,
   sign: 1 | -1,
   chunkElements = PRG_CHUNK_ELEMENTS,
+  startElement = 0,
 ): Promise<void> {
-  await streamKeystream(seed, target.length, chunkElements, (offset, chunk) =>
-    wrapAddInto(target, offset, chunk, sign),
+  await streamKeystream(
+    seed,
+    target.length,
+    chunkElements,
+    (offset, chunk) => wrapAddInto(target, offset, chunk, sign),
+    startElement,
   );
 }
 

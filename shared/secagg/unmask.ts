@@ -49,6 +49,27 @@ export function assertReconstructible(
   }
 }
 
+/** One mask to take out of the summed masked inputs: accumulator -= ... is sign * PRG(seed). */
+export interface MaskTerm {
+  /** The 32-byte PRG seed (a self-mask seed or a pairwise seed); wiped once applied. */
+  readonly seed: Uint8Array;
+  /** +1 adds PRG(seed), -1 subtracts it (mod 2^32). */
+  readonly sign: 1 | -1;
+}
+
+/**
+ * Applies every term to the accumulator in place (accumulator += sign * PRG(seed), mod 2^32).
+ * The order does not matter (addition mod 2^32 commutes), which is what lets a coordinator
+ * spread the work over threads by slices of the vector: the expansion of a few thousand
+ * model-sized masks is the whole cost of unmasking a large round.
+ */
+export type MaskRemover = (accumulator: Uint32Array, terms: readonly MaskTerm[]) => Promise<void>;
+
+/** The default {@link MaskRemover}: every mask in turn, on the calling thread. */
+export const removeMasksInline: MaskRemover = async (accumulator, terms) => {
+  for (const term of terms) await addMask(accumulator, term.seed, term.sign);
+};
+
 /** Everything the unmasking step needs from the server round's state. */
 export interface UnmaskInputs {
   roundId: string;
@@ -63,6 +84,8 @@ export interface UnmaskInputs {
   keys: ReadonlyMap<string, AdvertisedKeys>;
   selfMaskShares: ReadonlyMap<string, readonly Uint8Array[]>;
   secretKeyShares: ReadonlyMap<string, readonly Uint8Array[]>;
+  /** Where the masks are expanded and removed; defaults to {@link removeMasksInline}. */
+  removeMasks?: MaskRemover;
 }
 
 /**
@@ -77,30 +100,37 @@ export async function reconstructAggregate(inputs: UnmaskInputs): Promise<SecAgg
   const { config, graph, accumulator, keys } = inputs;
   const t = inputs.threshold;
   const alive = new Set(inputs.survivors);
-  for (const owner of inputs.survivors) {
-    const seed = await combineOwned(inputs.selfMaskShares, owner, t, 'self-mask seed');
-    await addMask(accumulator, seed, -1);
-    wipe(seed);
-  }
-  for (const owner of inputs.dropped) {
-    const survivingNeighbours = graph.neighboursOf(owner).filter((n) => alive.has(n));
-    if (survivingNeighbours.length === 0) continue; // none of its masks entered the sum
-    const secretKey = await combineOwned(inputs.secretKeyShares, owner, t, 'masking key');
-    if (!bytesEqual(await x25519PublicKey(secretKey), keys.get(owner)!.sPublicKey)) {
-      wipe(secretKey);
-      throw new CohortError(
-        'SECAGG_RECONSTRUCT',
-        `rebuilt masking key of ${owner} does not match its public key`,
-      );
+  const terms: MaskTerm[] = [];
+  try {
+    for (const owner of inputs.survivors) {
+      const seed = await combineOwned(inputs.selfMaskShares, owner, t, 'self-mask seed');
+      terms.push({ seed, sign: -1 });
     }
-    for (const neighbour of survivingNeighbours) {
-      const seed = await pairwiseSeed(inputs.roundId, secretKey, keys.get(neighbour)!.sPublicKey);
-      // The neighbour added sign(neighbour, owner) * PRG(seed); take it away.
-      await addMask(accumulator, seed, pairwiseSign(neighbour, owner) === 1 ? -1 : 1);
-      wipe(seed);
+    for (const owner of inputs.dropped) {
+      const survivingNeighbours = graph.neighboursOf(owner).filter((n) => alive.has(n));
+      if (survivingNeighbours.length === 0) continue; // none of its masks entered the sum
+      const secretKey = await combineOwned(inputs.secretKeyShares, owner, t, 'masking key');
+      try {
+        if (!bytesEqual(await x25519PublicKey(secretKey), keys.get(owner)!.sPublicKey)) {
+          throw new CohortError(
+            'SECAGG_RECONSTRUCT',
+            `rebuilt masking key of ${owner} does not match its public key`,
+          );
+        }
+        for (const neighbour of survivingNeighbours) {
+          const neighbourKey = keys.get(neighbour)!.sPublicKey;
+          const seed = await pairwiseSeed(inputs.roundId, secretKey, neighbourKey);
+          // The neighbour added sign(neighbour, owner) * PRG(seed); take it away.
+          terms.push({ seed, sign: pairwiseSign(neighbour, owner) === 1 ? -1 : 1 });
+        }
+      } finally {
+        forgetCachedKeys(secretKey);
+        wipe(secretKey);
+      }
     }
-    forgetCachedKeys(secretKey);
-    wipe(secretKey);
+    await (inputs.removeMasks ?? removeMasksInline)(accumulator, terms);
+  } finally {
+    for (const term of terms) wipe(term.seed);
   }
   const decoded = decodeAggregate(accumulator, config, inputs.survivors.length * config.weightCap);
   return {

@@ -321,3 +321,32 @@ describe('wrapAddInto', () => {
     expect(Array.from(low)).toEqual([0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff]);
   });
 });
+
+describe('addMask from a keystream offset (one slice of a mask, for unmasking threads)', () => {
+  afterEach(() => setPrgBackend('auto'));
+  const seed = new Uint8Array(32).map((_, i) => 255 - i);
+
+  it.each(['webcrypto', 'node-cipher'] as const)(
+    '%s: target[i] gets mask element start + i, across chunk boundaries',
+    async (backend) => {
+      setPrgBackend(backend);
+      const full = referenceMask(seed, 5000);
+      for (const [start, length, chunk] of [
+        [0, 10, 8],
+        [4, 9, 8],
+        [1024, 3000, 256],
+        [4996, 4, 4],
+      ] as const) {
+        const slice = new Uint32Array(length);
+        await addMask(slice, seed, 1, chunk, start);
+        expect(Array.from(slice)).toEqual(Array.from(full.subarray(start, start + length)));
+      }
+    },
+  );
+
+  it('refuses an offset that is not a whole AES block (4 elements)', async () => {
+    for (const start of [1, 6, -4, 2.5]) {
+      await expect(addMask(new Uint32Array(4), seed, 1, 8, start)).rejects.toThrow(/multiple of 4/);
+    }
+  });
+});
