@@ -23,7 +23,7 @@ import type { RoundContext } from './signed-payloads';
 import { advertisementBytes, consistencyBytes, maskedInputBytes } from './signed-payloads';
 import type { SecAggServerPhase } from './phase-gate';
 import { PhaseGate } from './phase-gate';
-import type { SecAggResult } from './unmask';
+import type { MaskRemover, SecAggResult } from './unmask';
 import { wrapAddInto } from './prg';
 import { assertReconstructible, reconstructAggregate } from './unmask';
 
@@ -47,6 +47,8 @@ export interface SecAggServerOptions {
   modelHash: string;
   config: SecAggConfig;
   cohort: readonly SecAggCohortMember[];
+  /** Where Unmasking expands and removes the masks (e.g. a worker pool); default: inline. */
+  removeMasks?: MaskRemover;
 }
 
 /** How many clients remain at each phase, for logs and the dashboard. */
@@ -416,6 +418,7 @@ export class SecAggServerRound {
         keys: this.keys,
         selfMaskShares: this.selfMaskShares,
         secretKeyShares: this.secretKeyShares,
+        ...(this.options.removeMasks ? { removeMasks: this.options.removeMasks } : {}),
       });
       this.gate.markDone();
       this.release();
