@@ -77,6 +77,8 @@ const coordinatorConfigObject = z
     clipRange: decimal(O.clipRange).default(O.clipRange.default),
     /** Example counts above this are capped in the weighted mean (both modes). */
     weightCap: integer(O.weightCap).default(O.weightCap.default),
+    /** Secure aggregation: worker threads for unmasking; undefined = every core. */
+    unmaskThreads: integer(O.unmaskThreads).optional(),
     /** Secure aggregation: deadline of each of the five phases. */
     phaseTimeoutMs: milliseconds.default(O.phaseTimeoutMs.default),
     database: textOf(O.database).default(O.database.default),

@@ -60,6 +60,7 @@ import {
   roundsTakenPart,
 } from './web/dashboard-snapshot';
 import { NO_SAMPLE, SampleShards } from './web/sample-shards';
+import { UnmaskWorkerPool } from './unmask-pool';
 import { createWebRoutes } from './web/web-routes';
 
 /** How long the coordinator waits for clients to acknowledge the end of the run. */
@@ -137,6 +138,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private pauseRequested = false;
   private resumeWaiters: Array<() => void> = [];
   private current: CurrentRound | null = null;
+  /** Worker threads for unmasking; each starts when a secure round first needs it. */
+  private readonly unmaskPool: UnmaskWorkerPool;
   /** When each connected client was last heard from, for the dashboard. */
   private readonly lastSeen = new Map<string, Date>();
   port = 0;
@@ -192,6 +195,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       connectTimeout: config.registerTimeoutMs,
     });
     this.guard = guardConnections(this.io, config, this.log);
+    this.unmaskPool = new UnmaskWorkerPool({
+      ...(config.unmaskThreads !== undefined ? { threads: config.unmaskThreads } : {}),
+      onFallback: (reason) => this.log.warn(reason),
+    });
     this.strategy = createStrategy({
       name: config.strategy,
       ...(config.serverLearningRate !== undefined ? { serverLr: config.serverLearningRate } : {}),
@@ -550,6 +557,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       },
       onProgress: (round, clientId, fraction) =>
         this.emit('client-progress', { round, clientId, fraction }),
+      removeMasks: this.unmaskPool.removeMasks,
     };
   }
 
@@ -773,6 +781,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       );
     }
     if (this.ownsStore && this.store) await bounded(this.store.close());
+    await this.unmaskPool.close();
     this.evalModel.dispose();
   }
 }

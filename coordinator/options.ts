@@ -213,6 +213,17 @@ export const OPTIONS = {
     help: "cap on the example count a client's update is weighted by",
     default: DEFAULT_WEIGHT_CAP,
   },
+  unmaskThreads: {
+    flag: '--unmask-threads',
+    placeholder: '<n>',
+    type: int(0, 256),
+    help: 'secure aggregation: worker threads that remove the masks at the end of a round (0: the main thread)',
+    doc:
+      'worker threads that expand and remove the masks at the end of a secure round, each over ' +
+      'a slice of the vector (the same sum bit for bit); 0 removes them on the main thread, ' +
+      'which then serves no socket until it is done',
+    defaultNote: 'all cores',
+  },
   phaseTimeoutMs: {
     flag: '--phase-timeout',
     placeholder: '<seconds>',
@@ -801,6 +812,7 @@ export const ROUND_OPTIONS: readonly OptionName[] = [
   'secureAggregation',
   'clipRange',
   'weightCap',
+  'unmaskThreads',
   'phaseTimeoutMs',
   'roundTimeoutMs',
   'evaluateTimeoutMs',

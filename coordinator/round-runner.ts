@@ -3,6 +3,7 @@ import { StreamingWeightedMean } from '../shared/aggregation/streaming-weighted-
 import { CohortError } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, ModelPayload } from '../shared/protocol/messages';
+import type { MaskRemover } from '../shared/secagg';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
 import type { Strategy } from '../shared/strategies/strategy';
 import type { WeightManifest } from '../shared/weights/codec';
@@ -47,6 +48,8 @@ export interface RoundContext {
   onProgress(round: number, clientId: string, fraction: number): void;
   /** The round entered a phase: 'training', each secure-aggregation phase, 'evaluating'. */
   onPhase(round: number, phase: string): void;
+  /** Where secure rounds remove their masks (the coordinator's worker pool). */
+  removeMasks?: MaskRemover;
 }
 
 /** The local fit config of a round: the base options, adjusted by the strategy (FedProx's mu). */
@@ -284,6 +287,7 @@ async function secureAggregate(
     log: ctx.log,
     signal: ctx.signal,
     onPhase: (phase) => ctx.onPhase(round, phase),
+    ...(ctx.removeMasks ? { removeMasks: ctx.removeMasks } : {}),
   });
 }
 

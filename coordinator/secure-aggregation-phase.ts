@@ -2,7 +2,7 @@ import { fromHex } from '../shared/bytes';
 import { CohortError, errorMessage, isCohortError, parseErrorCode } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
-import type { SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
+import type { MaskRemover, SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
 import { SecAggServerRound } from '../shared/secagg';
 import { secAggAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
@@ -26,6 +26,8 @@ export interface SecureAggregationInput {
   signal?: AbortSignal;
   /** Told as each phase starts (for progress output and the dashboard). */
   onPhase?(phase: SecAggPhase): void;
+  /** Where Unmasking removes the masks; default: on this thread. */
+  removeMasks?: MaskRemover;
 }
 
 /** The outcome: the survivors' weighted mean, or why the round aborted; and who fell out where. */
@@ -65,6 +67,7 @@ export async function runSecureAggregation(
         identityPublicKey: c.publicKey,
         ...(c.info.certificate !== undefined ? { certificate: fromHex(c.info.certificate) } : {}),
       })),
+      ...(input.removeMasks ? { removeMasks: input.removeMasks } : {}),
     });
   } catch (error) {
     return { result: null, failure: failureOf(error), lost };
