@@ -1,6 +1,7 @@
 import type { SecAggConfig, SecAggPhase } from '../shared/secagg';
 import {
   BOX_OVERHEAD,
+  packedElementBytes,
   COMPLETE_GRAPH_MAX_CLIENTS,
   MASKED_EXTRA_ELEMENTS,
   MIN_THRESHOLD,
@@ -81,7 +82,7 @@ export const BUNDLE_ENTRY_BYTES =
 export const SHARE_ENTRY_BYTES =
   'ownerId'.length + CLIENT_ID_CHARS + 'share'.length + PACKED_REF_BYTES + SHARE_LENGTH;
 
-/** Float32 update elements and uint32 masked-vector elements both weigh four bytes. */
+/** Float32 update elements weigh four bytes (masked-vector elements modulusBits / 8). */
 const ELEMENT_BYTES = 4;
 
 /**
@@ -127,8 +128,8 @@ export function maxSecAggNeighbours(participants: number): number {
  * client (shared/secagg/client.ts) builds it, packed (shared/protocol/binary-envelope.ts):
  * - advertiseKeys: two public keys and a signature (fixed);
  * - shareKeys: one sealed bundle per neighbour ({@link BUNDLE_ENTRY_BYTES} each);
- * - maskedInput: the masked vector in its ring encoding, (vectorLength + 2) uint32, and a
- *   signature;
+ * - maskedInput: the masked vector in its packed encoding, (vectorLength + 2) elements of
+ *   config.modulusBits / 8 bytes (shared/secagg/packing.ts), and a signature;
  * - consistencyCheck: one signature (fixed);
  * - unmasking: one share per owner the client holds shares of, itself included, so at most
  *   neighbours + 1 ({@link SHARE_ENTRY_BYTES} each), split over its two lists.
@@ -143,7 +144,8 @@ export function secAggAnswerLimit(phase: SecAggPhase, config: SecAggConfig): num
       return answerCap(ANSWER_FIELDS_BYTES + neighbours * BUNDLE_ENTRY_BYTES);
     case 'maskedInput':
       return answerCap(
-        ANSWER_FIELDS_BYTES + ELEMENT_BYTES * (config.vectorLength + MASKED_EXTRA_ELEMENTS),
+        ANSWER_FIELDS_BYTES +
+          packedElementBytes(config.modulusBits) * (config.vectorLength + MASKED_EXTRA_ELEMENTS),
       );
     case 'unmasking':
       return answerCap(ANSWER_FIELDS_BYTES + (neighbours + 1) * SHARE_ENTRY_BYTES);

@@ -12,7 +12,7 @@ import {
   checkUnmaskingLists,
 } from './client-checks';
 import { forgetCachedKeys, generateBoxKeyPair, signMessage } from './crypto-primitives';
-import { bytesEqual, uint32ToBytesLE, wipe } from './encoding';
+import { bytesEqual, wipe } from './encoding';
 import { assertSortedUnique } from './graph';
 import type {
   AdvertiseKeysResponse,
@@ -24,6 +24,7 @@ import type {
   UnmaskingResponse,
 } from './messages';
 import { parseSecAggMessage } from './messages';
+import { packLowBits } from './packing';
 import type { SecAggConfig } from './params';
 import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD, assertSafeConfig, configHash } from './params';
 import { addMask } from './prg';
@@ -305,8 +306,9 @@ export class SecAggClientSession {
   /**
    * Phase 2: requires t of its own holders among the key sharers, opens the bundles of
    * neighbours who shared keys (sealed under the same view), then returns
-   * quantize(input) + PRG(b) + sum of +-PRG(s_uv) over those neighbours, mod 2^32, with a
-   * signature over the sharer list it masked against.
+   * quantize(input) + PRG(b) + sum of +-PRG(s_uv) over those neighbours, mod 2^32, packed to
+   * the config's modulusBits low bits per element, with a signature over the sharer list it
+   * masked against.
    */
   maskedInput(request: unknown): Promise<MaskedInputResponse> {
     return this.run('maskedInput', 'consistencyCheck', async () => {
@@ -368,7 +370,8 @@ export class SecAggClientSession {
         maskedInputBytes(view.hash, this.sharers),
         this.options.identity,
       );
-      return { roundId: ctx.roundId, maskedInput: uint32ToBytesLE(vector), signature };
+      const maskedInput = packLowBits(vector, config.modulusBits);
+      return { roundId: ctx.roundId, maskedInput, signature };
     });
   }
 

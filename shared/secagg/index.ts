@@ -6,6 +6,7 @@ export * from './client';
 export * from './graph';
 export * from './in-memory-round';
 export * from './messages';
+export * from './packing';
 export * from './params';
 export * from './prg';
 export * from './quantize';

@@ -108,8 +108,9 @@ export interface MaskedInputRequest {
   bundles: IncomingBundle[];
 }
 /**
- * Phase 2 response: the masked vector, (vectorLength + 2) uint32 little-endian, and the
- * client's signature over the sharer list it masked against.
+ * Phase 2 response: the masked vector, (vectorLength + 2) elements of config.modulusBits / 8
+ * bytes each, little-endian (shared/secagg/packing.ts), and the client's signature over the
+ * sharer list it masked against.
  */
 export interface MaskedInputResponse {
   roundId: string;
@@ -233,7 +234,8 @@ export const secAggSchemas = {
   }),
   maskedInputResponse: z.strictObject({
     roundId,
-    maskedInput: binary(12, 4 * (MAX_VECTOR_LENGTH + 2)),
+    // At least 3 elements of 16 bits; the exact length is checked against the config.
+    maskedInput: binary(6, 4 * (MAX_VECTOR_LENGTH + 2)),
     signature,
   }),
   consistencyCheckRequest: z.strictObject({ roundId, survivors: idList }),

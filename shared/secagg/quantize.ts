@@ -118,6 +118,16 @@ export function toSignedInt32(value: number): number {
   return value | 0;
 }
 
+/**
+ * Reads the low `bits` bits (1..32) of a uint32 as a signed `bits`-bit integer (two's
+ * complement): the shift left drops the higher bits, the arithmetic shift right brings the
+ * sign bit back down. At 32 bits it is {@link toSignedInt32}.
+ */
+export function toSignedBits(value: number, bits: number): number {
+  const shift = 32 - bits;
+  return (value << shift) >> shift;
+}
+
 /** The decoded secure aggregate: FedAvg's example-weighted mean and the total weight. */
 export interface DecodedAggregate {
   weightedMean: Float32Array;
@@ -127,10 +137,13 @@ export interface DecodedAggregate {
 }
 
 /**
- * Turns the unmasked sum (length vectorLength + 2) into the weighted mean. `maxTotalWeight`
- * bounds the weight element (survivors * weightCap): a wrong reconstruction leaves random
- * residue there, so an out-of-range weight is the one cheap sign that shares were bad, and
- * then nothing is output (SECAGG_RECONSTRUCT).
+ * Turns the unmasked sum (length vectorLength + 2) into the weighted mean. Only the low
+ * config.modulusBits bits of each element are the sum (clients send no more,
+ * shared/secagg/packing.ts), read as b-bit two's complement. `maxTotalWeight` bounds the
+ * weight element (survivors * weightCap): a wrong reconstruction leaves random residue there,
+ * so an out-of-range weight is the one cheap sign that shares were bad, and then nothing is
+ * output (SECAGG_RECONSTRUCT). A narrower modulus makes that sign weaker: random residue
+ * lands in range with probability maxTotalWeight / 2^b.
  */
 export function decodeAggregate(
   sum: Uint32Array,
@@ -140,7 +153,8 @@ export function decodeAggregate(
   if (sum.length !== config.vectorLength + MASKED_EXTRA_ELEMENTS) {
     throw new CohortError('UPDATE_SHAPE', `aggregate has ${sum.length} elements`);
   }
-  const totalWeight = sum[config.vectorLength]!;
+  const shift = 32 - config.modulusBits;
+  const totalWeight = (sum[config.vectorLength]! << shift) >>> shift;
   if (totalWeight < 1 || totalWeight > maxTotalWeight) {
     throw new CohortError(
       'SECAGG_RECONSTRUCT',
@@ -150,8 +164,11 @@ export function decodeAggregate(
   const divisor = config.scale * totalWeight;
   const weightedMean = new Float32Array(config.vectorLength);
   // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
-  for (let i = 0; i < weightedMean.length; i++) weightedMean[i] = (sum[i]! | 0) / divisor;
+  for (let i = 0; i < weightedMean.length; i++) {
+    weightedMean[i] = ((sum[i]! << shift) >> shift) / divisor;
+  }
   const meanTrainLoss =
-    ((sum[config.vectorLength + 1]! | 0) / divisor) * (MAX_MASKED_LOSS / config.clipRange);
+    (((sum[config.vectorLength + 1]! << shift) >> shift) / divisor) *
+    (MAX_MASKED_LOSS / config.clipRange);
   return { weightedMean, totalWeight, meanTrainLoss };
 }

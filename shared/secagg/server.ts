@@ -2,7 +2,6 @@ import { CohortError } from '../errors';
 import type { SecAggPhase } from './client';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
-import { bytesToUint32LE } from './encoding';
 import type {
   AdvertiseKeysRequest,
   AdvertisedKeys,
@@ -15,6 +14,7 @@ import type {
   UnmaskingRequest,
 } from './messages';
 import { parseSecAggMessage } from './messages';
+import { addPackedInto, packedElementBytes } from './packing';
 import type { SecAggConfig } from './params';
 import { MASKED_EXTRA_ELEMENTS, MIN_THRESHOLD, assertSafeConfig, configHash } from './params';
 import type { RoundView } from './round-view';
@@ -24,7 +24,6 @@ import { advertisementBytes, consistencyBytes, maskedInputBytes } from './signed
 import type { SecAggServerPhase } from './phase-gate';
 import { PhaseGate } from './phase-gate';
 import type { MaskRemover, SecAggResult } from './unmask';
-import { wrapAddInto } from './prg';
 import { assertReconstructible, reconstructAggregate } from './unmask';
 
 export type { SecAggServerPhase } from './phase-gate';
@@ -246,18 +245,20 @@ export class SecAggServerRound {
   }
 
   /**
-   * Checks a masked input's signature over the sharer list (the one every sharer was sent),
-   * then adds it into the running sum mod 2^32; nothing per client is kept but the signature.
+   * Checks a masked input's length (vectorLength + 2 elements of modulusBits / 8 bytes) and
+   * its signature over the sharer list (the one every sharer was sent), then adds it into the
+   * running sum mod 2^32; nothing per client is kept but the signature.
    */
   receiveMaskedInput(clientId: string, payload: unknown): Promise<void> {
     return this.gate.accept('maskedInput', clientId, async () => {
       const res = parseSecAggMessage('maskedInputResponse', payload);
       this.checkRound(res.roundId);
       const acc = this.accumulator!;
-      if (res.maskedInput.length !== acc.length * 4) {
+      const bits = this.options.config.modulusBits;
+      if (res.maskedInput.length !== acc.length * packedElementBytes(bits)) {
         throw new CohortError(
           'UPDATE_SHAPE',
-          `masked input of ${clientId} has ${res.maskedInput.length} bytes`,
+          `masked input of ${clientId} has ${res.maskedInput.length} bytes, not ${acc.length} elements of ${bits} bits`,
         );
       }
       const message = maskedInputBytes(this.view!.hash, this.sharers);
@@ -267,9 +268,8 @@ export class SecAggServerRound {
           `masked input of ${clientId} is not signed over the sharer list`,
         );
       }
-      const input = bytesToUint32LE(res.maskedInput);
       return () => {
-        wrapAddInto(acc, 0, input, 1);
+        addPackedInto(acc, res.maskedInput, bits);
         this.inputSignatures.set(clientId, res.signature);
       };
     });

@@ -207,7 +207,12 @@ describe('honest Node clients against a malicious coordinator (real sockets)', (
     // participant count, the scale from the other config fields, and the round names the
     // coordinator and experiment the client registered with. One attack per client:
     const attacks: Array<[(r: AdvertiseKeysRequest) => unknown, string, RegExp]> = [
-      [(r) => ({ ...r, config: { ...r.config, modulusBits: 16 } }), 'CONFIG_UNSAFE', /modulus/],
+      // A narrower wire with the scale derived for 32 bits would wrap the sum silently.
+      [
+        (r) => ({ ...r, config: { ...r.config, modulusBits: 24 } }),
+        'CONFIG_UNSAFE',
+        /not the derived .* 24-bit modulus/,
+      ],
       // A coordinator-chosen threshold or neighbour count is not even a field any more.
       [(r) => ({ ...r, config: { ...r.config, threshold: 2 } }), 'MESSAGE_INVALID', /threshold/],
       [(r) => ({ ...r, config: { ...r.config, neighbours: 1 } }), 'MESSAGE_INVALID', /neighbours/],

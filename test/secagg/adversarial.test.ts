@@ -89,7 +89,11 @@ describe('honest client against a malicious coordinator: AdvertiseKeys', () => {
   });
 
   it.each([
-    ['a 16-bit modulus', { modulusBits: 16 }],
+    // The config's scale is derived for 32 bits: at 16 or 24 bits the sum would wrap.
+    ['a 16-bit modulus with the 32-bit scale', { modulusBits: 16 }],
+    ['a 24-bit modulus with the 32-bit scale', { modulusBits: 24 }],
+    ['a 20-bit modulus', { modulusBits: 20 }],
+    ['a 40-bit modulus', { modulusBits: 40 }],
     ['a scale that can overflow', { scale: config.scale * 4 }],
     ['a scale coarser than the derived one', { scale: config.scale / 4 }],
     ['a maxClients whose scale was not recomputed', { maxClients: 1000 }],

@@ -11,6 +11,7 @@ import { graphSeed } from '../../shared/secagg/graph';
 import type { AdvertisedKeys } from '../../shared/secagg/messages';
 import type { SecAggConfig } from '../../shared/secagg/params';
 import { configHash } from '../../shared/secagg/params';
+import { packLowBits } from '../../shared/secagg/packing';
 import { expandMask, prgKeyFromSeed, setPrgBackend } from '../../shared/secagg/prg';
 import { roundViewHash } from '../../shared/secagg/round-view';
 import type { RoundContext } from '../../shared/secagg/signed-payloads';
@@ -34,7 +35,9 @@ import { pairwiseSeed } from '../../shared/secagg/signed-payloads';
  *   vectorLength,clipRange,scale,weightCap,maxClients'])), numbers as JavaScript prints them;
  * - roundViewHash(ctx, ads) = hash32('cohort/secagg/v2/round-view', [coordinatorId,
  *   experiment, roundId, modelHash, configHash, String(ads.length), then per advertisement
- *   clientId, identityPublicKey, cPublicKey, sPublicKey, signature]).
+ *   clientId, identityPublicKey, cPublicKey, sPublicKey, signature]);
+ * - packLowBits(words, 24) = the low 3 bytes of each little-endian uint32, in order (the
+ *   masked input on the wire at modulusBits 24).
  *
  * The hex literals were computed once with exactly these reference functions and pinned, so
  * a change of label, field order, encoding or cipher mode fails here even if the
@@ -167,6 +170,15 @@ const CONFIG: SecAggConfig = {
 };
 /** A fractional clip range pins how numbers are printed into the canonical string. */
 const CONFIG_FRACTIONAL: SecAggConfig = { ...CONFIG, clipRange: 0.5, scale: 8192 };
+/** The 24-bit wire width (scale 16 is the one derived for 5 clients at 24 bits). */
+const CONFIG_24: SecAggConfig = { ...CONFIG, modulusBits: 24, scale: 16 };
+
+/** The 24-bit wire form of little-endian uint32 bytes: every fourth (high) byte dropped. */
+function referencePack24(le32: Buffer): Buffer {
+  const out = Buffer.alloc((le32.length / 4) * 3);
+  for (let i = 0; i < le32.length / 4; i++) le32.copy(out, 3 * i, 4 * i, 4 * i + 3);
+  return out;
+}
 
 const CONTEXT: RoundContext = {
   coordinatorId: 'c0'.repeat(32),
@@ -197,6 +209,9 @@ const PINNED = {
   pairwiseAliceBob: '1287ba6f2eb9d88dd746796a84408a14dc4e4806b2f34dd5644bb1a0493951e7',
   configHash: '56a2e9003e2a750e7e65a5344bcb879518501bba3d607a72f9856a7eda27772d',
   configHashFractional: 'a1cf0bb425c288b145939c87178bb9512f23810588980f9f6cbb112b5c8aa1ba',
+  configHash24: '6162677e8b6e5adba4a537ef67ad485d381747fa5ecebfc7f412d762efef69ce',
+  /** keystreamCounting's 12 elements at 24 bits on the wire. */
+  keystreamCounting24: '0b1ce7ccc2a7420c321411931006186d588bc4cd56a70879ce94ce9eca288cbb6e39429c',
   roundView: '2ab45eb1e2255339ed008d85372106d8d9ba2990cf688c2728e74c456921e1d8',
   graphSeedOfRoundView: 'dd6d04027f76b6b4ff55960aa417ba5d00ae72450f6cd07b5304b13f887ea26c',
 };
@@ -209,6 +224,10 @@ describe('the node:crypto reference reproduces the pinned vectors', () => {
     expect(hex(referencePrgKey(SEED_COUNTING))).toBe(PINNED.prgKeyCounting);
     expect(referenceConfigHash(CONFIG)).toBe(PINNED.configHash);
     expect(referenceConfigHash(CONFIG_FRACTIONAL)).toBe(PINNED.configHashFractional);
+    expect(referenceConfigHash(CONFIG_24)).toBe(PINNED.configHash24);
+    expect(hex(referencePack24(Buffer.from(PINNED.keystreamCounting, 'hex')))).toBe(
+      PINNED.keystreamCounting24,
+    );
     const view = referenceRoundViewHash(CONTEXT, ADVERTISEMENTS);
     expect(hex(view)).toBe(PINNED.roundView);
     expect(hex(referenceGraphSeed(view))).toBe(PINNED.graphSeedOfRoundView);
@@ -255,6 +274,14 @@ describe.each(['webcrypto', 'node-cipher'] as const)('expandMask (%s PRG)', (bac
       PINNED.keystreamCounting,
     );
     expect(Array.from(await expandMask(SEED_ZERO, 5))).toEqual(PINNED.maskZero5);
+  });
+
+  it('packs the pinned keystream elements to the pinned 24-bit wire bytes', async () => {
+    const words = await expandMask(SEED_COUNTING, 12);
+    expect(hex(packLowBits(words, 24))).toBe(PINNED.keystreamCounting24);
+    const long = await expandMask(SEED_RANDOM, 1003);
+    const le32 = Buffer.from(long.buffer, long.byteOffset, long.byteLength);
+    expect(hex(packLowBits(long, 24))).toBe(hex(referencePack24(le32)));
   });
 
   it.each([
@@ -306,11 +333,13 @@ describe('configHash', () => {
   it('equals the pinned vectors and the reference', () => {
     expect(configHash(CONFIG)).toBe(PINNED.configHash);
     expect(configHash(CONFIG_FRACTIONAL)).toBe(PINNED.configHashFractional);
+    expect(configHash(CONFIG_24)).toBe(PINNED.configHash24);
     for (const change of [
       { vectorLength: 10 },
       { weightCap: 1 },
       { maxClients: 1000 },
       { scale: 1 },
+      { modulusBits: 16 },
     ] as Partial<SecAggConfig>[]) {
       const config = { ...CONFIG, ...change };
       expect(configHash(config)).toBe(referenceConfigHash(config));

@@ -82,7 +82,13 @@ describe('secure-aggregation parameters', () => {
 
   const base = chooseSecAggParams(10, { vectorLength: 100, clipRange: 1, weightCap: 100 });
   it.each([
-    ['a modulus other than 2^32', { modulusBits: 16 }, 'CONFIG_UNSAFE'],
+    // The scale is derived for 32 bits: at 16 or 24 the sum of 10 clients would wrap.
+    ['a 16-bit modulus with a scale derived for 32 bits', { modulusBits: 16 }, 'CONFIG_UNSAFE'],
+    ['a 24-bit modulus with a scale derived for 32 bits', { modulusBits: 24 }, 'CONFIG_UNSAFE'],
+    ['a 20-bit modulus (not byte-aligned)', { modulusBits: 20 }, 'CONFIG_UNSAFE'],
+    ['an 8-bit modulus', { modulusBits: 8 }, 'CONFIG_UNSAFE'],
+    ['a 64-bit modulus', { modulusBits: 64 }, 'CONFIG_UNSAFE'],
+    ['a fractional modulus', { modulusBits: 24.5 }, 'CONFIG_UNSAFE'],
     ['a scale that can overflow', { scale: base.scale * 2 }, 'CONFIG_UNSAFE'],
     ['a coarser scale than the derived one', { scale: base.scale / 2 }, 'CONFIG_UNSAFE'],
     ['a maxClients below 3', { maxClients: 2 }, 'CONFIG_INVALID'],
@@ -90,6 +96,108 @@ describe('secure-aggregation parameters', () => {
     ['a negative clip range', { clipRange: -1 }, 'CONFIG_INVALID'],
   ] as [string, Partial<SecAggConfig>, string][])('refuses %s', (_label, change, code) => {
     expect(() => assertSafeConfig({ ...base, ...change })).toThrow(new RegExp(code));
+  });
+
+  it('accepts 16, 24 and 32 bits only, each with the scale derived for that width', () => {
+    for (const bits of [16, 24, 32] as const) {
+      const config = chooseSecAggParams(10, {
+        vectorLength: 100,
+        clipRange: 1,
+        weightCap: 100,
+        modulusBits: bits,
+      });
+      expect(config.modulusBits).toBe(bits);
+      expect(config.scale).toBe(derivedScale(10, 1, 100, bits));
+      expect(() => assertSafeConfig(config)).not.toThrow();
+      for (const other of [16, 24, 32].filter((b) => b !== bits)) {
+        expect(() => assertSafeConfig({ ...config, modulusBits: other })).toThrow(
+          new RegExp(`CONFIG_UNSAFE: scale ${config.scale} is not the derived .* ${other}-bit`),
+        );
+      }
+    }
+    for (const bits of [0, 8, 15, 17, 20, 23, 25, 31, 33, 40, 64, NaN]) {
+      expect(() => assertSafeConfig({ ...base, modulusBits: bits })).toThrow(
+        /CONFIG_UNSAFE: secure aggregation needs a modulus of 16, 24, 32 bits/,
+      );
+    }
+    // chooseSecAggParams defaults to 32 bits, and refuses a width no scale fits.
+    expect(chooseSecAggParams(10, { vectorLength: 1, clipRange: 1 }).modulusBits).toBe(32);
+    expect(() =>
+      chooseSecAggParams(3, { vectorLength: 1, clipRange: 1, modulusBits: 20 as 24 }),
+    ).toThrow(/CONFIG_UNSAFE: .* modulus of 16, 24, 32 bits/);
+  });
+
+  it('derives the scale per width: 2^(b-1) - 1 bounds the sum', () => {
+    // Hand-checked: s = 2^floor(log2(((2^(b-1) - 1) / m - 1) / (clip * w))).
+    // 16 bits, 3 clients, weight 100: (32767 / 3 - 1) / 100 = 109.2 -> 64; 3 * 6401 = 19203.
+    expect(derivedScale(3, 1, 100, 16)).toBe(64);
+    // 24 bits, 10 clients, clip 4, weight 16384: (8388607 / 10 - 1) / 65536 = 12.8 -> 8.
+    expect(derivedScale(10, 4, DEFAULT_WEIGHT_CAP, 24)).toBe(8);
+    // 32 bits is the default and today's value.
+    expect(derivedScale(10, 4, DEFAULT_WEIGHT_CAP, 32)).toBe(2048);
+    expect(derivedScale(10, 4, DEFAULT_WEIGHT_CAP)).toBe(2048);
+    // Equality is allowed at 16 bits too: 1 * ((2^15 - 2) * 1 + 1) = 2^15 - 1.
+    expect(derivedScale(1, 1, 2 ** 15 - 2, 16)).toBe(1);
+    // 16 bits, 50 clients of weight 1: 50 * 513 = 25650 fits, 512 levels; 200 clients leave
+    // 128 levels, too few.
+    expect(derivedScale(50, 1, 1, 16)).toBe(512);
+    expect(derivedScale(200, 1, 1, 16)).toBe(0);
+    for (const bits of [16, 24]) {
+      const max = 2 ** (bits - 1) - 1;
+      for (const m of [3, 7, 50]) {
+        for (const w of [1, 10, 100]) {
+          const s = derivedScale(m, 1, w, bits);
+          if (s === 0) continue;
+          expect(m * (w * s + 1)).toBeLessThanOrEqual(max);
+          expect(m * (w * s * 2 + 1)).toBeGreaterThan(max);
+        }
+      }
+    }
+  });
+
+  it('refuses a weight sum that does not fit the width', () => {
+    // 3 clients of 16384 examples sum to 49152 > 2^15 - 1, although the scale is the derived one.
+    const heavy = { ...base, maxClients: 3, weightCap: DEFAULT_WEIGHT_CAP, modulusBits: 16 };
+    expect(() =>
+      assertSafeConfig({ ...heavy, scale: derivedScale(3, 1, DEFAULT_WEIGHT_CAP, 16) }),
+    ).toThrow(/CONFIG_UNSAFE: maxClients \* weightCap must stay below 2\^15 \(a 16-bit modulus\)/);
+    expect(() => chooseSecAggParams(3, { vectorLength: 1, clipRange: 4, modulusBits: 16 })).toThrow(
+      /CONFIG_UNSAFE: maxClients \* weightCap must stay below 2\^15/,
+    );
+  });
+
+  it("'auto' picks the narrowest width that keeps 16 levels per example", () => {
+    const auto = (n: number, clipRange: number, weightCap?: number) =>
+      chooseSecAggParams(n, {
+        vectorLength: 1,
+        clipRange,
+        ...(weightCap !== undefined ? { weightCap } : {}),
+        modulusBits: 'auto',
+      });
+    // The defaults (clip 4, weight cap 16384): the README's table. 16 bits never holds 3
+    // clients of 16384 examples; 24 bits does up to 63 clients (scale 2: 16 levels), and at 64
+    // the 24-bit scale 1 gives 8 levels, so 32 bits.
+    const table = [3, 10, 63, 64, 100, 1000].map((n) => {
+      const c = auto(n, 4);
+      return [n, c.modulusBits, c.scale];
+    });
+    expect(table).toEqual([
+      [3, 24, 32],
+      [10, 24, 8],
+      [63, 24, 2],
+      [64, 32, 256],
+      [100, 32, 256],
+      [1000, 32, 32],
+    ]);
+    // Small weights fit 16 bits: 10 clients of 100, clip 1: scale 32, 64 levels.
+    expect(auto(10, 1, 100)).toMatchObject({ modulusBits: 16, scale: 32 });
+    // Exactly 16 levels is enough: clip 4, 10 clients of 400 at 16 bits: (32767 / 10 - 1) /
+    // 1600 = 2.05 -> scale 2, 2 * 4 * 2 = 16 levels. At 410 the 16-bit scale is 1 (8 levels),
+    // so 24 bits: (8388607 / 10 - 1) / 1640 = 511.5 -> 256.
+    expect(auto(10, 4, 400)).toMatchObject({ modulusBits: 16, scale: 2 });
+    expect(auto(10, 4, 410)).toMatchObject({ modulusBits: 24, scale: 256 });
+    // Beyond what 32 bits can hold it still refuses, as before.
+    expect(() => auto(10_000_000, 1, 1)).toThrow(/CONFIG_UNSAFE: no scale keeps 256/);
   });
 
   it('refuses cohorts larger than the overflow bound assumed, and bounds without precision', () => {

@@ -87,6 +87,23 @@ describe('the bounds, by hand', () => {
     });
   });
 
+  test('the masked input cap follows the packed width: 2, 3 or 4 bytes an element', () => {
+    for (const [bits, bytes] of [
+      [16, 2],
+      [24, 3],
+      [32, 4],
+    ] as const) {
+      const config = chooseSecAggParams(5, {
+        vectorLength: 10_000,
+        clipRange: 1,
+        weightCap: 100,
+        modulusBits: bits,
+      });
+      expect(config.modulusBits).toBe(bits);
+      expect(secAggAnswerLimit('maskedInput', config)).toBe(2 * (512 + bytes * 10_002) + 1024);
+    }
+  });
+
   test('large cohorts: the bundle and share lists grow with the degree, capped by SecAgg+', () => {
     const config = chooseSecAggParams(1000, { vectorLength: 10, clipRange: 1, weightCap: 100 });
     expect(secAggAnswerLimit('shareKeys', config)).toBe(2 * (512 + 100 * 375) + 1024);
@@ -149,55 +166,64 @@ describe('honest answers fit their cap; three times as heavy does not', () => {
     }
   });
 
-  test('every secure phase of a real 20-client round', async () => {
-    const n = 20;
-    const vectorLength = 1000;
-    const config = chooseSecAggParams(n, { vectorLength, clipRange: 1, weightCap: 100 });
-    const report = await runInMemorySecAggRound({
-      roundId: 'r'.repeat(128),
-      modelHash: MODEL_HASH,
-      config,
-      clients: Array.from({ length: n }, (_, i) => ({
-        identity: generateIdentity(),
-        update: new Float32Array(vectorLength).map((_, j) => Math.sin(i + j) * 0.5),
-        exampleCount: 10 + i,
-        trainLoss: 0.5,
-      })),
-    });
-    expect(report.error).toBeUndefined();
-    expect(report.result?.survivors).toHaveLength(n);
+  test.each([32, 24, 16] as const)(
+    'every secure phase of a real 20-client round at %i bits',
+    async (bits) => {
+      const n = 20;
+      const vectorLength = 1000;
+      const config = chooseSecAggParams(n, {
+        vectorLength,
+        clipRange: 1,
+        weightCap: 100,
+        modulusBits: bits,
+      });
+      const report = await runInMemorySecAggRound({
+        roundId: 'r'.repeat(128),
+        modelHash: MODEL_HASH,
+        config,
+        clients: Array.from({ length: n }, (_, i) => ({
+          identity: generateIdentity(),
+          update: new Float32Array(vectorLength).map((_, j) => Math.sin(i + j) * 0.5),
+          exampleCount: 10 + i,
+          trainLoss: 0.5,
+        })),
+      });
+      expect(report.error).toBeUndefined();
+      expect(report.result?.survivors).toHaveLength(n);
 
-    // Sealed bundles weigh exactly what the bound assumes.
-    for (const response of report.responses.get('shareKeys')!.values()) {
-      const bundles = (response as ShareKeysResponse).bundles;
-      expect(bundles).toHaveLength(n - 1);
-      for (const b of bundles) expect(b.ciphertext.byteLength).toBe(SEALED_BUNDLE_BYTES);
-    }
-
-    // Where the payload dominates, three times an honest answer is over; where the answer is
-    // fixed and small, the cap is the floor and three times the cap is over.
-    const proportional: ReadonlySet<SecAggPhase> = new Set([
-      'shareKeys',
-      'maskedInput',
-      'unmasking',
-    ]);
-    for (const phase of SECAGG_PHASES) {
-      const cap = secAggAnswerLimit(phase, config);
-      const answers = [...report.responses.get(phase)!.values()];
-      expect(answers).toHaveLength(n);
-      for (const response of answers) {
-        // What the coordinator receives: the packed envelope (client-session.ts).
-        const packed = packBinary(response);
-        const weight = boundedSize(packed, cap);
-        expect({ phase, under: weight <= cap }).toEqual({ phase, under: true });
-        const factor = proportional.has(phase) ? 3 : (3 * cap) / weight;
-        expect({ phase, over: boundedSize(inflated(packed, factor), cap) > cap }).toEqual({
-          phase,
-          over: true,
-        });
-        // And the honest answer uses a fair share of its cap: the bound is not loose.
-        if (proportional.has(phase)) expect(weight).toBeGreaterThan(cap / 3);
+      // Sealed bundles weigh exactly what the bound assumes.
+      for (const response of report.responses.get('shareKeys')!.values()) {
+        const bundles = (response as ShareKeysResponse).bundles;
+        expect(bundles).toHaveLength(n - 1);
+        for (const b of bundles) expect(b.ciphertext.byteLength).toBe(SEALED_BUNDLE_BYTES);
       }
-    }
-  }, 60_000);
+
+      // Where the payload dominates, three times an honest answer is over; where the answer is
+      // fixed and small, the cap is the floor and three times the cap is over.
+      const proportional: ReadonlySet<SecAggPhase> = new Set([
+        'shareKeys',
+        'maskedInput',
+        'unmasking',
+      ]);
+      for (const phase of SECAGG_PHASES) {
+        const cap = secAggAnswerLimit(phase, config);
+        const answers = [...report.responses.get(phase)!.values()];
+        expect(answers).toHaveLength(n);
+        for (const response of answers) {
+          // What the coordinator receives: the packed envelope (client-session.ts).
+          const packed = packBinary(response);
+          const weight = boundedSize(packed, cap);
+          expect({ phase, under: weight <= cap }).toEqual({ phase, under: true });
+          const factor = proportional.has(phase) ? 3 : (3 * cap) / weight;
+          expect({ phase, over: boundedSize(inflated(packed, factor), cap) > cap }).toEqual({
+            phase,
+            over: true,
+          });
+          // And the honest answer uses a fair share of its cap: the bound is not loose.
+          if (proportional.has(phase)) expect(weight).toBeGreaterThan(cap / 3);
+        }
+      }
+    },
+    60_000,
+  );
 });
