@@ -19,7 +19,10 @@ export function secAggNotes(skipped: readonly string[]): string[] {
     "CPU = process.cpuUsage (user + system, all threads, so WebCrypto's AES-CTR and X25519 " +
       'work on the libuv pool counts) around each call. client CPU = mean over clients that ' +
       'answered all five phases; coord. CPU = all receive/close/finish calls; "of it unmask" ' +
-      '= finish(): rebuilding seeds and keys and removing self and pairwise masks.',
+      '= finish(): rebuilding seeds and keys and removing self and pairwise masks, on the ' +
+      "coordinator's unmask worker pool (one thread per core, each over a slice of the " +
+      'vector, as `cohort coordinator` runs it); "unmask wall" is how long the round waits ' +
+      'for it.',
     'sent/client = mean over full-round clients of their five responses as socket.io would ' +
       'send them: binary fields at their byteLength plus the JSON text with placeholders ' +
       '(packet prefix, WebSocket framing and TCP/TLS left out). vs float32 = that / (params x ' +

@@ -16,6 +16,7 @@ import { clientIdFromPublicKey } from '../../shared/identity';
 import { createRng, mixSeeds } from '../../shared/random';
 import type {
   GraphParams,
+  MaskRemover,
   SecAggConfig,
   SecAggInput,
   SecAggPhase,
@@ -63,7 +64,10 @@ export interface SecureRoundMeasurement {
   params?: GraphParams;
   clients: Map<string, ClientCost>;
   coordinator: Cost;
-  /** The part of `coordinator` spent in finish(): rebuilding seeds and removing masks. */
+  /**
+   * The part of `coordinator` spent in finish(): rebuilding seeds and removing masks (CPU of
+   * every thread, so worker threads count; wall time is what the round waits).
+   */
   coordinatorUnmask: Cost;
   /** Sum of all timed segments: the round as a sequential simulation runs it. */
   roundWallMs: number;
@@ -165,6 +169,7 @@ export async function runTimedSecureRound(
   config: SecAggConfig,
   roundId: string,
   modelHash: string,
+  removeMasks?: MaskRemover,
 ): Promise<SecureRoundMeasurement> {
   const round: RoundClock = { wallMs: 0 };
   const server = new Meter();
@@ -186,6 +191,7 @@ export async function runTimedSecureRound(
           clientId: c.clientId,
           identityPublicKey: c.identity.publicKey,
         })),
+        ...(removeMasks ? { removeMasks } : {}),
       }),
     round,
   );

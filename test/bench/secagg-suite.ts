@@ -7,7 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createRng } from '../../shared/random';
-import type { GraphParams, SecAggConfig, SecAggPhase } from '../../shared/secagg';
+import type { GraphParams, MaskRemover, SecAggConfig, SecAggPhase } from '../../shared/secagg';
+import { UnmaskWorkerPool } from '../../coordinator/unmask-pool';
 import { MAX_MASKED_LOSS, chooseSecAggParams, graphParams } from '../../shared/secagg';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
 import { secAggNotes } from './secagg-notes';
@@ -135,14 +136,29 @@ export function planSecAggCases(
 async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
   const full = context.full;
   const { cases, skipped } = planSecAggCases(context.quick, full);
+  // The coordinator's unmasking pool, as `cohort coordinator` runs it (every core).
+  const pool = new UnmaskWorkerPool();
+  try {
+    return await runCases(context, cases, skipped, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function runCases(
+  context: SuiteContext,
+  cases: readonly SecAggCase[],
+  skipped: string[],
+  pool: UnmaskWorkerPool,
+): Promise<SuiteResult> {
   context.progress('secagg: warm-up round (10 clients, 0.1M params)');
-  await measureSecAggCase({ clients: 10, params: SMALL, dropout: 0 });
+  await measureSecAggCase({ clients: 10, params: SMALL, dropout: 0 }, pool.removeMasks);
   const rows: BenchRow[] = [];
   const details: Record<string, unknown>[] = [];
   for (const c of cases) {
     context.progress(`secagg: ${caseLabel(c)}`);
     const t0 = performance.now();
-    const measured = await measureSecAggCase(c);
+    const measured = await measureSecAggCase(c, pool.removeMasks);
     rows.push(measured.row);
     details.push(measured.detail);
     context.progress(
@@ -169,6 +185,7 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
       { key: 'clientCpuMs', label: 'client CPU ms' },
       { key: 'coordinatorCpuS', label: 'coord. CPU s' },
       { key: 'unmaskCpuS', label: 'of it unmask s' },
+      { key: 'unmaskWallS', label: 'unmask wall s' },
       { key: 'sentKB', label: 'sent/client KB' },
       { key: 'expansion', label: 'vs float32 x' },
       { key: 'secureS', label: 'secure round s' },
@@ -179,7 +196,8 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
     rows,
     notes,
     details: {
-      full,
+      full: context.full,
+      unmaskThreads: pool.threads,
       cases: details,
       clipRange: CLIP_RANGE,
       dropPhases: DROP_PHASES,
@@ -191,6 +209,7 @@ async function runSecAggSuite(context: SuiteContext): Promise<SuiteResult> {
 /** Runs the secure and the plain round of one case and turns them into a table row. */
 export async function measureSecAggCase(
   c: SecAggCase,
+  removeMasks?: MaskRemover,
 ): Promise<{ row: BenchRow; detail: Record<string, unknown> }> {
   const config = chooseSecAggParams(c.clients, { vectorLength: c.params, clipRange: CLIP_RANGE });
   // Every client advertises keys (dropouts start after ShareKeys), so the round's participant
@@ -198,7 +217,7 @@ export async function measureSecAggCase(
   const graph = graphParams(c.clients);
   const clients = withDropouts(makeBenchClients(c.clients, SEED + c.clients), c.dropout);
   const roundId = `bench-secagg-${c.clients}-${c.params}-${Math.round(c.dropout * 100)}`;
-  const secure = await runTimedSecureRound(clients, config, roundId, MODEL_HASH);
+  const secure = await runTimedSecureRound(clients, config, roundId, MODEL_HASH, removeMasks);
   const plain = await medianPlainRound(clients, c.params);
   const check = compare(secure, plain, config);
   if (
@@ -222,6 +241,7 @@ export async function measureSecAggCase(
     clientCpuMs: finishers.length === 0 ? null : mean(finishers.map((k) => k.cpuMs)),
     coordinatorCpuS: secure.coordinator.cpuMs / 1000,
     unmaskCpuS: secure.result ? secure.coordinatorUnmask.cpuMs / 1000 : null,
+    unmaskWallS: secure.result ? secure.coordinatorUnmask.wallMs / 1000 : null,
     sentKB: sentBytes === null ? null : sentBytes / 1000,
     expansion: sentBytes === null ? null : sentBytes / (c.params * 4),
     secureS: secure.roundWallMs / 1000,
