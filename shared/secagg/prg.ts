@@ -1,5 +1,6 @@
 import { CohortError } from '../errors';
 import { SECAGG_DOMAIN, bytesToUint32LE, hash32, wipe } from './encoding';
+import { SIMD_MIN_ELEMENTS, simdWrapAdd } from '../simd/kernels';
 
 /**
  * The mask generator: an AES-256-CTR keystream. In a browser it comes from WebCrypto; in Node
@@ -234,6 +235,8 @@ export function wrapAddInto(
   sign: 1 | -1,
 ): void {
   const n = source.length;
+  // A target from allocateWrapVector lives in a SIMD kernel's memory: 128-bit lanes there.
+  if (n >= SIMD_MIN_ELEMENTS && simdWrapAdd(target, offset, source, sign)) return;
   const unrolled = n - (n % 4);
   let i = 0;
   let j = offset;

@@ -1,0 +1,226 @@
+import { createRng } from '../../shared/random';
+import type { Rng } from '../../shared/random';
+import { wrapAddInto } from '../../shared/secagg/prg';
+import {
+  SCRATCH_ELEMENTS,
+  allocateFoldAccumulator,
+  allocateWrapVector,
+  setSimdMode,
+  simdAvailable,
+  simdWrapAdd,
+  weightedFoldInto,
+} from '../../shared/simd/kernels';
+
+const C = SCRATCH_ELEMENTS;
+/** Short lengths around the 16- and 8-element vector steps, and around a scratch chunk. */
+const LENGTHS = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, C - 1, C, C + 1, 2 * C + 5];
+const OFFSETS = [0, 1, 3, 7];
+
+afterEach(() => setSimdMode('auto'));
+
+/** Index of the first differing byte of two typed arrays (-1: identical), fast on long ones. */
+function firstDifference(a: ArrayBufferView, b: ArrayBufferView): number {
+  const x = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  const y = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  if (x.length !== y.length) return Math.min(x.length, y.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return i;
+  return -1;
+}
+
+/** Random uint32 values, a quarter of them at the wrap edges (0, 1, 2^32 - 1, 2^31). */
+function randomWords(rng: Rng, length: number): Uint32Array {
+  const edges = [0, 1, 0xffffffff, 0x80000000];
+  return Uint32Array.from({ length }, () =>
+    rng.int(4) === 0 ? edges[rng.int(4)]! : Math.floor(rng.next() * 2 ** 32),
+  );
+}
+
+function referenceWrap(target: Uint32Array, offset: number, source: Uint32Array, sign: 1 | -1) {
+  const out = target.slice();
+  for (let i = 0; i < source.length; i++) {
+    out[offset + i] =
+      (sign === 1 ? out[offset + i]! + source[i]! : out[offset + i]! - source[i]!) >>> 0;
+  }
+  return out;
+}
+
+describe('SIMD kernels', () => {
+  it('are available on this Node (WebAssembly SIMD validates)', () => {
+    expect(simdAvailable()).toBe(true);
+    setSimdMode('js');
+    expect(simdAvailable()).toBe(false);
+  });
+
+  it('allocate zeroed vectors in kernel memory that never grows', () => {
+    const words = allocateWrapVector(1000);
+    const sums = allocateFoldAccumulator(1000);
+    expect(words).toHaveLength(1000);
+    expect(sums).toHaveLength(1000);
+    expect(words.every((w) => w === 0)).toBe(true);
+    expect(sums.every((s) => s === 0)).toBe(true);
+    // In a wasm memory: more than the vector (the scratch region), whole 64 KiB pages.
+    expect(words.buffer.byteLength % 65536).toBe(0);
+    expect(words.buffer.byteLength).toBeGreaterThan(words.byteLength);
+    expect(allocateWrapVector(0)).toHaveLength(0);
+    expect(() => allocateWrapVector(-1)).toThrow(/non-negative integer/);
+    setSimdMode('js');
+    const plain = allocateWrapVector(10);
+    expect(plain.buffer.byteLength).toBe(40);
+    expect(allocateFoldAccumulator(10).buffer.byteLength).toBe(80);
+  });
+
+  it('wrap-add and wrap-sub bit-identically to the mod-2^32 reference at every length and offset', () => {
+    const rng = createRng(9);
+    for (const length of LENGTHS) {
+      for (const offset of OFFSETS) {
+        for (const sign of [1, -1] as const) {
+          const size = offset + length + 2; // two elements after the range stay untouched
+          const target = allocateWrapVector(size);
+          target.set(randomWords(rng, size));
+          const source = randomWords(rng, length);
+          const expected = referenceWrap(target, offset, source, sign);
+          expect(simdWrapAdd(target, offset, source, sign)).toBe(true);
+          expect(firstDifference(target, expected)).toBe(-1);
+        }
+      }
+    }
+  });
+
+  it('wrapAddInto takes the SIMD path for kernel vectors and gives the JS loop its exact bytes', () => {
+    const rng = createRng(10);
+    for (const length of [0, 1, 5, 17, 100, C + 1, 3 * C - 1]) {
+      for (const sign of [1, -1] as const) {
+        const initial = randomWords(rng, length + 3);
+        const source = randomWords(rng, length);
+        const simd = allocateWrapVector(length + 3);
+        simd.set(initial);
+        const plain = initial.slice();
+        wrapAddInto(simd, 3, source, sign);
+        wrapAddInto(plain, 3, source, sign);
+        expect(firstDifference(simd, plain)).toBe(-1);
+        expect(firstDifference(plain, referenceWrap(initial, 3, source, sign))).toBe(-1);
+        // Forced fallback on a kernel vector: the JS loop, the same bytes again.
+        setSimdMode('js');
+        const forced = allocateWrapVector(length + 3);
+        forced.set(initial);
+        const kernelForced = simd.slice();
+        const kernelVector = allocateWrapVector(length + 3);
+        setSimdMode('auto');
+        kernelVector.set(initial);
+        setSimdMode('js');
+        expect(simdWrapAdd(kernelVector, 3, source, sign)).toBe(false);
+        wrapAddInto(kernelVector, 3, source, sign);
+        wrapAddInto(forced, 3, source, sign);
+        expect(firstDifference(kernelVector, kernelForced)).toBe(-1);
+        expect(firstDifference(forced, kernelForced)).toBe(-1);
+        setSimdMode('auto');
+      }
+    }
+  });
+
+  it('leaves to the JS loop what the kernel cannot do exactly', () => {
+    const target = allocateWrapVector(8);
+    target.fill(5);
+    const source = new Uint32Array([1, 2, 3]);
+    expect(simdWrapAdd(new Uint32Array(8), 0, source, 1)).toBe(false); // not kernel memory
+    expect(simdWrapAdd(target, 6, source, 1)).toBe(false); // past the end
+    expect(simdWrapAdd(target, -1, source, 1)).toBe(false);
+    expect(simdWrapAdd(target, 0.5, source, 1)).toBe(false);
+    expect(simdWrapAdd(target, 0, target.subarray(2, 5), 1)).toBe(false); // same memory
+    expect(Array.from(target)).toEqual([5, 5, 5, 5, 5, 5, 5, 5]);
+    // What the loop does with those (writes past the end are no-ops) stays what it was.
+    wrapAddInto(target, 6, source, 1);
+    expect(Array.from(target)).toEqual([5, 5, 5, 5, 5, 5, 6, 7]);
+  });
+});
+
+/** Random float32 values of mixed magnitude, including subnormals and values near the max. */
+function randomFloats(rng: Rng, length: number): Float32Array {
+  const special = [0, -0, 1e-45, -1e-40, 3.4e38, -3.4e38, 1.5, -2.75];
+  return Float32Array.from({ length }, () =>
+    rng.int(8) === 0
+      ? special[rng.int(special.length)]!
+      : (rng.next() - 0.5) * 10 ** (rng.int(12) - 6),
+  );
+}
+
+/** The fold exactly as StreamingWeightedMean defines it: sum + w * x in float64 per element. */
+function referenceFold(sum: Float64Array, vector: Float32Array, weight: number): Float64Array {
+  const out = sum.slice();
+  for (let i = 0; i < vector.length; i++) out[i] = out[i]! + weight * vector[i]!;
+  return out;
+}
+
+function bytesOf(a: Float64Array): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength).slice();
+}
+
+describe('SIMD weighted fold', () => {
+  it('is bit-identical to the float64 reference at every length', () => {
+    const rng = createRng(11);
+    for (const length of LENGTHS) {
+      for (const weight of [1, 37, 0.1, 1234.5678, 1e300]) {
+        const sum = allocateFoldAccumulator(length);
+        sum.set(Float64Array.from({ length }, () => (rng.next() - 0.5) * 1e3));
+        const vector = randomFloats(rng, length);
+        const expected = referenceFold(sum, vector, weight);
+        expect(weightedFoldInto(sum, vector, weight)).toBe(-1);
+        expect(firstDifference(sum, expected)).toBe(-1);
+        // A second fold three ways from the same sums: SIMD, the JS loop on a plain array, and
+        // the forced fallback on kernel memory. All bytes equal the reference.
+        const twice = referenceFold(expected, vector, weight);
+        const plain = expected.slice();
+        const kernelForced = allocateFoldAccumulator(length);
+        kernelForced.set(expected);
+        expect(weightedFoldInto(sum, vector, weight)).toBe(-1);
+        expect(weightedFoldInto(plain, vector, weight)).toBe(-1);
+        setSimdMode('js');
+        expect(weightedFoldInto(kernelForced, vector, weight)).toBe(-1);
+        setSimdMode('auto');
+        expect(firstDifference(sum, twice)).toBe(-1);
+        expect(firstDifference(plain, twice)).toBe(-1);
+        expect(firstDifference(kernelForced, twice)).toBe(-1);
+      }
+    }
+  });
+
+  it('rejects a non-finite element anywhere, reports its index and leaves the sum untouched', () => {
+    const rng = createRng(12);
+    const cases: Array<[number, number]> = [
+      [1, 0],
+      [5, 4],
+      [17, 0],
+      [17, 8],
+      [17, 15], // last of the vector step
+      [17, 16], // the tail
+      [C + 5, C + 3], // tail after a chunk
+      [3 * C, 0],
+      [3 * C, C - 1], // last of the first chunk
+      [3 * C, C], // first of the second
+      [3 * C, C + 1],
+      [3 * C, Math.floor(1.5 * C)], // middle
+      [3 * C, 3 * C - 1], // last
+    ];
+    for (const [length, index] of cases) {
+      for (const bad of [NaN, Infinity, -Infinity]) {
+        for (const forceJs of [false, true]) {
+          setSimdMode(forceJs ? 'js' : 'auto');
+          const sum = allocateFoldAccumulator(length);
+          sum.set(Float64Array.from({ length }, () => rng.next()));
+          const before = bytesOf(sum);
+          const vector = randomFloats(rng, length);
+          vector[index] = bad;
+          if (index + 2 < length) vector[index + 2] = NaN; // a later one is not reported
+          expect(weightedFoldInto(sum, vector, 3)).toBe(index);
+          expect(firstDifference(sum, before)).toBe(-1);
+        }
+      }
+    }
+  });
+
+  it('refuses vectors of another length', () => {
+    expect(() => weightedFoldInto(allocateFoldAccumulator(4), new Float32Array(5), 1)).toThrow(
+      /cannot fold 5 values into 4/,
+    );
+  });
+});
