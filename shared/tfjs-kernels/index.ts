@@ -1,25 +1,30 @@
 import {
+  BatchMatMul,
   Conv2D,
   Conv2DBackpropFilter,
   Conv2DBackpropInput,
   getKernel,
   MaxPoolGrad,
   registerKernel,
+  Sum,
   unregisterKernel,
 } from '@tensorflow/tfjs';
 import type { KernelConfig, KernelFunc } from '@tensorflow/tfjs';
 import { CohortError } from '../errors';
+import { makeBatchMatMulWasm } from './batch-mat-mul';
 import { makeConv2DBackpropFilterWasm } from './conv2d-backprop-filter';
 import { makeConv2DBackpropInputWasm } from './conv2d-backprop-input';
 import { makeMaxPoolGradWasm } from './max-pool-grad';
+import { makeSumWasm } from './sum-leading-axes';
 
 /** Kernel functions this module installed, so a second registration is a no-op. */
 const installed = new WeakSet<KernelFunc>();
 
 /**
  * Makes the tfjs wasm backend able to train CNNs, and faster at it: registers the missing
- * `Conv2DBackpropFilter` and replaces `Conv2DBackpropInput` and `MaxPoolGrad` with composed
- * versions that fall back to the originals for cases they do not cover. Shared by the Node
+ * `Conv2DBackpropFilter` and replaces `Conv2DBackpropInput`, `MaxPoolGrad`, `BatchMatMul`
+ * (transposed operands) and `Sum` (over leading axes) with composed versions that fall back to
+ * the originals for cases they do not cover. Shared by the Node
  * and browser clients. Call it after '@tensorflow/tfjs-backend-wasm' has been imported
  * (before or after `tf.setBackend('wasm')`); calling it again does nothing.
  */
@@ -40,6 +45,10 @@ export function registerWasmTrainingKernels(): void {
   install(MaxPoolGrad, (original) =>
     original ? makeMaxPoolGradWasm(original.kernelFunc) : undefined,
   );
+  install(BatchMatMul, (original) =>
+    original ? makeBatchMatMulWasm(original.kernelFunc) : undefined,
+  );
+  install(Sum, (original) => (original ? makeSumWasm(original.kernelFunc) : undefined));
 }
 
 /**

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../../shared/tfjs-kernels';
 import { makeConv2DBackpropFilterWasm } from '../../shared/tfjs-kernels/conv2d-backprop-filter';
+import { leadingAxesCount } from '../../shared/tfjs-kernels/sum-leading-axes';
 import type { ConvCase } from './helpers';
 import { convGradients, maxRelativeDifference, onBackend, randomTensor } from './helpers';
 
@@ -126,5 +127,79 @@ describe('maxPool gradient on wasm matches the cpu backend', () => {
     const cpu = await onBackend('cpu', grad);
     const wasm = await onBackend('wasm', grad);
     expect(maxRelativeDifference(wasm, cpu)).toBeLessThan(1e-6);
+  });
+});
+
+describe('matMul with transposed operands on wasm matches the cpu backend', () => {
+  it.each([
+    { a: [5, 7], b: [5, 3], transposeA: true, transposeB: false },
+    { a: [4, 6], b: [3, 6], transposeA: false, transposeB: true },
+    { a: [6, 4], b: [3, 6], transposeA: true, transposeB: true },
+    { a: [2, 5, 7], b: [2, 5, 3], transposeA: true, transposeB: false },
+    { a: [2, 4, 6], b: [2, 3, 6], transposeA: false, transposeB: true },
+    { a: [3, 4], b: [4, 2], transposeA: false, transposeB: false },
+  ])('%j', async ({ a, b, transposeA, transposeB }) => {
+    const product = (): Float32Array =>
+      tf.tidy(
+        () =>
+          tf
+            .matMul(randomTensor(a, 11), randomTensor(b, 12), transposeA, transposeB)
+            .dataSync() as Float32Array,
+      );
+    const cpu = await onBackend('cpu', product);
+    const wasm = await onBackend('wasm', product);
+    expect(wasm).toHaveLength(cpu.length);
+    expect(maxRelativeDifference(wasm, cpu)).toBeLessThan(1e-5);
+  });
+
+  it("gives a dense layer's gradients as the cpu backend does, and frees its intermediates", async () => {
+    const grads = (): Float32Array[] =>
+      tf.tidy(() => {
+        const x = randomTensor([8, 20], 13);
+        const w = randomTensor([20, 6], 14);
+        const r = randomTensor([8, 6], 15);
+        const g = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.matMul(a, b), r)));
+        return g([x, w]).map((t) => t.dataSync() as Float32Array);
+      });
+    const cpu = await onBackend('cpu', grads);
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const wasm = grads();
+    expect(tf.memory().numTensors).toBe(before);
+    for (const [i, g] of wasm.entries()) {
+      expect(maxRelativeDifference(g, cpu[i]!)).toBeLessThan(1e-5);
+    }
+  });
+});
+
+describe('sum over leading axes on wasm matches the cpu backend', () => {
+  it.each([
+    { shape: [4, 5, 6, 3], axis: [0, 1, 2], keepDims: false },
+    { shape: [4, 5, 6, 3], axis: [2, 0, 1], keepDims: true },
+    { shape: [7, 9], axis: [0], keepDims: false },
+    { shape: [7, 9], axis: [-2], keepDims: true },
+    // Not leading axes, or all of them: the original kernel.
+    { shape: [4, 5, 6], axis: [1, 2], keepDims: false },
+    { shape: [4, 5, 6], axis: [0, 2], keepDims: false },
+    { shape: [4, 5], axis: [0, 1], keepDims: false },
+  ])('%j', async ({ shape, axis, keepDims }) => {
+    const sum = (): { values: Float32Array; shape: number[] } =>
+      tf.tidy(() => {
+        const s = tf.sum(randomTensor(shape, 21), axis, keepDims);
+        return { values: s.dataSync() as Float32Array, shape: s.shape };
+      });
+    const cpu = await onBackend('cpu', sum);
+    const wasm = await onBackend('wasm', sum);
+    expect(wasm.shape).toEqual(cpu.shape);
+    expect(maxRelativeDifference(wasm.values, cpu.values)).toBeLessThan(1e-5);
+  });
+
+  it('counts only an exact set of leading axes', () => {
+    expect(leadingAxesCount([0, 1, 2], 4)).toBe(3);
+    expect(leadingAxesCount([1, 0], 3)).toBe(2);
+    expect(leadingAxesCount(-3, 3)).toBe(1);
+    expect(leadingAxesCount([1, 2], 3)).toBe(0);
+    expect(leadingAxesCount([0, 0], 3)).toBe(0);
+    expect(leadingAxesCount([0, 2], 3)).toBe(0);
   });
 });
