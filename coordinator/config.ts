@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { CohortError, reasonOf } from '../shared/errors';
 import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import { summarizeModelSpec } from '../shared/model/validate-spec';
+import type { SecAggModulusBits } from '../shared/secagg/params';
 import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg/params';
 import type { OptionSpec } from './options';
 import {
@@ -9,6 +10,7 @@ import {
   MAX_DURATION_MS,
   OPTIMIZER_NAMES,
   OPTIONS,
+  SECURE_BITS_CHOICES,
   STRATEGY_NAMES,
 } from './options';
 
@@ -77,6 +79,8 @@ const coordinatorConfigObject = z
     clipRange: decimal(O.clipRange).default(O.clipRange.default),
     /** Example counts above this are capped in the weighted mean (both modes). */
     weightCap: integer(O.weightCap).default(O.weightCap.default),
+    /** Secure aggregation: wire bits per masked element, or 'auto' (see secureModulusBits). */
+    secureBits: z.enum(SECURE_BITS_CHOICES).default(O.secureBits.default),
     /** Secure aggregation: worker threads for unmasking; undefined = every core. */
     unmaskThreads: integer(O.unmaskThreads).optional(),
     /** Secure aggregation: deadline of each of the five phases. */
@@ -199,10 +203,16 @@ function parseCoordinatorConfig(input: CoordinatorConfigInput): CoordinatorConfi
   return Object.freeze({ ...parsed.data, experiment: parsed.data.experiment ?? parsed.data.task });
 }
 
+/** The `modulusBits` option of chooseSecAggParams that `--secure-bits` asks for. */
+export function secureModulusBits(config: CoordinatorConfig): 'auto' | SecAggModulusBits {
+  return config.secureBits === 'auto' ? 'auto' : (Number(config.secureBits) as SecAggModulusBits);
+}
+
 /**
  * Refuses secure-aggregation settings that would be unsafe before anything runs: cohorts
- * below the minimum threshold (a mean of two reveals each update to the other), and, when
- * the cohort size is bounded, parameters that could overflow the 2^32 modulus.
+ * below the minimum threshold (a mean of two reveals each update to the other), parameters
+ * that could overflow the modulus when the cohort size is bounded, and a fixed
+ * `--secure-bits` too narrow even for a cohort of `--min-clients`.
  */
 function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: number): void {
   if (!config.secureAggregation) return;
@@ -213,13 +223,18 @@ function assertSecureAggregationSafe(config: CoordinatorConfig, vectorLength: nu
         'raise --min-clients or pass --secure-aggregation off',
     );
   }
-  if (config.clientsPerRound !== undefined) {
-    const largest = Math.ceil(config.clientsPerRound * (1 + config.overSelection));
+  const modulusBits = secureModulusBits(config);
+  if (config.clientsPerRound !== undefined || modulusBits !== 'auto') {
+    const largest =
+      config.clientsPerRound !== undefined
+        ? Math.ceil(config.clientsPerRound * (1 + config.overSelection))
+        : config.minClients;
     try {
       chooseSecAggParams(largest, {
         vectorLength,
         clipRange: config.clipRange,
         weightCap: config.weightCap,
+        modulusBits,
       });
     } catch (error) {
       throw new CohortError(

@@ -22,6 +22,8 @@ export const EVALUATION_MODES = ['auto', 'centralized', 'federated', 'both', 'no
 export { STRATEGY_NAMES };
 export const OPTIMIZER_NAMES = ['sgd', 'adam'] as const;
 export const BACKEND_NAMES = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'] as const;
+/** `--secure-bits`: a wire width of shared/secagg/params.ts, or the narrowest that fits. */
+export const SECURE_BITS_CHOICES = ['auto', '16', '24', '32'] as const;
 
 /** How a flag's text becomes a value, and which values are accepted. */
 export type OptionType =
@@ -212,6 +214,16 @@ export const OPTIONS = {
     type: int(1, 1 << 24),
     help: "cap on the example count a client's update is weighted by",
     default: DEFAULT_WEIGHT_CAP,
+  },
+  secureBits: {
+    flag: '--secure-bits',
+    placeholder: '<bits>',
+    type: choice(SECURE_BITS_CHOICES),
+    help: 'secure aggregation: bits per masked element on the wire',
+    doc:
+      'bits per masked element on the wire; `auto`: the narrowest of 16/24/32 that keeps 16 ' +
+      'fixed-point levels per example for the cohort (see Secure aggregation)',
+    default: 'auto',
   },
   unmaskThreads: {
     flag: '--unmask-threads',
@@ -812,6 +824,7 @@ export const ROUND_OPTIONS: readonly OptionName[] = [
   'secureAggregation',
   'clipRange',
   'weightCap',
+  'secureBits',
   'unmaskThreads',
   'phaseTimeoutMs',
   'roundTimeoutMs',

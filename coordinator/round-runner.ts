@@ -10,6 +10,7 @@ import type { WeightManifest } from '../shared/weights/codec';
 import { bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
 import type { ClientRegistry } from './client-registry';
 import type { CoordinatorConfig } from './config';
+import { secureModulusBits } from './config';
 import type { GlobalModelEvaluator } from './evaluation';
 import type { AcceptedFit, Participation } from './fit-phase';
 import { runFitPhase } from './fit-phase';
@@ -274,6 +275,7 @@ async function secureAggregate(
     vectorLength: global.manifest.length,
     clipRange: ctx.config.clipRange,
     weightCap: ctx.config.weightCap,
+    modulusBits: secureModulusBits(ctx.config),
   });
   return runSecureAggregation({
     round,

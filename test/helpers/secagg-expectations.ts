@@ -81,12 +81,15 @@ export function secAggTolerance(options: {
   totalWeight: number;
   clipRange?: number;
   weightCap?: number;
+  /** The coordinator's `--secure-bits` (default auto, as the coordinator's). */
+  modulusBits?: 'auto' | 16 | 24 | 32;
 }): { tolerance: number; lossTolerance: number; clipRange: number } {
   const clipRange = options.clipRange ?? 4;
   const config = chooseSecAggParams(options.cohort, {
     vectorLength: options.vectorLength,
     clipRange,
     weightCap: options.weightCap ?? 16384,
+    modulusBits: options.modulusBits ?? 'auto',
   });
   const step = options.survivors / (config.scale * options.totalWeight);
   return {

@@ -56,6 +56,10 @@ export class SecAggProbe implements SecureSubmission {
   readonly updates: CapturedUpdate[] = [];
   /** Every phase request this client received, oldest first. */
   readonly asked: Array<{ round: number; phase: string }> = [];
+  /** The wire width (config.modulusBits) of each AdvertiseKeys request, oldest first. */
+  readonly modulusBits: number[] = [];
+  /** The byte length of each masked input this client sent, oldest first. */
+  readonly maskedInputBytes: number[] = [];
   private readonly inner: SecAggSubmission;
   private readonly roundNumbers = new Map<string, number>();
   private readonly waiters: Array<{ phase: string; resolve: () => void }> = [];
@@ -123,7 +127,13 @@ export class SecAggProbe implements SecureSubmission {
       this.client?.close();
       throw new CohortError('CLIENT_DROPPED', `fault injection: vanished at ${phase}`);
     }
+    if (phase === 'advertiseKeys') {
+      this.modulusBits.push((body as { config: { modulusBits: number } }).config.modulusBits);
+    }
     const answer = await this.inner.handle(phase, roundId, body);
+    if (phase === 'maskedInput') {
+      this.maskedInputBytes.push((answer as { maskedInput: Uint8Array }).maskedInput.byteLength);
+    }
     const hold = this.faults.holdAnswer;
     if (hold && hold.phase === phase && (hold.round ?? round) === round) await hold.release();
     return answer;

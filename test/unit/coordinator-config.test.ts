@@ -1,4 +1,4 @@
-import { resolveCoordinatorConfig } from '../../coordinator/config';
+import { resolveCoordinatorConfig, secureModulusBits } from '../../coordinator/config';
 import { isCohortError } from '../../shared/errors';
 
 function refusal(input: Parameters<typeof resolveCoordinatorConfig>[0]): {
@@ -47,10 +47,32 @@ describe('coordinator options', () => {
     [{ task: 'imagenet' as never }, 'CONFIG_INVALID', /task/],
     [{ bogus: 1 } as never, 'CONFIG_INVALID', /bogus|Unrecognized/],
     [{ minClients: 2 }, 'CONFIG_UNSAFE', /at least 3 clients/],
+    [{ secureBits: '20' as never }, 'CONFIG_INVALID', /secureBits/],
+    // 3 clients of 16384 examples already sum past 2^15 - 1.
+    [{ secureBits: '16' as const }, 'CONFIG_UNSAFE', /for 3 clients: .*below 2\^15/],
+    // A fixed width is not widened: 528 clients (480 plus 10% over-selection) of 16384
+    // examples sum past 2^23 - 1. (At 70 clients 24 bits still fit, at 8 levels an example:
+    // a fixed width asks only for safety, `auto` for 16 levels.)
+    [
+      { secureBits: '24' as const, clientsPerRound: 480 },
+      'CONFIG_UNSAFE',
+      /for 528 clients: .*2\^23/,
+    ],
   ])('refuses %j with %s', (input, code, message) => {
     const refused = refusal(input);
     expect(refused.code).toBe(code);
     expect(refused.message).toMatch(message);
+  });
+
+  test('--secure-bits: auto by default, a fixed width when given', () => {
+    expect(resolveCoordinatorConfig({}).secureBits).toBe('auto');
+    expect(secureModulusBits(resolveCoordinatorConfig({}))).toBe('auto');
+    expect(secureModulusBits(resolveCoordinatorConfig({ secureBits: '24' }))).toBe(24);
+    expect(secureModulusBits(resolveCoordinatorConfig({ secureBits: '32' }))).toBe(32);
+    // A width that fits the cohort bound is accepted at start-up.
+    for (const clientsPerRound of [50, 70]) {
+      expect(resolveCoordinatorConfig({ secureBits: '24', clientsPerRound }).secureBits).toBe('24');
+    }
   });
 
   test('plain FedAvg accepts two clients', () => {
