@@ -6,16 +6,18 @@
  */
 import '@tensorflow/tfjs-backend-wasm';
 import {
+  BatchMatMul,
   Conv2DBackpropInput,
   getKernel,
   MaxPoolGrad,
   registerKernel,
+  Sum,
   unregisterKernel,
 } from '@tensorflow/tfjs';
 import type { KernelConfig } from '@tensorflow/tfjs';
 
 /** The kernels Cohort replaces with faster versions (Conv2DBackpropFilter it adds, not replaces). */
-const FAST_PATH_KERNELS = [Conv2DBackpropInput, MaxPoolGrad];
+const FAST_PATH_KERNELS = [Conv2DBackpropInput, MaxPoolGrad, BatchMatMul, Sum];
 
 /** The stock wasm configs as the package registered them, or none when Cohort's came first. */
 const stockConfigs: KernelConfig[] = FAST_PATH_KERNELS.flatMap((name) => {
