@@ -32,6 +32,11 @@ export interface SuiteContext {
   quick: boolean;
   /** Every case, where a suite trims its default grid. */
   full: boolean;
+  /**
+   * `--threads N` (default: all cores): the thread count given to the PyTorch reference, and
+   * recorded in every suite's JSON. Cohort's own training is single-threaded today.
+   */
+  threads: number;
   /** The repository root (holds package.json), for finding ../shared. */
   repoRoot: string;
   /** Writes one progress line (to stderr, so stdout stays the table). */

@@ -4,6 +4,7 @@
  * description of the machine, to `<out>/<suite>-<timestamp>.json` and `<suite>-latest.json`.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { BenchSuite, SuiteResult } from './bench-types';
@@ -18,12 +19,24 @@ export interface BenchArgs {
   /** Run every case of suites that trim their default grid (e.g. secagg). */
   full: boolean;
   out: string | null;
+  /** `--threads N`: threads for the PyTorch reference (default: all cores). */
+  threads: number;
   help: boolean;
 }
 
-/** Parses `[suite...] [--quick] [--out DIR] [--help]`; throws on an unknown suite or flag. */
+/**
+ * Parses `[suite...] [--quick] [--full] [--out DIR] [--threads N] [--help]`; throws on an
+ * unknown suite or flag.
+ */
 export function parseBenchArgs(argv: string[], known: readonly string[]): BenchArgs {
-  const args: BenchArgs = { suites: [], quick: false, full: false, out: null, help: false };
+  const args: BenchArgs = {
+    suites: [],
+    quick: false,
+    full: false,
+    out: null,
+    threads: availableParallelism(),
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') args.quick = true;
@@ -33,6 +46,13 @@ export function parseBenchArgs(argv: string[], known: readonly string[]): BenchA
       const value = arg === '--out' ? argv[++i] : arg.slice('--out='.length);
       if (value === undefined || value === '') throw new Error('--out needs a directory');
       args.out = value;
+    } else if (arg === '--threads' || arg.startsWith('--threads=')) {
+      const value = arg === '--threads' ? argv[++i] : arg.slice('--threads='.length);
+      const threads = Number(value);
+      if (!Number.isInteger(threads) || threads < 1) {
+        throw new Error('--threads needs a positive integer');
+      }
+      args.threads = threads;
     } else if (arg.startsWith('-')) throw new Error(`unknown option ${arg}`);
     else if (!known.includes(arg)) {
       throw new Error(`unknown suite '${arg}': expected one of ${known.join(', ')}`);
@@ -56,7 +76,7 @@ export function findRepoRoot(start: string): string {
 function usage(): string {
   const lines = Object.values(SUITES).map((s) => `  ${s.name.padEnd(12)} ${s.description}`);
   return [
-    'usage: npm run bench [-- <suite>...] [--quick | --full] [--out DIR]',
+    'usage: npm run bench [-- <suite>...] [--quick | --full] [--out DIR] [--threads N]',
     '',
     'suites (all of them when none is named):',
     ...lines,
@@ -64,6 +84,8 @@ function usage(): string {
     '  --quick     a much shorter run (smoke check; noisier numbers)',
     '  --full      every case, where a suite trims its default grid (slow)',
     '  --out DIR   where result JSON goes (default <repo>/bench-results)',
+    '  --threads N threads for the PyTorch reference, recorded in every JSON (default: all',
+    `              cores, ${availableParallelism()} here); Cohort's training uses 1 thread today`,
     '',
   ].join('\n');
 }
@@ -76,7 +98,7 @@ function writeResult(
   outDir: string,
   suite: BenchSuite,
   result: SuiteResult,
-  meta: { startedAt: Date; seconds: number; quick: boolean },
+  meta: { startedAt: Date; seconds: number; quick: boolean; threads: number },
 ): string {
   mkdirSync(outDir, { recursive: true });
   const stamp = meta.startedAt.toISOString().replace(/[:.]/g, '-');
@@ -86,6 +108,7 @@ function writeResult(
     startedAt: meta.startedAt.toISOString(),
     durationSeconds: Math.round(meta.seconds * 10) / 10,
     quick: meta.quick,
+    threads: meta.threads,
     machine: machineInfo(),
     columns: result.columns,
     rows: result.rows,
@@ -116,7 +139,7 @@ async function main(argv: string[]): Promise<number> {
   const machine = machineInfo();
   process.stdout.write(
     `Cohort bench: ${machine.cpuModel}, ${machine.cores} cores, Node ${machine.node}, ` +
-      `tfjs ${machine.tfjs}${args.quick ? ' (quick)' : ''}\n`,
+      `tfjs ${machine.tfjs}, --threads ${args.threads}${args.quick ? ' (quick)' : ''}\n`,
   );
   let failures = 0;
   for (const name of args.suites) {
@@ -125,9 +148,20 @@ async function main(argv: string[]): Promise<number> {
     const t0 = performance.now();
     progress(`${name}: start`);
     try {
-      const result = await suite.run({ quick: args.quick, full: args.full, repoRoot, progress });
+      const result = await suite.run({
+        quick: args.quick,
+        full: args.full,
+        threads: args.threads,
+        repoRoot,
+        progress,
+      });
       const seconds = (performance.now() - t0) / 1000;
-      const path = writeResult(outDir, suite, result, { startedAt, seconds, quick: args.quick });
+      const path = writeResult(outDir, suite, result, {
+        startedAt,
+        seconds,
+        quick: args.quick,
+        threads: args.threads,
+      });
       progress(`${name}: done in ${seconds.toFixed(1)} s, wrote ${path}`);
       process.stdout.write(
         `\n## ${name}: ${suite.description}\n\n${formatTable(result.columns, result.rows)}\n`,

@@ -38,7 +38,8 @@ interface ModelPlan {
 }
 
 const BATCH = 64;
-const THREADS = 1;
+/** Cohort's training loop runs on one thread today (wasm without worker threads). */
+const COHORT_THREADS = 1;
 
 function plans(quick: boolean): ModelPlan[] {
   const wasm = (images: number, epochs: number): CohortRun => ({
@@ -118,12 +119,12 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
       `training: ${plan.task} PyTorch reference (${plan.torch.images} images x ${plan.torch.epochs})`,
     );
     const torch = await runTorchReference(torchReference, spec, {
-      threads: THREADS,
+      threads: context.threads,
       batch: BATCH,
       ...plan.torch,
     });
     if (torch.ok) torchVersion = torch.torchVersion;
-    rows.push(torchRow(plan, params, torch));
+    rows.push(torchRow(plan, params, torch, context.threads));
 
     for (const run of plan.runs) {
       const base = {
@@ -164,12 +165,20 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
   notes.push(
     `Steady state: each Cohort row trains one untimed warm-up step, then times a trainLocally ` +
       `call (SGD lr 0.01; images = timed images x epochs); PyTorch runs ` +
-      `${torchReference.python} torch_reference.py --threads ${THREADS} --batch ${BATCH} ` +
+      `${torchReference.python} torch_reference.py --threads ${context.threads} --batch ${BATCH} ` +
       `(random images, its own warm-up epoch).`,
     '"wasm, stock kernels" = tfjs-backend-wasm\'s own Conv2DBackpropInput and MaxPoolGrad; ' +
       "Cohort's Conv2DBackpropFilter stays registered since stock wasm has none and cannot train a CNN.",
     'vs torch = Cohort img/s / PyTorch img/s on the same model, measured in this run.',
   );
+  if (context.threads > COHORT_THREADS) {
+    notes.push(
+      `--threads ${context.threads}: PyTorch used ${context.threads} threads, Cohort used ` +
+        `${COHORT_THREADS} (its training loop is single-threaded today), so vs torch compares ` +
+        `one Cohort thread with ${context.threads} PyTorch threads; --threads 1 compares like ` +
+        'with like.',
+    );
+  }
   return {
     columns: [
       { key: 'model', label: 'model' },
@@ -189,7 +198,8 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
       torchReference: torchReference.script,
       python: torchReference.python,
       torchVersion,
-      threads: THREADS,
+      threads: context.threads,
+      cohortThreads: COHORT_THREADS,
       batch: BATCH,
     },
   };
@@ -211,11 +221,13 @@ function loadData(task: TaskName, spec: ModelSpec, count: number, repoRoot: stri
   return syntheticData(spec, count);
 }
 
-function torchRow(plan: ModelPlan, params: number, torch: TorchOutcome): BenchRow {
+function torchRow(plan: ModelPlan, params: number, torch: TorchOutcome, threads: number): BenchRow {
   return {
     model: plan.task,
     params,
-    implementation: torch.ok ? `PyTorch ${torch.torchVersion}, ${THREADS} thread` : 'PyTorch',
+    implementation: torch.ok
+      ? `PyTorch ${torch.torchVersion}, ${threads} thread${threads === 1 ? '' : 's'}`
+      : 'PyTorch',
     data: 'synthetic',
     batch: BATCH,
     images: plan.torch.images * plan.torch.epochs,
