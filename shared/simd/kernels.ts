@@ -5,9 +5,10 @@
  *
  * Data has to be in wasm linear memory, so the vectors the kernels update live there: each
  * {@link allocateWrapVector} / {@link allocateFoldAccumulator} call makes one kernel instance
- * with its own memory, sized once for a 64 KiB scratch region plus the vector and never grown
+ * with its own memory, sized once for a scratch region plus the vector and never grown
  * (growing would detach the views handed out). Sources are copied into the scratch region in
- * cache-sized chunks and processed there. Where WebAssembly SIMD is unavailable (checked once
+ * cache-sized chunks (64 KiB) and processed there; a fold accumulator's scratch is as long as
+ * the accumulator (up to a limit) so an update is copied once for the check and the fold. Where WebAssembly SIMD is unavailable (checked once
  * with WebAssembly.validate), the allocators return plain typed arrays and every kernel runs
  * its JavaScript loop, with identical results.
  */
@@ -25,7 +26,21 @@ export const SCRATCH_ELEMENTS = 1 << 14;
 export const SIMD_MIN_ELEMENTS = 128;
 
 const PAGE_BYTES = 65536;
-const SCRATCH_BYTES = SCRATCH_ELEMENTS * 4;
+
+/**
+ * Fold accumulators up to this many elements also get a staging region of their own length
+ * (4 bytes an element beside the sum's 8): the finiteness scan copies each update into it
+ * chunk by chunk and the fold then reads it from there, one copy instead of two (measured
+ * 0.59 -> 0.42 ns/element at 1.2M). Longer ones use the 64 KiB scratch for both passes.
+ */
+let foldStagingLimit = 1 << 22;
+
+/** Changes the staging limit above; for tests of both fold paths. Returns the previous one. */
+export function setFoldStagingLimit(elements: number): number {
+  const previous = foldStagingLimit;
+  foldStagingLimit = elements;
+  return previous;
+}
 /** Largest memory a kernel instance asks for (wasm32 addresses 4 GiB; stay well inside). */
 const MAX_MEMORY_BYTES = 2 ** 31;
 
@@ -293,10 +308,14 @@ export function simdAvailable(): boolean {
   return mode === 'auto' && kernelModule() !== null;
 }
 
-/** A view of `length` elements in a fresh kernel instance's memory, or null to fall back. */
+/**
+ * A view of `length` elements in a fresh kernel instance's memory, after a scratch region of
+ * `scratchElements` (at least SCRATCH_ELEMENTS) 4-byte elements; null to fall back.
+ */
 function allocate<T>(
   length: number,
   elementBytes: number,
+  scratchElements: number,
   view: (buffer: ArrayBuffer, byteOffset: number, length: number) => T,
 ): T | null {
   if (!Number.isInteger(length) || length < 0) {
@@ -305,7 +324,8 @@ function allocate<T>(
       `vector length must be a non-negative integer, got ${length}`,
     );
   }
-  const bytes = SCRATCH_BYTES + length * elementBytes;
+  const scratchBytes = Math.ceil(scratchElements / 16) * 64; // keeps the vector 64-byte aligned
+  const bytes = scratchBytes + length * elementBytes;
   const module = mode === 'auto' ? kernelModule() : null;
   if (module === null || bytes > MAX_MEMORY_BYTES) return null;
   const pages = Math.ceil(bytes / PAGE_BYTES);
@@ -320,10 +340,10 @@ function allocate<T>(
   const buffer = memory.buffer;
   instances.set(buffer, {
     exports: instance.exports as unknown as KernelExports,
-    scratchU32: new Uint32Array(buffer, 0, SCRATCH_ELEMENTS),
-    scratchF32: new Float32Array(buffer, 0, SCRATCH_ELEMENTS),
+    scratchU32: new Uint32Array(buffer, 0, scratchElements),
+    scratchF32: new Float32Array(buffer, 0, scratchElements),
   });
-  return view(buffer, SCRATCH_BYTES, length);
+  return view(buffer, scratchBytes, length);
 }
 
 /**
@@ -333,19 +353,28 @@ function allocate<T>(
  */
 export function allocateWrapVector(length: number): Uint32Array {
   return (
-    allocate(length, 4, (buffer, offset, n) => new Uint32Array(buffer, offset, n)) ??
-    new Uint32Array(length)
+    allocate(
+      length,
+      4,
+      SCRATCH_ELEMENTS,
+      (buffer, offset, n) => new Uint32Array(buffer, offset, n),
+    ) ?? new Uint32Array(length)
   );
 }
 
 /**
  * A zeroed Float64Array of `length` elements that {@link weightedFoldInto} folds into with
- * SIMD; a plain Float64Array where the kernels are unavailable.
+ * SIMD; a plain Float64Array where the kernels are unavailable. Its instance holds 12 bytes an
+ * element up to the staging limit (the sum and a float32 staging copy), 8 past it.
  */
 export function allocateFoldAccumulator(length: number): Float64Array {
   return (
-    allocate(length, 8, (buffer, offset, n) => new Float64Array(buffer, offset, n)) ??
-    new Float64Array(length)
+    allocate(
+      length,
+      8,
+      length <= foldStagingLimit ? Math.max(length, SCRATCH_ELEMENTS) : SCRATCH_ELEMENTS,
+      (buffer, offset, n) => new Float64Array(buffer, offset, n),
+    ) ?? new Float64Array(length)
   );
 }
 
@@ -401,18 +430,28 @@ export function weightedFoldInto(sum: Float64Array, vector: Float32Array, weight
   if (kernel === undefined) return jsWeightedFold(sum, vector, weight);
   const scratch = kernel.scratchF32;
   const { firstNonFinite, weightedFold } = kernel.exports;
+  const base = sum.byteOffset;
   // Every check before any accumulation: a rejected vector leaves the sum untouched.
+  if (n <= scratch.length) {
+    // Staged: each chunk is scanned right after its copy (still in cache), in its final place.
+    for (let i = 0; i < n; i += SCRATCH_ELEMENTS) {
+      const take = Math.min(SCRATCH_ELEMENTS, n - i);
+      scratch.set(take === n ? vector : vector.subarray(i, i + take), i);
+      const bad = firstNonFinite(i * 4, take);
+      if (bad >= 0) return i + bad;
+    }
+    weightedFold(base, 0, n, weight);
+    return -1;
+  }
   for (let i = 0; i < n; i += SCRATCH_ELEMENTS) {
     const take = Math.min(SCRATCH_ELEMENTS, n - i);
     scratch.set(take === n ? vector : vector.subarray(i, i + take));
     const bad = firstNonFinite(0, take);
     if (bad >= 0) return i + bad;
   }
-  const base = sum.byteOffset;
   for (let i = 0; i < n; i += SCRATCH_ELEMENTS) {
     const take = Math.min(SCRATCH_ELEMENTS, n - i);
-    // A vector of one chunk is still in the scratch region from the check.
-    if (take !== n) scratch.set(vector.subarray(i, i + take));
+    scratch.set(vector.subarray(i, i + take));
     weightedFold(base + i * 8, 0, take, weight);
   }
   return -1;

@@ -5,6 +5,7 @@ import {
   SCRATCH_ELEMENTS,
   allocateFoldAccumulator,
   allocateWrapVector,
+  setFoldStagingLimit,
   setSimdMode,
   simdAvailable,
   simdWrapAdd,
@@ -16,7 +17,13 @@ const C = SCRATCH_ELEMENTS;
 const LENGTHS = [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33, C - 1, C, C + 1, 2 * C + 5];
 const OFFSETS = [0, 1, 3, 7];
 
-afterEach(() => setSimdMode('auto'));
+const DEFAULT_STAGING_LIMIT = setFoldStagingLimit(0);
+setFoldStagingLimit(DEFAULT_STAGING_LIMIT);
+
+afterEach(() => {
+  setSimdMode('auto');
+  setFoldStagingLimit(DEFAULT_STAGING_LIMIT);
+});
 
 /** Index of the first differing byte of two typed arrays (-1: identical), fast on long ones. */
 function firstDifference(a: ArrayBufferView, b: ArrayBufferView): number {
@@ -156,7 +163,11 @@ function bytesOf(a: Float64Array): Uint8Array {
 }
 
 describe('SIMD weighted fold', () => {
-  it('is bit-identical to the float64 reference at every length', () => {
+  it.each([
+    ['staged in a region of its own length', 1 << 22],
+    ['through the 64 KiB scratch twice', 0],
+  ])('is bit-identical to the float64 reference at every length (%s)', (_, limit) => {
+    setFoldStagingLimit(limit);
     const rng = createRng(11);
     for (const length of LENGTHS) {
       for (const weight of [1, 37, 0.1, 1234.5678, 1e300]) {
@@ -203,8 +214,13 @@ describe('SIMD weighted fold', () => {
     ];
     for (const [length, index] of cases) {
       for (const bad of [NaN, Infinity, -Infinity]) {
-        for (const forceJs of [false, true]) {
+        for (const [forceJs, limit] of [
+          [false, 1 << 22],
+          [false, 0],
+          [true, 0],
+        ] as const) {
           setSimdMode(forceJs ? 'js' : 'auto');
+          setFoldStagingLimit(limit);
           const sum = allocateFoldAccumulator(length);
           sum.set(Float64Array.from({ length }, () => rng.next()));
           const before = bytesOf(sum);
