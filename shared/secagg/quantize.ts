@@ -141,9 +141,12 @@ export interface DecodedAggregate {
  * config.modulusBits bits of each element are the sum (clients send no more,
  * shared/secagg/packing.ts), read as b-bit two's complement. `maxTotalWeight` bounds the
  * weight element (survivors * weightCap): a wrong reconstruction leaves random residue there,
- * so an out-of-range weight is the one cheap sign that shares were bad, and then nothing is
- * output (SECAGG_RECONSTRUCT). A narrower modulus makes that sign weaker: random residue
- * lands in range with probability maxTotalWeight / 2^b.
+ * so an out-of-range weight is a cheap sign that shares were bad, and then nothing is output
+ * (SECAGG_RECONSTRUCT). At a narrow modulus random residue lands in that range with
+ * probability up to maxTotalWeight / 2^b (up to 1/2), so every element is checked too:
+ * clipped inputs of total weight W sum to at most clip * scale * W plus one rounding step per
+ * client in magnitude (and the loss is never negative), which residue spread over 2^b almost
+ * never stays inside. Honest sums always do; a sum no clipped inputs could reach is refused.
  */
 export function decodeAggregate(
   sum: Uint32Array,
@@ -162,13 +165,25 @@ export function decodeAggregate(
     );
   }
   const divisor = config.scale * totalWeight;
+  // |element| <= clip * w * scale + 1 for each of at most maxClients clients (+1: float slack).
+  const bound = config.clipRange * config.scale * totalWeight + config.maxClients + 1;
   const weightedMean = new Float32Array(config.vectorLength);
   // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
   for (let i = 0; i < weightedMean.length; i++) {
-    weightedMean[i] = ((sum[i]! << shift) >> shift) / divisor;
+    const v = (sum[i]! << shift) >> shift;
+    if (v > bound || v < -bound) throw beyondClipped(i, v, totalWeight);
+    weightedMean[i] = v / divisor;
   }
-  const meanTrainLoss =
-    (((sum[config.vectorLength + 1]! << shift) >> shift) / divisor) *
-    (MAX_MASKED_LOSS / config.clipRange);
+  const loss = (sum[config.vectorLength + 1]! << shift) >> shift;
+  if (loss > bound || loss < 0) throw beyondClipped(config.vectorLength + 1, loss, totalWeight);
+  const meanTrainLoss = (loss / divisor) * (MAX_MASKED_LOSS / config.clipRange);
   return { weightedMean, totalWeight, meanTrainLoss };
+}
+
+function beyondClipped(index: number, value: number, totalWeight: number): CohortError {
+  return new CohortError(
+    'SECAGG_RECONSTRUCT',
+    `unmasked element ${index} is ${value}, beyond what clipped inputs of total weight ` +
+      `${totalWeight} can sum to: masks did not cancel`,
+  );
 }

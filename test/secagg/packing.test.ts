@@ -169,6 +169,53 @@ describe('decoding a b-bit sum', () => {
     ]);
   });
 
+  it('refuses a sum no clipped inputs could reach: random residue with a plausible weight', () => {
+    // 16 bits, 10 clients of at most 100 examples, clip 1: scale 32 (hand-checked in
+    // params.test.ts). Residue from a bad reconstruction passes the weight check with
+    // probability 1000 / 2^16; each element then lands within 32 * W + 11 with probability
+    // about (64 * W) / 2^16, here about a half, so 50 of them all inside is 2^-50.
+    const config = chooseSecAggParams(10, {
+      vectorLength: 50,
+      clipRange: 1,
+      weightCap: 100,
+      modulusBits: 16,
+    });
+    expect(config).toMatchObject({ modulusBits: 16, scale: 32 });
+    const residue = new Uint32Array(52);
+    seededFill(7)(residue);
+    residue[50] = 500; // a weight in [1, 1000]
+    expect(() => decodeAggregate(residue, config, 1000)).toThrow(
+      /SECAGG_RECONSTRUCT: unmasked element \d+ is -?\d+, beyond what clipped inputs of total weight 500/,
+    );
+  });
+
+  it('bounds each element by clip * scale * W + maxClients + 1, and the loss below by 0', () => {
+    // 24 bits, clip 1, 5 clients: scale 16384 (above); at W = 200 the bound is
+    // 200 * 16384 + 5 + 1 = 3276806.
+    const config = chooseSecAggParams(5, {
+      vectorLength: 1,
+      clipRange: 1,
+      weightCap: 100,
+      modulusBits: 24,
+    });
+    const sum = (element: number, loss: number) =>
+      Uint32Array.from([element >>> 0, 200, loss >>> 0]);
+    for (const edge of [3276806, -3276806]) {
+      expect(decodeAggregate(sum(edge, 0), config, 500).weightedMean[0]).toBeCloseTo(
+        edge / (16384 * 200),
+        6,
+      );
+    }
+    for (const beyond of [3276807, -3276807]) {
+      expect(() => decodeAggregate(sum(beyond, 0), config, 500)).toThrow(
+        /SECAGG_RECONSTRUCT: unmasked element 0 is -?3276807/,
+      );
+    }
+    expect(decodeAggregate(sum(0, 3276806), config, 500).meanTrainLoss).toBeCloseTo(64, 3);
+    expect(() => decodeAggregate(sum(0, 3276807), config, 500)).toThrow(/element 2 is 3276807/);
+    expect(() => decodeAggregate(sum(0, -1), config, 500)).toThrow(/element 2 is -1,/);
+  });
+
   // The overflow edge: maxClients clients all at +clip, or all at -clip, each at the full
   // weight cap and the largest loss, sum to the most the derived scale allows.
   it.each([16, 24] as const)(
@@ -199,16 +246,20 @@ describe('decoding a b-bit sum', () => {
         expect(decoded.totalWeight).toBe(n * weightCap);
         expect(decoded.meanTrainLoss).toBe(64);
       }
+      // One scale step finer: the sums wrap. Either the decoder catches it (the maximal loss
+      // wraps negative, which no clipped input gives) or, with no loss, the mean is silently
+      // wrong: what the derived scale prevents.
       const finer = { ...config, scale: config.scale * 2 };
-      const wrapped = decodeAggregate(
+      const all = (loss: number) =>
         maskedPackedSum(
           finer,
-          Array.from({ length: n }, () => full(1)),
-        ),
-        finer,
-        n * weightCap,
+          Array.from({ length: n }, () => ({ ...full(1), trainLoss: loss })),
+        );
+      expect(() => decodeAggregate(all(64), finer, n * weightCap)).toThrow(
+        /SECAGG_RECONSTRUCT: unmasked element 3 is -\d+, beyond what clipped inputs/,
       );
-      expect(wrapped.weightedMean[0]).not.toBeCloseTo(1, 3); // what the derived scale prevents
+      const wrapped = decodeAggregate(all(0), finer, n * weightCap);
+      expect(wrapped.weightedMean[0]).not.toBeCloseTo(1, 3);
     },
   );
 });
