@@ -24,6 +24,7 @@ const SECAGG_PRIMITIVE_TESTS = [
   'test/secagg/graph.test.ts',
   'test/secagg/known-answers.test.ts',
   'test/secagg/messages.test.ts',
+  'test/secagg/packing.test.ts',
   'test/secagg/params.test.ts',
   'test/secagg/prg.test.ts',
   'test/secagg/quantize.test.ts',
