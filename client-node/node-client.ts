@@ -13,10 +13,12 @@ import { TfjsTrainer } from '../shared/client/tfjs-trainer';
 import type { Dataset } from '../shared/data/dataset';
 import type { IdentityKeyPair } from '../shared/identity';
 import { getModelSpec } from '../shared/model/registry';
+import type { ModelSpec } from '../shared/model/spec';
 import { specHash } from '../shared/model/spec-hash';
 import type { RoundLedger } from '../shared/secagg/round-ledger';
 import { MemoryRoundLedger } from '../shared/secagg/round-ledger';
 import { FileRoundLedger, roundLedgerPath } from './round-ledger-file';
+import { WorkerGradientHelpers } from './training/worker-gradient-helpers';
 
 /** Everything a Node client needs once its data and backend are ready. */
 export interface NodeClientOptions {
@@ -57,6 +59,12 @@ export interface NodeClientOptions {
   identityPath?: string;
   /** An explicit round ledger (tests); overrides `identityPath`. */
   ledger?: RoundLedger;
+  /**
+   * Threads for local training (`--threads`): on the wasm and cpu backends, threads - 1 worker
+   * threads compute parts of every step's gradient. Default 1 (simulations run many clients in
+   * one process); native TensorFlow ignores it.
+   */
+  threads?: number;
   /** Reconnection backoff: first delay and cap, in ms (socket.io adds jitter). */
   reconnectDelayMs?: number;
   reconnectDelayMaxMs?: number;
@@ -76,6 +84,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
   const spec = getModelSpec(options.task);
   // Secure aggregation is always available; unless allowPlain, it is also required.
   const secure = options.secure ?? (await secureSubmission(options));
+  const helpers = trainingHelpers(options, spec);
   const trainer = new TfjsTrainer({
     task: options.task,
     spec,
@@ -83,6 +92,7 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     backend: options.backend,
     train: options.train,
     test: options.test,
+    ...(helpers ? { helpers } : {}),
   });
   // Connected only once the session listens, so no challenge can arrive before it does.
   const socket: ClientSocket = io(options.server, {
@@ -116,7 +126,23 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     if (untrusted) session.abort(untrusted);
   });
   socket.connect();
-  return { session, close: () => session.close() };
+  return {
+    session,
+    close: () => {
+      session.close();
+      void helpers?.close();
+    },
+  };
+}
+
+/** Worker threads for data-parallel steps, where the backend runs on this thread only. */
+function trainingHelpers(
+  options: NodeClientOptions,
+  spec: ModelSpec,
+): WorkerGradientHelpers | undefined {
+  const threads = options.threads ?? 1;
+  if (threads <= 1 || (options.backend !== 'wasm' && options.backend !== 'cpu')) return undefined;
+  return new WorkerGradientHelpers({ count: threads - 1, spec, backend: options.backend });
 }
 
 /** The honest secure-aggregation client, with its round ledger. */

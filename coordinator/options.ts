@@ -696,6 +696,17 @@ export const OPTIONS = {
     help: 'train on at most N examples',
     defaultNote: 'all',
   },
+  clientThreads: {
+    flag: '--threads',
+    placeholder: '<n>',
+    type: int(1, 256),
+    help: 'threads for local training on the wasm or cpu backend (data-parallel steps)',
+    doc:
+      'threads for local training on the wasm or cpu backend: each step splits its batch over ' +
+      'this many threads (one wasm instance each), adds their gradients and steps once, the ' +
+      'same full-batch step; native TensorFlow (tfjs-node) uses its own threads and ignores it',
+    defaultNote: 'all cores',
+  },
   clientIdentity: {
     flag: '--identity',
     placeholder: '<file>',
@@ -896,6 +907,7 @@ export const CLIENT_OPTIONS: readonly OptionName[] = [
   'clientData',
   'resize',
   'clientLimit',
+  'clientThreads',
   'clientIdentity',
   'clientJoinToken',
   'clientJoinTokenFile',

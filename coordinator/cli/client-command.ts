@@ -11,6 +11,7 @@ import {
 } from '../../client-node/identity-store';
 import { lockClientIdentity } from '../../client-node/identity-lock';
 import { discoverTask } from '../../client-node/discover-task';
+import { availableParallelism } from 'node:os';
 import { connectNodeClient } from '../../client-node/node-client';
 import { limitExamples } from '../../shared/data/dataset';
 import { CohortError } from '../../shared/errors';
@@ -113,6 +114,7 @@ export function clientCommand(): Command {
         identity,
         identityPath,
         backend,
+        threads: flags.clientThreads ?? availableParallelism(),
         allowPlain: flags.allowPlain!,
         shareMetrics: flags.shareMetrics!,
         minParticipants: flags.minParticipants!,

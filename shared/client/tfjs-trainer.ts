@@ -5,6 +5,7 @@ import { limitExamples } from '../data/dataset';
 import { buildModel } from '../model/build-model';
 import type { ModelSpec } from '../model/spec';
 import type { FitConfigMessage, ModelPayload } from '../protocol/messages';
+import type { GradientHelpers } from '../training/gradient-helpers';
 import { evaluateModel, trainLocally } from '../training/local-train';
 import { applyWeights, bytesToFloats, extractWeights, hashWeights } from '../weights/codec';
 import type { LocalEvaluation, LocalFitResult, Trainer, TrainingProgress } from './trainer';
@@ -17,6 +18,8 @@ export interface TfjsTrainerOptions {
   backend: string;
   train: Dataset;
   test: Dataset;
+  /** Threads that compute parts of each step's gradient (Node worker threads), if any. */
+  helpers?: GradientHelpers;
 }
 
 /**
@@ -72,6 +75,7 @@ export class TfjsTrainer implements Trainer {
           fraction: (p.epoch * p.batches + p.batch + 1) / (config.epochs * p.batches),
         }),
       ...(hooks.shouldStop ? { shouldStop: () => hooks.shouldStop!() } : {}),
+      ...(this.options.helpers ? { helpers: this.options.helpers } : {}),
     });
     const { data: after } = extractWeights(this.model);
     const delta = new Float32Array(after.length);

@@ -9,6 +9,8 @@ import { CohortError } from '../errors';
 import { createRng } from '../random';
 import type { FitConfig } from '../strategies/strategy';
 import { checkDatasetFitsModel, makeBatch } from './batches';
+import type { GradientHelpers } from './gradient-helpers';
+import { splitBatch } from './gradient-helpers';
 import { yieldToEventLoop } from './yield-to-event-loop';
 
 /** Per-batch progress, reported after each optimizer step. */
@@ -29,6 +31,11 @@ export interface TrainingHooks {
   onBatch?(progress: BatchProgress): void | Promise<void>;
   /** Checked before every step; returning true ends training with TRAINING_FAILED (stopped). */
   shouldStop?(): boolean;
+  /**
+   * Other threads that compute parts of each step's gradient (data parallelism): the same
+   * full-batch step, spread over cores. Without them every step runs on this thread.
+   */
+  helpers?: GradientHelpers;
 }
 
 /** Outcome of local training. */
@@ -81,6 +88,8 @@ export async function trainLocally(
   const batches = Math.ceil(data.count / config.batchSize);
   let steps = 0;
   let epochLoss = 0;
+  const helpers = hooks.helpers !== undefined && hooks.helpers.count > 0 ? hooks.helpers : null;
+  if (helpers) await helpers.begin(data);
 
   try {
     for (let epoch = 0; epoch < config.epochs; epoch++) {
@@ -93,7 +102,10 @@ export async function trainLocally(
           });
         }
         const indices = order.slice(batch * config.batchSize, (batch + 1) * config.batchSize);
-        const loss = await step(model, optimizer, variables, anchors, mu, data, indices, classes);
+        const run: StepInputs = { model, optimizer, variables, anchors, mu, data, classes };
+        const loss = helpers
+          ? await parallelStep(run, indices, helpers)
+          : await step(model, optimizer, variables, anchors, mu, data, indices, classes);
         if (!Number.isFinite(loss)) {
           throw new CohortError('TRAINING_FAILED', `loss became ${loss}: lower the learning rate`);
         }
@@ -194,6 +206,92 @@ async function step(
     tf.dispose([xs, ys]);
     crossEntropy?.dispose();
   }
+}
+
+/** What one optimizer step works on. */
+interface StepInputs {
+  model: tf.LayersModel;
+  optimizer: tf.Optimizer;
+  variables: tf.Variable[];
+  anchors: tf.Tensor[];
+  mu: number;
+  data: Dataset;
+  classes: number;
+}
+
+/**
+ * One optimizer step on the examples at `indices`, its gradient computed in parts: the helpers
+ * sum the cross-entropy gradients of all parts but the first at the current weights while this
+ * thread does the first; the sum over the batch, divided by its size, plus the proximal term's
+ * gradient, is the gradient {@link step} takes. Returns the batch's mean cross-entropy.
+ */
+async function parallelStep(
+  run: StepInputs,
+  indices: number[],
+  helpers: GradientHelpers,
+): Promise<number> {
+  const { variables, anchors, mu } = run;
+  const parts = splitBatch(indices, helpers.count + 1);
+  const weights = flattenValues(variables.map((v) => v.dataSync() as Float32Array));
+  const remote = helpers.compute(weights, parts.slice(1));
+  // The helpers run while this thread computes its part (tfjs kernels here are synchronous).
+  const { xs, ys } = makeBatch(run.data, parts[0]!, run.classes);
+  const batchSize = indices.length;
+  let localSum: tf.Scalar | undefined;
+  let grads: tf.NamedTensorMap | undefined;
+  try {
+    const result = tf.variableGrads(() => {
+      const logits = run.model.apply(xs, { training: true }) as tf.Tensor2D;
+      const ceSum = tf.losses.softmaxCrossEntropy<tf.Tensor2D, tf.Scalar>(
+        ys,
+        logits,
+        undefined,
+        undefined,
+        tf.Reduction.SUM,
+      );
+      localSum = tf.keep(ceSum.clone());
+      const ce = tf.div<tf.Scalar>(ceSum, batchSize);
+      if (anchors.length === 0) return ce;
+      const squaredDistance = tf.addN(
+        variables.map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]!))),
+      );
+      return tf.add<tf.Scalar>(ce, tf.mul(mu / 2, squaredDistance));
+    }, variables);
+    result.value.dispose();
+    grads = result.grads;
+    const helped = await remote;
+    const combined = grads;
+    tf.tidy(() => {
+      let offset = 0;
+      const total: tf.NamedTensorMap = {};
+      for (const v of variables) {
+        const size = v.size;
+        const part = helped.gradient.subarray(offset, offset + size);
+        offset += size;
+        total[v.name] = tf.add(combined[v.name]!, tf.tensor(part, v.shape).div(batchSize));
+      }
+      run.optimizer.applyGradients(total);
+    });
+    const local = localSum === undefined ? Number.NaN : (await localSum.data())[0]!;
+    return (local + helped.lossSum) / batchSize;
+  } finally {
+    tf.dispose([xs, ys]);
+    if (grads) tf.dispose(Object.values(grads));
+    localSum?.dispose();
+  }
+}
+
+/** Concatenates arrays (the trainable weights, in order) into one flat vector. */
+function flattenValues(arrays: readonly Float32Array[]): Float32Array {
+  let length = 0;
+  for (const a of arrays) length += a.length;
+  const out = new Float32Array(length);
+  let offset = 0;
+  for (const a of arrays) {
+    out.set(a, offset);
+    offset += a.length;
+  }
+  return out;
 }
 
 function checkFitConfig(config: FitConfig & { seed: number }): void {
