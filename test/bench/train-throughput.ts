@@ -2,6 +2,7 @@ import type { Dataset } from '../../shared/data/dataset';
 import { limitExamples } from '../../shared/data/dataset';
 import { buildModel } from '../../shared/model/build-model';
 import type { ModelSpec } from '../../shared/model/spec';
+import type { GradientHelpers } from '../../shared/training/gradient-helpers';
 import { trainLocally } from '../../shared/training/local-train';
 
 /**
@@ -13,7 +14,7 @@ import { trainLocally } from '../../shared/training/local-train';
 export async function trainingImagesPerSecond(
   spec: ModelSpec,
   data: Dataset,
-  options: { batch: number; epochs: number },
+  options: { batch: number; epochs: number; helpers?: GradientHelpers },
 ): Promise<number> {
   const model = buildModel(spec, 1);
   const config = {
@@ -23,10 +24,12 @@ export async function trainingImagesPerSecond(
     proximalMu: 0,
     seed: 1,
   };
+  const hooks = options.helpers ? { helpers: options.helpers } : {};
   try {
-    await trainLocally(model, limitExamples(data, options.batch), { ...config, epochs: 1 });
+    // The warm-up also starts any helper threads and hands them the data.
+    await trainLocally(model, limitExamples(data, options.batch), { ...config, epochs: 1 }, hooks);
     const start = performance.now();
-    await trainLocally(model, data, { ...config, epochs: options.epochs });
+    await trainLocally(model, data, { ...config, epochs: options.epochs }, hooks);
     const seconds = (performance.now() - start) / 1000;
     return (data.count * options.epochs) / seconds;
   } finally {

@@ -5,12 +5,14 @@
  * a client without tfjs-node is from native speed.
  */
 import { selectBackend } from '../../client-node/backend/select-backend';
+import { WorkerGradientHelpers } from '../../client-node/training/worker-gradient-helpers';
 import type { BackendPreference } from '../../client-node/backend/select-backend';
 import { limitExamples } from '../../shared/data/dataset';
 import { buildModel } from '../../shared/model/build-model';
 import { getModelSpec } from '../../shared/model/registry';
 import type { TaskName } from '../../shared/model/registry';
 import type { ModelSpec } from '../../shared/model/spec';
+import type { GradientHelpers } from '../../shared/training/gradient-helpers';
 import { cifar10Subset, syntheticData } from './bench-data';
 import type { BenchData } from './bench-data';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
@@ -27,6 +29,8 @@ interface CohortRun {
   batch: number;
   images: number;
   epochs: number;
+  /** Training threads: above 1, data-parallel steps on worker threads (cohort client --threads). */
+  threads: number;
 }
 
 /** What to measure for one model. */
@@ -38,18 +42,22 @@ interface ModelPlan {
 }
 
 const BATCH = 64;
-/** Cohort's training loop runs on one thread today (wasm without worker threads). */
-const COHORT_THREADS = 1;
 
-function plans(quick: boolean): ModelPlan[] {
+function plans(quick: boolean, threads: number): ModelPlan[] {
   const wasm = (images: number, epochs: number): CohortRun => ({
-    label: 'wasm + Cohort kernels',
+    label: 'wasm + Cohort kernels, 1 thread',
     backend: 'wasm',
     kernels: 'cohort',
     batch: BATCH,
     images,
     epochs,
+    threads: 1,
   });
+  // With one thread there is nothing to spread: the row is left out.
+  const parallel = (images: number, epochs: number): CohortRun[] =>
+    threads > 1
+      ? [{ ...wasm(images, epochs), label: `wasm + Cohort kernels, ${threads} threads`, threads }]
+      : [];
   const stock = (images: number, epochs: number): CohortRun => ({
     label: 'wasm, stock kernels',
     backend: 'wasm',
@@ -57,6 +65,7 @@ function plans(quick: boolean): ModelPlan[] {
     batch: BATCH,
     images,
     epochs,
+    threads: 1,
   });
   const cpu = (batch: number, images: number): CohortRun => ({
     label: 'cpu (plain JS)',
@@ -65,14 +74,19 @@ function plans(quick: boolean): ModelPlan[] {
     batch,
     images,
     epochs: 1,
+    threads: 1,
   });
   if (quick) {
     return [
-      { task: 'cifar10', torch: { images: 256, epochs: 1 }, runs: [wasm(256, 1), stock(256, 1)] },
+      {
+        task: 'cifar10',
+        torch: { images: 256, epochs: 1 },
+        runs: [wasm(256, 1), ...parallel(256, 1), stock(256, 1)],
+      },
       {
         task: 'mnist',
         torch: { images: 256, epochs: 1 },
-        runs: [wasm(256, 1), stock(256, 1), cpu(16, 32)],
+        runs: [wasm(256, 1), ...parallel(256, 1), stock(256, 1), cpu(16, 32)],
       },
     ];
   }
@@ -80,12 +94,12 @@ function plans(quick: boolean): ModelPlan[] {
     {
       task: 'cifar10',
       torch: { images: 1024, epochs: 2 },
-      runs: [wasm(1024, 2), stock(512, 2), cpu(16, 32)],
+      runs: [wasm(1024, 2), ...parallel(1024, 2), stock(512, 2), cpu(16, 32)],
     },
     {
       task: 'mnist',
       torch: { images: 1024, epochs: 2 },
-      runs: [wasm(1024, 2), stock(1024, 1), cpu(32, 128)],
+      runs: [wasm(1024, 2), ...parallel(1024, 2), stock(1024, 1), cpu(32, 128)],
     },
   ];
 }
@@ -109,24 +123,31 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
   const rows: BenchRow[] = [];
   let torchVersion: string | null = null;
 
-  for (const plan of plans(context.quick)) {
+  for (const plan of plans(context.quick, context.threads)) {
     const spec = getModelSpec(plan.task);
     const params = countParams(spec);
     const largest = Math.max(plan.torch.images, ...plan.runs.map((r) => r.images));
     const data = loadData(plan.task, spec, largest, context.repoRoot);
 
-    context.progress(
-      `training: ${plan.task} PyTorch reference (${plan.torch.images} images x ${plan.torch.epochs})`,
-    );
-    const torch = await runTorchReference(torchReference, spec, {
-      threads: context.threads,
-      batch: BATCH,
-      ...plan.torch,
-    });
-    if (torch.ok) torchVersion = torch.torchVersion;
-    rows.push(torchRow(plan, params, torch, context.threads));
+    // PyTorch at 1 thread and at --threads, so every Cohort row meets its own thread count.
+    const torchByThreads = new Map<number, TorchOutcome>();
+    for (const threads of new Set([1, context.threads])) {
+      context.progress(
+        `training: ${plan.task} PyTorch reference, ${threads} thread(s) ` +
+          `(${plan.torch.images} images x ${plan.torch.epochs})`,
+      );
+      const outcome = await runTorchReference(torchReference, spec, {
+        threads,
+        batch: BATCH,
+        ...plan.torch,
+      });
+      if (outcome.ok) torchVersion = outcome.torchVersion;
+      torchByThreads.set(threads, outcome);
+      rows.push(torchRow(plan, params, outcome, threads));
+    }
 
     for (const run of plan.runs) {
+      const torch = torchByThreads.get(run.threads)!;
       const base = {
         model: plan.task,
         params,
@@ -147,8 +168,12 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
         if (run.kernels === 'stock') modes.useStock();
         else modes.useCohort();
       }
+      const helpers =
+        run.threads > 1
+          ? new WorkerGradientHelpers({ count: run.threads - 1, spec, backend: 'wasm' })
+          : undefined;
       try {
-        const imgPerSec = await trainingThroughput(spec, data, run);
+        const imgPerSec = await trainingThroughput(spec, data, run, helpers);
         rows.push({
           ...base,
           imgPerSec,
@@ -157,6 +182,7 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
         });
       } finally {
         modes.useCohort();
+        await helpers?.close();
       }
     }
   }
@@ -165,20 +191,16 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
   notes.push(
     `Steady state: each Cohort row trains one untimed warm-up step, then times a trainLocally ` +
       `call (SGD lr 0.01; images = timed images x epochs); PyTorch runs ` +
-      `${torchReference.python} torch_reference.py --threads ${context.threads} --batch ${BATCH} ` +
-      `(random images, its own warm-up epoch).`,
+      `${torchReference.python} torch_reference.py --threads T --batch ${BATCH} for T = 1 ` +
+      `and T = --threads (${context.threads}) (random images, its own warm-up epoch).`,
+    `"N threads" rows: data-parallel steps as cohort client --threads N runs them (N - 1 worker ` +
+      'threads, each its own wasm instance, sum the gradients of their part of every batch; ' +
+      'one optimizer step on the main thread), compared with PyTorch at N threads.',
     '"wasm, stock kernels" = tfjs-backend-wasm\'s own Conv2DBackpropInput and MaxPoolGrad; ' +
       "Cohort's Conv2DBackpropFilter stays registered since stock wasm has none and cannot train a CNN.",
-    'vs torch = Cohort img/s / PyTorch img/s on the same model, measured in this run.',
+    'vs torch = Cohort img/s / PyTorch img/s on the same model at the same thread count, ' +
+      'measured in this run.',
   );
-  if (context.threads > COHORT_THREADS) {
-    notes.push(
-      `--threads ${context.threads}: PyTorch used ${context.threads} threads, Cohort used ` +
-        `${COHORT_THREADS} (its training loop is single-threaded today), so vs torch compares ` +
-        `one Cohort thread with ${context.threads} PyTorch threads; --threads 1 compares like ` +
-        'with like.',
-    );
-  }
   return {
     columns: [
       { key: 'model', label: 'model' },
@@ -199,17 +221,22 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
       python: torchReference.python,
       torchVersion,
       threads: context.threads,
-      cohortThreads: COHORT_THREADS,
       batch: BATCH,
     },
   };
 }
 
 /** Images per second of trainLocally for one planned run. */
-function trainingThroughput(spec: ModelSpec, data: BenchData, run: CohortRun): Promise<number> {
+function trainingThroughput(
+  spec: ModelSpec,
+  data: BenchData,
+  run: CohortRun,
+  helpers: GradientHelpers | undefined,
+): Promise<number> {
   return trainingImagesPerSecond(spec, limitExamples(data.data, run.images), {
     batch: run.batch,
     epochs: run.epochs,
+    ...(helpers ? { helpers } : {}),
   });
 }
 
