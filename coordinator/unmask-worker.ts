@@ -5,6 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { SEED_LENGTH, addMask } from '../shared/secagg/prg';
+import { allocateWrapVector } from '../shared/simd/kernels';
 import { errorMessage } from '../shared/errors';
 import type { SliceRequest, SliceResponse } from './unmask-slice-messages';
 
@@ -20,12 +21,13 @@ port.on('message', (request: SliceRequest) => {
 async function computeSlice(request: SliceRequest): Promise<SliceResponse> {
   const { id, start, length, seeds, signs } = request;
   try {
-    const sum = new Uint32Array(length);
+    const sum = allocateWrapVector(length); // SIMD kernel memory: masks are added vectorized
     for (let i = 0; i < signs.length; i++) {
       const seed = seeds.subarray(i * SEED_LENGTH, (i + 1) * SEED_LENGTH);
       await addMask(sum, seed, signs[i] === 1 ? 1 : -1, undefined, start);
     }
-    return { id, ok: true, sum };
+    // A copy: a wasm memory's buffer cannot be transferred, and the copy is one pass.
+    return { id, ok: true, sum: new Uint32Array(sum) };
   } catch (error) {
     return { id, ok: false, message: errorMessage(error) };
   } finally {

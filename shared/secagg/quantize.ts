@@ -1,4 +1,5 @@
 import { CohortError } from '../errors';
+import { allocateWrapVector } from '../simd/kernels';
 import type { SecAggConfig } from './params';
 import { MASKED_EXTRA_ELEMENTS } from './params';
 
@@ -81,7 +82,8 @@ export function quantizeWeightedUpdate(
   const weight = cappedWeight(exampleCount, config.weightCap);
   const clip = config.clipRange;
   const factor = weight * config.scale;
-  const out = new Uint32Array(update.length + MASKED_EXTRA_ELEMENTS);
+  // In SIMD kernel memory: every mask is then added to it with vector instructions.
+  const out = allocateWrapVector(update.length + MASKED_EXTRA_ELEMENTS);
   const random = new Uint32Array(Math.min(MAX_RANDOM_WORDS, update.length));
   for (let offset = 0; offset < update.length; offset += random.length) {
     const end = Math.min(update.length, offset + random.length);

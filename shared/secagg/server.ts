@@ -1,4 +1,5 @@
 import { CohortError } from '../errors';
+import { allocateWrapVector } from '../simd/kernels';
 import type { SecAggPhase } from './client';
 import { clientIdFromPublicKey } from '../identity';
 import { verifySignature } from './crypto-primitives';
@@ -240,7 +241,8 @@ export class SecAggServerRound {
       return { roundId: this.ctx.roundId, sharers, bundles: incoming };
     });
     this.bundles = new Map();
-    this.accumulator = new Uint32Array(this.options.config.vectorLength + MASKED_EXTRA_ELEMENTS);
+    // In SIMD kernel memory, so the fold of every masked input and the unmasking are vectorized.
+    this.accumulator = allocateWrapVector(this.options.config.vectorLength + MASKED_EXTRA_ELEMENTS);
     return requests;
   }
 
