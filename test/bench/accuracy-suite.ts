@@ -128,7 +128,8 @@ async function runAccuracySuite(context: SuiteContext): Promise<SuiteResult> {
   notes.push(
     `Federations: ${CLIENTS} Node clients and the coordinator in this process over loopback ` +
       'sockets, secure aggregation on, the coordinator defaults otherwise (FedAvg, 1 local ' +
-      'epoch, batch 32, SGD lr 0.1, every client every round); MNIST 60,000 training images, ' +
+      'epoch, batch 32, SGD lr 0.1, every client every round, --secure-bits auto); MNIST ' +
+      '60,000 training images, ' +
       'CIFAR-10 the 10,000-image subset, partitioned with the given seed; centralized ' +
       `evaluation on the ${context.quick ? 'first images of the' : 'whole'} test set after each ` +
       'round. A federation stops at the first round at or above the target, or at its round cap.',

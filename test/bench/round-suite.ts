@@ -112,7 +112,8 @@ async function runRoundSuite(context: SuiteContext): Promise<SuiteResult> {
       'the cohort, as it would on one machine, not as it would across N devices.',
     `Capped to fit 2 cores: each client trains at most ${maxExamples} examples per round ` +
       `(the coordinator's --max-examples; 1 epoch, batch 32, the other defaults), IID shards of ` +
-      `MNIST's 60,000; centralized evaluation on the first ${testLimit} test images.`,
+      `MNIST's 60,000; centralized evaluation on the first ${testLimit} test images. Secure ` +
+      'rounds use the default --secure-bits auto (the narrowest wire width safe for the cohort).',
     `Each cohort runs ${rounds} round${rounds === 1 ? '' : 's'} per mode` +
       (rounds > 1
         ? '; the first warms up kernels and models, and the table shows the fastest of the ' +
