@@ -362,20 +362,74 @@ export function allocateWrapVector(length: number): Uint32Array {
   );
 }
 
+/** A fold accumulator's memory, kept for reuse once its array is released or collected. */
+interface RecycledAccumulator {
+  key: string;
+  buffer: ArrayBuffer;
+  byteOffset: number;
+}
+
+/** Released accumulator memories by length and layout; at most two of each are kept. */
+const recycled = new Map<string, RecycledAccumulator[]>();
+const RECYCLED_PER_KEY = 2;
+
+function recycle(entry: RecycledAccumulator): void {
+  const list = recycled.get(entry.key) ?? [];
+  if (list.length < RECYCLED_PER_KEY) list.push(entry);
+  recycled.set(entry.key, list);
+}
+
+/** Returns a collected accumulator's memory to the pool (where FinalizationRegistry exists). */
+const collected =
+  typeof FinalizationRegistry === 'undefined'
+    ? null
+    : new FinalizationRegistry<RecycledAccumulator>(recycle);
+
 /**
  * A zeroed Float64Array of `length` elements that {@link weightedFoldInto} folds into with
  * SIMD; a plain Float64Array where the kernels are unavailable. Its instance holds 12 bytes an
  * element up to the staging limit (the sum and a float32 staging copy), 8 past it.
+ *
+ * A fresh wasm memory costs its first-touch page faults on every allocation (plain typed
+ * arrays mostly reuse freed heap pages), so the memory is recycled: after
+ * {@link releaseFoldAccumulator}, or once the returned array is garbage-collected. Keep no
+ * subarray or `buffer` of it beyond the array itself (StreamingWeightedMean never lets it out).
  */
 export function allocateFoldAccumulator(length: number): Float64Array {
-  return (
-    allocate(
-      length,
-      8,
-      length <= foldStagingLimit ? Math.max(length, SCRATCH_ELEMENTS) : SCRATCH_ELEMENTS,
-      (buffer, offset, n) => new Float64Array(buffer, offset, n),
-    ) ?? new Float64Array(length)
-  );
+  const scratchElements =
+    length <= foldStagingLimit ? Math.max(length, SCRATCH_ELEMENTS) : SCRATCH_ELEMENTS;
+  const key = `${length}:${scratchElements}`;
+  const reused = mode === 'auto' ? recycled.get(key)?.pop() : undefined;
+  let entry: RecycledAccumulator;
+  let sum: Float64Array;
+  if (reused !== undefined) {
+    entry = reused;
+    sum = new Float64Array(reused.buffer, reused.byteOffset, length);
+    sum.fill(0);
+  } else {
+    const fresh = allocate(length, 8, scratchElements, (buffer, offset, n) => {
+      return new Float64Array(buffer, offset, n);
+    });
+    if (fresh === null) return new Float64Array(length);
+    sum = fresh;
+    entry = { key, buffer: fresh.buffer, byteOffset: fresh.byteOffset };
+  }
+  collected?.register(sum, entry, sum);
+  return sum;
+}
+
+/**
+ * Hands an accumulator from {@link allocateFoldAccumulator} back for reuse now; the caller must
+ * not touch it (or any view of its memory) again. A no-op for a plain Float64Array.
+ */
+export function releaseFoldAccumulator(sum: Float64Array): void {
+  const kernel = instances.get(sum.buffer);
+  if (kernel === undefined || collected?.unregister(sum) === false) return;
+  recycle({
+    key: `${sum.length}:${kernel.scratchF32.length}`,
+    buffer: sum.buffer as ArrayBuffer,
+    byteOffset: sum.byteOffset,
+  });
 }
 
 function kernelFor(view: ArrayBufferView): KernelInstance | undefined {

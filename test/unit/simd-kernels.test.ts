@@ -5,6 +5,7 @@ import {
   SCRATCH_ELEMENTS,
   allocateFoldAccumulator,
   allocateWrapVector,
+  releaseFoldAccumulator,
   setFoldStagingLimit,
   setSimdMode,
   simdAvailable,
@@ -232,6 +233,24 @@ describe('SIMD weighted fold', () => {
         }
       }
     }
+  });
+
+  it('recycles a released accumulator memory, zeroed, once', () => {
+    const first = allocateFoldAccumulator(1001);
+    first.fill(7);
+    const buffer = first.buffer;
+    releaseFoldAccumulator(first);
+    releaseFoldAccumulator(first); // a second release is ignored: never handed out twice
+    releaseFoldAccumulator(new Float64Array(1001)); // a plain array: nothing to recycle
+    const again = allocateFoldAccumulator(1001);
+    expect(again.buffer).toBe(buffer);
+    expect(again.every((v) => v === 0)).toBe(true);
+    const other = allocateFoldAccumulator(1001);
+    expect(other.buffer).not.toBe(buffer);
+    // The recycled memory still folds with SIMD, bit-identically.
+    const vector = randomFloats(createRng(13), 1001);
+    expect(weightedFoldInto(again, vector, 3)).toBe(-1);
+    expect(firstDifference(again, referenceFold(new Float64Array(1001), vector, 3))).toBe(-1);
   });
 
   it('refuses vectors of another length', () => {
