@@ -50,13 +50,18 @@ function compute(
   id: number,
 ): GradientWorkerResponse {
   if (!model || !data) throw new Error('the gradient worker has no model or data yet');
-  let offset = 0;
-  for (const v of variables) {
-    if (offset + v.size > weights.length) throw new Error('weights are shorter than the model');
-    v.assign(tf.tensor(weights.subarray(offset, offset + v.size), v.shape));
-    offset += v.size;
+  let total = 0;
+  for (const v of variables) total += v.size;
+  if (total !== weights.length) {
+    throw new Error(`${weights.length} weights sent for a model of ${total}`);
   }
-  if (offset !== weights.length) throw new Error('weights are longer than the model');
+  tf.tidy(() => {
+    let offset = 0;
+    for (const v of variables) {
+      v.assign(tf.tensor(weights.subarray(offset, offset + v.size), v.shape));
+      offset += v.size;
+    }
+  });
   const gradient = new Float32Array(weights.length);
   let lossSum = 0;
   for (const part of parts) {

@@ -62,13 +62,16 @@ class GradientWorker {
   }
 
   async compute(weights: Float32Array, parts: number[][]): Promise<HelperGradients> {
-    await this.ready;
+    // Posted before any await: the caller computes its own part synchronously right after this
+    // call returns, and a message posted later would wait for that, serializing the threads.
+    // The worker handles messages in order, so this one follows its initialisation.
     const id = this.nextId++;
     const copy = weights.slice();
-    const response = await new Promise<GradientWorkerResponse>((resolve, reject) => {
+    const answer = new Promise<GradientWorkerResponse>((resolve, reject) => {
       this.waiters.set(id, { resolve, reject });
-      this.send({ type: 'compute', id, weights: copy, parts }, [copy.buffer]);
     });
+    this.send({ type: 'compute', id, weights: copy, parts }, [copy.buffer]);
+    const response = await answer;
     if (response.type !== 'result') throw failure(response);
     return { gradient: response.gradient, lossSum: response.lossSum };
   }
