@@ -14,6 +14,7 @@ import type { TaskName } from '../../shared/model/registry';
 import type { ModelSpec } from '../../shared/model/spec';
 import type { GradientHelpers } from '../../shared/training/gradient-helpers';
 import { cifar10Subset, syntheticData } from './bench-data';
+import { maskingMs } from './masking-cost';
 import type { BenchData } from './bench-data';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
 import { trainingImagesPerSecond } from './train-throughput';
@@ -187,6 +188,8 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
     }
   }
   await selectBackend({ preferred: 'wasm' });
+  const masking = await maskingAgainstEpoch(rows, context);
+  notes.push(...masking.notes);
 
   notes.push(
     `Steady state: each Cohort row trains one untimed warm-up step, then times a trainLocally ` +
@@ -196,7 +199,8 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
     `"N threads" rows: data-parallel steps as cohort client --threads N runs them (N - 1 worker ` +
       'threads, each its own wasm instance, sum the gradients of their part of every batch; ' +
       'one optimizer step on the main thread), compared with PyTorch at N threads.',
-    '"wasm, stock kernels" = tfjs-backend-wasm\'s own Conv2DBackpropInput and MaxPoolGrad; ' +
+    '"wasm, stock kernels" = tfjs-backend-wasm\'s own Conv2DBackpropInput, MaxPoolGrad, ' +
+      'BatchMatMul and Sum; ' +
       "Cohort's Conv2DBackpropFilter stays registered since stock wasm has none and cannot train a CNN.",
     'vs torch = Cohort img/s / PyTorch img/s on the same model at the same thread count, ' +
       'measured in this run.',
@@ -222,8 +226,40 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
       torchVersion,
       threads: context.threads,
       batch: BATCH,
+      masking: masking.details,
     },
   };
+}
+
+/**
+ * A client's secure masking on the cifar10 network next to one local epoch of it on its shard
+ * (the CIFAR-10 subset's 10,000 images split over the cohort), at the measured 1-thread rate.
+ */
+async function maskingAgainstEpoch(
+  rows: readonly BenchRow[],
+  context: SuiteContext,
+): Promise<{ notes: string[]; details: Record<string, unknown>[] }> {
+  const rate = rows.find(
+    (r) => r.model === 'cifar10' && r.implementation === 'Cohort wasm + Cohort kernels, 1 thread',
+  )?.imgPerSec;
+  if (typeof rate !== 'number') return { notes: [], details: [] };
+  const params = countParams(getModelSpec('cifar10'));
+  const notes: string[] = [];
+  const details: Record<string, unknown>[] = [];
+  for (const clients of context.quick ? [10] : [10, 100]) {
+    context.progress(`training: secure masking cost, cifar10, ${clients} clients`);
+    const ms = await maskingMs(params, clients - 1);
+    const shard = Math.floor(10_000 / clients);
+    const epochMs = (shard / rate) * 1000;
+    details.push({ clients, params, maskingMs: ms, shard, epochMs, fraction: ms / epochMs });
+    notes.push(
+      `Secure masking, cifar10 (${params} params), ${clients}-client round: quantizing and ` +
+        `adding ${clients} masks (self + ${clients - 1} pairwise) costs ${ms.toFixed(1)} ms, ` +
+        `${((100 * ms) / epochMs).toFixed(1)}% of one local epoch on a ${shard}-image shard ` +
+        `(${(epochMs / 1000).toFixed(2)} s at the 1-thread rate above; target <= 20%).`,
+    );
+  }
+  return { notes, details };
 }
 
 /** Images per second of trainLocally for one planned run. */
