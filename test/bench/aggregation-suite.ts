@@ -7,7 +7,8 @@
 import { createCipheriv, createHash } from 'node:crypto';
 import { StreamingWeightedMean } from '../../shared/aggregation/streaming-weighted-mean';
 import { createRng } from '../../shared/random';
-import { addMask, setPrgBackend } from '../../shared/secagg/prg';
+import { addMask, setPrgBackend, wrapAddInto } from '../../shared/secagg/prg';
+import { allocateWrapVector, setSimdMode, simdAvailable } from '../../shared/simd/kernels';
 import type { WeightManifest } from '../../shared/weights/codec';
 import { bytesToFloats, floatsToBytes, hashWeights } from '../../shared/weights/codec';
 import type { BenchRow, BenchSuite, SuiteContext, SuiteResult } from './bench-types';
@@ -24,8 +25,9 @@ interface Update {
 export const aggregationSuite: BenchSuite = {
   name: 'aggregation',
   description:
-    'StreamingWeightedMean and the weight codec (floatsToBytes, bytesToFloats, hashWeights) ' +
-    'on 0.1M and 1.2M floats vs naive per-client buffers and JSON arrays',
+    'StreamingWeightedMean, the secure uint32 fold and the weight codec (floatsToBytes, ' +
+    'bytesToFloats, hashWeights) on 0.1M and 1.2M floats vs naive per-client buffers, the JS ' +
+    'loops, JSON arrays and a plain copy',
   run: runAggregationSuite,
 };
 
@@ -43,6 +45,9 @@ async function runAggregationSuite(context: SuiteContext): Promise<SuiteResult> 
     const updates = makeUpdates(length, clients, length);
     context.progress(`aggregation: weighted mean of ${clients} x ${length} floats`);
     rows.push(...(await meanRows(updates, timing, notes)));
+    rows.push(...(await foldRows(updates, timing)));
+    context.progress(`aggregation: secure fold of ${clients} x ${length} masked elements`);
+    rows.push(...(await secureFoldRows(length, clients, timing, notes)));
     context.progress(`aggregation: codec on ${length} floats`);
     rows.push(...(await codecRows(updates[0]!.vector, timing, notes)));
     context.progress(`aggregation: mask generation on ${length} elements`);
@@ -59,6 +64,24 @@ async function runAggregationSuite(context: SuiteContext): Promise<SuiteResult> 
       'time of a bare AES-256-CTR keystream from node:crypto (64 KiB calls, nothing added) / ' +
       "addMask's time, so 1 would be the machine's single-core AES speed. The copy row under " +
       'each weighted mean is the memory-bandwidth ceiling for those bytes.',
+    'Bandwidth: a Float32Array copy moves 8 bytes per element (4 read + 4 written). The ' +
+      'weighted fold moves 20 (4 read of the update, 8 read + 8 written of the float64 sum), so ' +
+      'at the same bytes/s it could reach at best ~0.4x the copy speed per element; the SIMD ' +
+      'kernel also reads each update twice through a 64 KiB scratch (finiteness scan first, ' +
+      'then the fold), 24 bytes. The secure uint32 fold moves 12 (4 read of the input, 4 read ' +
+      '+ 4 written of the accumulator) plus the 8 of its scratch copy in cache: ceiling ~0.67x. ' +
+      '"copy speed" in a note = copy time / that row\'s time for the same elements.',
+    `SIMD rows: WebAssembly SIMD kernels (shared/simd) ${simdAvailable() ? 'ran' : 'were NOT available, so the JS loops ran'}; ` +
+      'the JS-loop rows force the fallback (setSimdMode("js")) in the same run. Secure fold: ' +
+      'wrapAddInto of each masked input into one accumulator, from allocateWrapVector (SIMD) or ' +
+      'a plain Uint32Array (JS loop); speedup = JS loop time / SIMD time. Weighted fold: ' +
+      'StreamingWeightedMean.add of every update into an existing accumulator (the per-update ' +
+      'cost of a round); the weighted-mean rows add a fresh accumulator and mean(). A fresh ' +
+      'wasm memory pays first-touch page faults (~3 ms per MiB on this machine) where a plain ' +
+      'Float64Array mostly reuses freed heap pages; a SIMD accumulator recycles its memory ' +
+      'after release() (the "+ release()" row: each round releases its mean once taken) or ' +
+      'once the previous one is garbage-collected, which this back-to-back loop rarely allows, ' +
+      'so the plain "(SIMD)" row is its worst case.',
     'floatsToBytes and aligned bytesToFloats return zero-copy views on little-endian hosts ' +
       '(constant time, so no MB/s); the unaligned decode (a Node Buffer at an odd offset, as ' +
       'socket.io may hand over) must copy.',
@@ -87,6 +110,10 @@ async function meanRows(
   const length = updates[0]!.vector.length;
   const payload = updates.length * length * 4;
   const cohort = await measure(() => streamingMean(updates), timing);
+  const released = await measure(() => streamingMean(updates, true), timing);
+  setSimdMode('js');
+  const jsLoops = await measure(() => streamingMean(updates), timing);
+  setSimdMode('auto');
   const naive = await measure(() => naiveMean(updates), timing);
   const difference = maxAbsDifference(streamingMean(updates), naiveMean(updates));
   if (difference > 1e-6) {
@@ -99,10 +126,107 @@ async function meanRows(
     const target = new Float32Array(length);
     for (const update of updates) target.set(update.vector);
   }, timing);
+  const copySpeed = (m: Measurement): string =>
+    `${(copy.medianMs / m.medianMs).toFixed(2)}x copy speed`;
   return [
-    row(operation, 'StreamingWeightedMean', cohort, naive, held(length * 8)),
+    row(
+      operation,
+      'StreamingWeightedMean (SIMD)',
+      cohort,
+      naive,
+      `${held(length * (simdAvailable() ? 12 : 8))} (sum + staging); ${copySpeed(cohort)}`,
+    ),
+    row(
+      operation,
+      'StreamingWeightedMean (SIMD) + release()',
+      released,
+      naive,
+      `memory recycled; ${copySpeed(released)}`,
+    ),
+    row(
+      operation,
+      'StreamingWeightedMean, JS loops',
+      jsLoops,
+      naive,
+      `${held(length * 8)}; ${copySpeed(jsLoops)}`,
+    ),
     row(operation, 'naive: buffers + reduce', naive, null, held(payload)),
-    row(operation, 'ceiling: Float32Array copy', copy, null, 'same bytes, no arithmetic'),
+    row(operation, 'ceiling: Float32Array copy', copy, null, '8 B/element, no arithmetic'),
+  ];
+}
+
+/**
+ * The fold alone, as the coordinator runs it once per update all round: StreamingWeightedMean.add
+ * into an accumulator that already exists (its pages touched), SIMD vs the JS loops, next to a
+ * copy of the same updates into an existing Float32Array.
+ */
+async function foldRows(updates: Update[], timing: MeasureOptions): Promise<BenchRow[]> {
+  const length = updates[0]!.vector.length;
+  const simdMean = new StreamingWeightedMean(length);
+  setSimdMode('js');
+  const jsMean = new StreamingWeightedMean(length); // a plain Float64Array accumulator
+  setSimdMode('auto');
+  const foldAll = (mean: StreamingWeightedMean) => (): void => {
+    for (const update of updates) mean.add(update.vector, update.weight);
+  };
+  const simd = await measure(foldAll(simdMean), timing);
+  setSimdMode('js');
+  const jsLoops = await measure(foldAll(jsMean), timing);
+  setSimdMode('auto');
+  const target = new Float32Array(length);
+  const copy = await measure(() => {
+    for (const update of updates) target.set(update.vector);
+  }, timing);
+  const operation = `weighted fold, ${updates.length} updates`;
+  const row = rowMaker(length, updates.length * length * 4);
+  const copySpeed = (m: Measurement): string =>
+    `${(copy.medianMs / m.medianMs).toFixed(2)}x copy speed; 20 B/element`;
+  return [
+    row(operation, 'StreamingWeightedMean.add, SIMD', simd, jsLoops, copySpeed(simd)),
+    row(operation, 'StreamingWeightedMean.add, JS loops', jsLoops, null, copySpeed(jsLoops)),
+    row(operation, 'ceiling: Float32Array copy', copy, null, '8 B/element, no arithmetic'),
+  ];
+}
+
+/**
+ * The coordinator's secure fold: `inputs` masked uint32 vectors wrap-added (mod 2^32) into one
+ * accumulator with wrapAddInto, SIMD (accumulator from allocateWrapVector) vs the JS loop (a
+ * plain Uint32Array), next to a plain copy of the same inputs.
+ */
+async function secureFoldRows(
+  length: number,
+  inputs: number,
+  timing: MeasureOptions,
+  notes: string[],
+): Promise<BenchRow[]> {
+  const rng = createRng(length + 1);
+  const masked = Array.from({ length: inputs }, () =>
+    Uint32Array.from({ length }, () => Math.floor(rng.next() * 2 ** 32)),
+  );
+  const foldAll = (accumulator: Uint32Array) => (): void => {
+    for (const input of masked) wrapAddInto(accumulator, 0, input, 1);
+  };
+  const simdAccumulator = allocateWrapVector(length);
+  const plainAccumulator = new Uint32Array(length);
+  foldAll(simdAccumulator)();
+  foldAll(plainAccumulator)();
+  if (!simdAccumulator.every((v, i) => v === plainAccumulator[i])) {
+    notes.push(`WARNING: SIMD and JS secure folds differ at ${length} elements: a kernel bug`);
+  }
+  const simd = await measure(foldAll(simdAccumulator), timing);
+  const jsLoop = await measure(foldAll(plainAccumulator), timing);
+  const target = new Uint32Array(length);
+  const copy = await measure(() => {
+    for (const input of masked) target.set(input);
+  }, timing);
+  const operation = `secure fold, ${inputs} inputs`;
+  const row = rowMaker(length, inputs * length * 4);
+  const copySpeed = (m: Measurement): string =>
+    `${(copy.medianMs / m.medianMs).toFixed(2)}x copy speed`;
+  return [
+    row(operation, 'wrapAddInto, SIMD', simd, jsLoop, `${copySpeed(simd)}; 12 B/element`),
+    row(operation, 'wrapAddInto, JS loop', jsLoop, null, `${copySpeed(jsLoop)}; 12 B/element`),
+    row(operation, 'ceiling: Uint32Array copy', copy, null, '8 B/element, no arithmetic'),
   ];
 }
 
@@ -230,10 +354,13 @@ function makeUpdates(length: number, clients: number, seed: number): Update[] {
   });
 }
 
-function streamingMean(updates: Update[]): Float32Array {
+/** One round's mean; with `release`, the accumulator goes back for the next round's. */
+function streamingMean(updates: Update[], release = false): Float32Array {
   const mean = new StreamingWeightedMean(updates[0]!.vector.length);
   for (const update of updates) mean.add(update.vector, update.weight);
-  return mean.mean();
+  const result = mean.mean();
+  if (release) mean.release();
+  return result;
 }
 
 /** The straightforward version: keep every update until the round ends, then reduce. */

@@ -1,3 +1,4 @@
+import { StreamingWeightedMean } from '../../shared/aggregation/streaming-weighted-mean';
 import { createRng } from '../../shared/random';
 import type { Rng } from '../../shared/random';
 import { wrapAddInto } from '../../shared/secagg/prg';
@@ -251,6 +252,21 @@ describe('SIMD weighted fold', () => {
     const vector = randomFloats(createRng(13), 1001);
     expect(weightedFoldInto(again, vector, 3)).toBe(-1);
     expect(firstDifference(again, referenceFold(new Float64Array(1001), vector, 3))).toBe(-1);
+  });
+
+  it('StreamingWeightedMean.release recycles its accumulator and ends the mean', () => {
+    const first = new StreamingWeightedMean(300);
+    first.add(new Float32Array(300).fill(2), 1);
+    expect(first.mean()[299]).toBe(2);
+    first.release();
+    first.release(); // idempotent
+    expect(() => first.add(new Float32Array(300), 1)).toThrow(/released/);
+    expect(() => first.mean()).toThrow(/released/);
+    // The next mean of this length starts from the recycled (zeroed) memory.
+    const next = new StreamingWeightedMean(300);
+    next.add(new Float32Array(300).fill(4), 3);
+    next.add(new Float32Array(300).fill(1), 1);
+    expect(Array.from(next.mean().subarray(0, 3))).toEqual([3.25, 3.25, 3.25]);
   });
 
   it('refuses vectors of another length', () => {
