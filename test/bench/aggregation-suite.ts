@@ -60,7 +60,8 @@ async function runAggregationSuite(context: SuiteContext): Promise<SuiteResult> 
     'Naive mean: keeps a copy of every update, then one Array.reduce over the clients per ' +
       'parameter (memory grows with the cohort). Naive codec: JSON.stringify(Array.from(floats)), ' +
       'Float32Array.from(JSON.parse(text)), SHA-256 (node:crypto) of the JSON text.',
-    'Mask rows: addMask (target += PRG(seed) mod 2^32) under each PRG backend; speedup = the ' +
+    'Mask rows: addMask (target += PRG(seed) mod 2^32) under each PRG backend, into a plain ' +
+      'Uint32Array (JS loop) or an allocateWrapVector target (SIMD wrap-add); speedup = the ' +
       'time of a bare AES-256-CTR keystream from node:crypto (64 KiB calls, nothing added) / ' +
       "addMask's time, so 1 would be the machine's single-core AES speed. The copy row under " +
       'each weighted mean is the memory-bandwidth ceiling for those bytes.',
@@ -293,20 +294,28 @@ async function maskRows(length: number, timing: MeasureOptions): Promise<BenchRo
       cipher.update(zeros.subarray(0, Math.min(zeros.length, length * 4 - offset)));
     }
   }, timing);
-  const timed = async (backend: 'node-cipher' | 'webcrypto'): Promise<Measurement> => {
+  const simdTarget = allocateWrapVector(length);
+  const timed = async (
+    backend: 'node-cipher' | 'webcrypto',
+    into: Uint32Array = target,
+  ): Promise<Measurement> => {
     setPrgBackend(backend);
     try {
-      return await measure(() => addMask(target, seed, 1), timing);
+      return await measure(() => addMask(into, seed, 1), timing);
     } finally {
       setPrgBackend('auto');
     }
   };
   const viaNode = await timed('node-cipher');
+  const viaNodeSimd = await timed('node-cipher', simdTarget);
+  const viaWebCryptoSimd = await timed('webcrypto', simdTarget);
   const viaWebCrypto = await timed('webcrypto');
   const row = rowMaker(length, length * 4);
   return [
-    row('add mask', 'addMask, node:crypto cipher', viaNode, keystream, 'default in Node'),
-    row('add mask', 'addMask, WebCrypto', viaWebCrypto, keystream, 'browsers'),
+    row('add mask', 'addMask, node:crypto cipher', viaNode, keystream, 'plain Uint32Array'),
+    row('add mask', 'addMask, node:crypto, SIMD', viaNodeSimd, keystream, 'allocateWrapVector'),
+    row('add mask', 'addMask, WebCrypto', viaWebCrypto, keystream, 'browsers; plain'),
+    row('add mask', 'addMask, WebCrypto, SIMD', viaWebCryptoSimd, keystream, 'allocateWrapVector'),
     row(
       'add mask',
       'ceiling: AES-256-CTR keystream',
