@@ -14,7 +14,8 @@ import { allocateFoldAccumulator, releaseFoldAccumulator, weightedFoldInto } fro
  * and folds 128 bits per instruction; the sums are bit-identical to the JavaScript loop's.
  */
 export class StreamingWeightedMean {
-  private readonly sum: Float64Array;
+  /** Allocated by the first add: a mean never fed (a secure round's) costs no memory. */
+  private sum: Float64Array | null = null;
   private added = 0;
   private released = false;
   private weightSum = 0;
@@ -26,7 +27,6 @@ export class StreamingWeightedMean {
         `accumulator length must be a positive integer, got ${length}`,
       );
     }
-    this.sum = allocateFoldAccumulator(length);
   }
 
   /** Number of vectors folded in so far. */
@@ -60,6 +60,7 @@ export class StreamingWeightedMean {
       );
     }
     // Checks every element before it accumulates any: a rejected vector changes nothing.
+    this.sum ??= allocateFoldAccumulator(this.length);
     const index = weightedFoldInto(this.sum, vector, weight);
     if (index >= 0) {
       throw new CohortError('UPDATE_NON_FINITE', `update has ${vector[index]} at index ${index}`, {
@@ -80,8 +81,9 @@ export class StreamingWeightedMean {
       throw new CohortError('ROUND_ABORTED', 'no updates were added to the average');
     }
     const out = new Float32Array(this.length);
+    const sum = this.sum!; // allocated by the first add
     // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
-    for (let i = 0; i < this.length; i++) out[i] = this.sum[i]! / this.weightSum;
+    for (let i = 0; i < this.length; i++) out[i] = sum[i]! / this.weightSum;
     return out;
   }
 
@@ -94,7 +96,7 @@ export class StreamingWeightedMean {
   release(): void {
     if (this.released) return;
     this.released = true;
-    releaseFoldAccumulator(this.sum);
+    if (this.sum !== null) releaseFoldAccumulator(this.sum);
   }
 
   private checkNotReleased(): void {
