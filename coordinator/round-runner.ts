@@ -135,6 +135,7 @@ export async function runRound(
     failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
   } else if (!secure) {
     meanDelta = mean.mean();
+    mean.release(); // its wasm memory goes to the next round's mean (no first-touch faults)
   } else {
     const outcome = await secureAggregate(ctx, round, roundId, global, fit.accepted);
     const survivors = new Set(outcome.result?.survivors);
