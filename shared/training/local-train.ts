@@ -33,7 +33,8 @@ export interface TrainingHooks {
   shouldStop?(): boolean;
   /**
    * Other threads that compute parts of each step's gradient (data parallelism): the same
-   * full-batch step, spread over cores. Without them every step runs on this thread.
+   * full-batch step, spread over cores, used when the first steps measure it faster (see
+   * StepRace). Without them every step runs on this thread.
    */
   helpers?: GradientHelpers;
 }
@@ -46,6 +47,11 @@ export interface LocalTrainResult {
   numExamples: number;
   /** Optimizer steps taken. */
   steps: number;
+  /**
+   * Threads the steps ran on after the race between the parallel and the single-thread step
+   * (1 without helpers, or when one thread was faster).
+   */
+  threads: number;
 }
 
 /** Outcome of an evaluation. */
@@ -90,6 +96,7 @@ export async function trainLocally(
   let epochLoss = 0;
   const helpers = hooks.helpers !== undefined && hooks.helpers.count > 0 ? hooks.helpers : null;
   if (helpers) await helpers.begin(data);
+  const race = new StepRace();
 
   try {
     for (let epoch = 0; epoch < config.epochs; epoch++) {
@@ -103,9 +110,14 @@ export async function trainLocally(
         }
         const indices = order.slice(batch * config.batchSize, (batch + 1) * config.batchSize);
         const run: StepInputs = { model, optimizer, variables, anchors, mu, data, classes };
-        const loss = helpers
+        const parallel = helpers !== null && race.next() === 'parallel';
+        const started = performance.now();
+        const loss = parallel
           ? await parallelStep(run, indices, helpers)
           : await step(model, optimizer, variables, anchors, mu, data, indices, classes);
+        if (helpers !== null && indices.length === config.batchSize) {
+          race.record(parallel ? 'parallel' : 'single', performance.now() - started);
+        }
         if (!Number.isFinite(loss)) {
           throw new CohortError('TRAINING_FAILED', `loss became ${loss}: lower the learning rate`);
         }
@@ -119,7 +131,45 @@ export async function trainLocally(
     optimizer.dispose();
     tf.dispose(anchors);
   }
-  return { loss: epochLoss / data.count, numExamples: data.count, steps };
+  return {
+    loss: epochLoss / data.count,
+    numExamples: data.count,
+    steps,
+    threads: helpers !== null && race.winner !== 'single' ? helpers.count + 1 : 1,
+  };
+}
+
+/** Steps of each kind timed before the faster is kept for the rest of the run. */
+const RACE_STEPS = 3;
+
+/**
+ * Whether spreading a step over threads pays is measured, not assumed: for a small network the
+ * threads' overhead and their contention for the cores (garbage collection, caches) can cost
+ * more than the halved batch saves. The first full batches alternate between the parallel and
+ * the single-thread step (the same mathematics either way), and the one with the lower median
+ * time is kept for the rest of the run.
+ */
+class StepRace {
+  private readonly times = { parallel: [] as number[], single: [] as number[] };
+  winner: 'parallel' | 'single' | null = null;
+
+  next(): 'parallel' | 'single' {
+    if (this.winner !== null) return this.winner;
+    return this.times.parallel.length <= this.times.single.length ? 'parallel' : 'single';
+  }
+
+  record(kind: 'parallel' | 'single', ms: number): void {
+    if (this.winner !== null) return;
+    this.times[kind].push(ms);
+    if (this.times.parallel.length >= RACE_STEPS && this.times.single.length >= RACE_STEPS) {
+      this.winner = median(this.times.parallel) < median(this.times.single) ? 'parallel' : 'single';
+    }
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 /**
