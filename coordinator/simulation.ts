@@ -5,7 +5,7 @@ import { connectNodeClient } from '../client-node/node-client';
 import type { NodeClient } from '../client-node/node-client';
 import type { Dataset } from '../shared/data/dataset';
 import { limitExamples, selectExamples } from '../shared/data/dataset';
-import { parsePartitionSpec, partitionIndices } from '../shared/data/partition';
+import { parsePartitionSpec, partitionClients } from '../shared/data/partition';
 import type { TaskName } from '../shared/model/registry';
 import { CohortError } from '../shared/errors';
 import { generateIdentity } from '../shared/identity';
@@ -63,14 +63,9 @@ export async function simulate(options: SimulationOptions): Promise<RunHistory> 
     throw new CohortError('CONFIG_INVALID', '--dropout must be in [0, 1)');
   const spec = parsePartitionSpec(options.partition ?? 'iid');
   const { train, test } = options.data;
-  const trainParts = partitionIndices(train.labels, train.classes, options.clients, spec, seed);
-  const testParts = partitionIndices(
-    test.labels,
-    test.classes,
-    options.clients,
-    { kind: 'iid' },
-    seed + 1,
-  );
+  const parts = partitionClients(options.data, options.clients, spec, seed);
+  const trainParts = parts.train;
+  const testParts = parts.test;
   if (trainParts.some((p) => p.length === 0)) {
     throw new CohortError(
       'CONFIG_INVALID',

@@ -3,6 +3,7 @@
  * differently on IID and on label-skewed data, so experiments name the split explicitly
  * ('iid', 'dirichlet:0.5', 'shards:2') and a seed makes it reproducible everywhere.
  */
+import type { Dataset } from './dataset';
 import { CohortError } from '../errors';
 import { createRng } from '../random';
 import type { Rng } from '../random';
@@ -239,4 +240,22 @@ function fillEmptyClients(parts: number[][]): void {
     if (donor.length < 2) return;
     part.push(donor.pop()!);
   }
+}
+
+/**
+ * Each client's train and test indices for a simulated federation: the training set split by
+ * `spec`, the test set split IID (with seed + 1), so every client evaluates on a representative
+ * slice whatever skew its training data has. One definition for simulate() and the benches.
+ */
+export function partitionClients(
+  data: { train: Dataset; test: Dataset },
+  clients: number,
+  spec: PartitionSpec,
+  seed: number,
+): { train: number[][]; test: number[][] } {
+  const { train, test } = data;
+  return {
+    train: partitionIndices(train.labels, train.classes, clients, spec, seed),
+    test: partitionIndices(test.labels, test.classes, clients, { kind: 'iid' }, seed + 1),
+  };
 }

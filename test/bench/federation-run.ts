@@ -17,7 +17,7 @@ import { Coordinator } from '../../coordinator/coordinator';
 import type { RoundHistoryEntry } from '../../coordinator/history';
 import type { Dataset } from '../../shared/data/dataset';
 import { limitExamples, selectExamples } from '../../shared/data/dataset';
-import { parsePartitionSpec, partitionIndices } from '../../shared/data/partition';
+import { parsePartitionSpec, partitionClients } from '../../shared/data/partition';
 import { generateIdentity } from '../../shared/identity';
 import type { TaskName } from '../../shared/model/registry';
 import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../../shared/secagg/params';
@@ -77,14 +77,9 @@ export async function runFederation(options: FederationOptions): Promise<Federat
   const seed = options.seed ?? 0;
   const { train, test } = options.data;
   const spec = parsePartitionSpec(options.partition ?? 'iid');
-  const trainParts = partitionIndices(train.labels, train.classes, options.clients, spec, seed);
-  const testParts = partitionIndices(
-    test.labels,
-    test.classes,
-    options.clients,
-    { kind: 'iid' },
-    seed + 1,
-  );
+  const parts = partitionClients(options.data, options.clients, spec, seed);
+  const trainParts = parts.train;
+  const testParts = parts.test;
   const shards = trainParts.map((part) =>
     limitExamples(selectExamples(train, part), options.limit),
   );
