@@ -1,6 +1,7 @@
 import { CohortError } from '../errors';
 import { bytesToUint32LE, uint32ToBytesLE } from './encoding';
 import { wrapAddInto } from './prg';
+import { SIMD_MIN_ELEMENTS, simdAddPacked, simdPackLowBits } from '../simd/kernels';
 
 /**
  * The packed wire encoding of a masked vector. Masks and sums live mod 2^32, but a config of
@@ -14,11 +15,11 @@ import { wrapAddInto } from './prg';
  */
 
 /** Bytes one element takes on the wire at `bits` (16, 24 or 32). */
-export function packedElementBytes(bits: number): number {
+export function packedElementBytes(bits: number): 2 | 3 | 4 {
   if (bits !== 16 && bits !== 24 && bits !== 32) {
     throw new CohortError('CONFIG_UNSAFE', `no packed encoding of ${bits} bits`);
   }
-  return bits / 8;
+  return (bits / 8) as 2 | 3 | 4;
 }
 
 /**
@@ -31,6 +32,8 @@ export function packLowBits(values: Uint32Array, bits: number): Uint8Array {
   if (width === 4) return uint32ToBytesLE(values);
   const n = values.length;
   const out = new Uint8Array(n * width);
+  // A client's masked vector (allocateWrapVector) lives in a SIMD kernel's memory: packed there.
+  if (n >= SIMD_MIN_ELEMENTS && simdPackLowBits(values, out, width)) return out;
   // Uint8Array stores keep the low 8 bits of what is assigned: no masking needed.
   if (width === 3) {
     for (let i = 0, j = 0; i < n; i++, j += 3) {
@@ -52,9 +55,11 @@ export function packLowBits(values: Uint32Array, bits: number): Uint8Array {
 /**
  * target[i] += the i-th packed element (mod 2^32) for every element of `target`: the
  * coordinator's fold of one masked input, unpacking and adding in one pass so no per-client
- * Uint32Array is built. At 32 bits it is {@link wrapAddInto} over a view of the bytes (a copy
- * only when they are not 4-byte aligned). Throws UPDATE_SHAPE unless `packed` holds exactly
- * target.length elements of `bits / 8` bytes.
+ * Uint32Array is built. Into a target from allocateWrapVector (the coordinator's accumulator)
+ * the SIMD kernels unpack and add (shared/simd/kernels.ts, simdAddPacked); otherwise, at 32
+ * bits, {@link wrapAddInto} over a view of the bytes (a copy only when they are not 4-byte
+ * aligned), and at 24 or 16 bits the JavaScript loop below, with identical results. Throws
+ * UPDATE_SHAPE unless `packed` holds exactly target.length elements of `bits / 8` bytes.
  */
 export function addPackedInto(target: Uint32Array, packed: Uint8Array, bits: number): void {
   const width = packedElementBytes(bits);
@@ -65,6 +70,9 @@ export function addPackedInto(target: Uint32Array, packed: Uint8Array, bits: num
       `packed vector has ${packed.length} bytes, ${n} elements of ${bits} bits need ${n * width}`,
     );
   }
+  // A target from allocateWrapVector lives in a SIMD kernel's memory: unpacked there, 128 bits
+  // at a time, from a copy of the bytes in its scratch region (so alignment does not matter).
+  if (n >= SIMD_MIN_ELEMENTS && simdAddPacked(target, packed, width)) return;
   if (width === 4) {
     wrapAddInto(target, 0, bytesToUint32LE(packed), 1);
     return;

@@ -225,8 +225,10 @@ export async function addMask(
 
 /**
  * target[offset + i] += sign * source[i] (mod 2^32) for every i: the one inner loop of masking,
- * unmasking and the coordinator's fold of masked inputs. Unrolled by four, which V8 runs about
- * 1.5x faster than the plain loop (it does not vectorize either); Uint32Array stores wrap.
+ * unmasking and the coordinator's fold of masked inputs. A target from allocateWrapVector (at
+ * least SIMD_MIN_ELEMENTS long) takes the SIMD wrap-add kernel (shared/simd/kernels.ts);
+ * anything else the JavaScript loop, unrolled by four, which V8 runs about 1.5x faster than
+ * the plain loop (it vectorizes neither); Uint32Array stores wrap. Both give the same bytes.
  */
 export function wrapAddInto(
   target: Uint32Array,

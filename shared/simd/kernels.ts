@@ -8,9 +8,12 @@
  * with its own memory, sized once for a scratch region plus the vector and never grown
  * (growing would detach the views handed out). Sources are copied into the scratch region in
  * cache-sized chunks (64 KiB) and processed there; a fold accumulator's scratch is as long as
- * the accumulator (up to a limit) so an update is copied once for the check and the fold. Where WebAssembly SIMD is unavailable (checked once
- * with WebAssembly.validate), the allocators return plain typed arrays and every kernel runs
- * its JavaScript loop, with identical results.
+ * the accumulator (up to a limit) so an update is copied once for the check and the fold.
+ * Where WebAssembly SIMD is unavailable (checked once with WebAssembly.validate), the
+ * allocators return plain typed arrays and every kernel runs its JavaScript loop, with
+ * identical results. The packed secure-aggregation wire (16 or 24
+ * bits an element, shared/secagg/packing.ts) is unpacked and added, or packed, the same way:
+ * {@link simdAddPacked} and {@link simdPackLowBits}.
  */
 import { CohortError } from '../errors';
 import type { FuncDef } from './wasm-encoder';
@@ -56,12 +59,21 @@ interface KernelExports {
   firstNonFinite: (src: number, n: number) => number;
   /** sum[i] = sum[i] + w * f64(src[i]) for i < n (sum float64, src float32). */
   weightedFold: (sum: number, src: number, n: number, w: number) => void;
+  /** dst[i] += the i-th little-endian 3-byte element at src (mod 2^32) for i < n. */
+  unpackAdd24: (dst: number, src: number, n: number) => void;
+  /** dst[i] += the i-th little-endian 2-byte element at src (mod 2^32) for i < n. */
+  unpackAdd16: (dst: number, src: number, n: number) => void;
+  /** The low 3 bytes of each u32 src[i], i < n, packed little-endian at dst (+4 bytes slack). */
+  pack24: (dst: number, src: number, n: number) => void;
+  /** The low 2 bytes of each u32 src[i], i < n, packed little-endian at dst. */
+  pack16: (dst: number, src: number, n: number) => void;
 }
 
 interface KernelInstance {
   exports: KernelExports;
   scratchU32: Uint32Array;
   scratchF32: Float32Array;
+  scratchU8: Uint8Array;
 }
 
 // Locals are numbered parameters first. Each loop below is
@@ -252,7 +264,128 @@ function weightedFoldKernel(): FuncDef {
   };
 }
 
-/** The kernel module's bytes: memory imported as env.memory (any size), four functions. */
+/** Swizzle lanes taking the 3-byte elements at 0, 3, 6, 9 into zero-extended u32 lanes. */
+const UNPACK24_LANES = [0, 1, 2, 0x80, 3, 4, 5, 0x80, 6, 7, 8, 0x80, 9, 10, 11, 0x80];
+
+/**
+ * unpackAdd24 / unpackAdd16: (dst, src, n), dst[i] += the i-th little-endian 3- or 2-byte
+ * element at src (mod 2^32), 16 elements per vector iteration, then element by element.
+ * 24 bits: each group of four is one v128.load of 16 bytes at a 12-byte stride, i8x16.swizzle
+ * with a constant mask (lanes 0x80 give the zero bytes; V8 emits a single pshufb for it), so
+ * every load, and the scalar tail's i32.load, reads up to 4 bytes past the last element:
+ * callers keep that slack after `src` (the scratch region, see simdAddPacked). 16 bits:
+ * v128.load16x4_u widens four u16 in the load, reading exactly the packed bytes.
+ */
+function unpackAddKernel(width: 2 | 3): FuncDef {
+  const [dst, src, n, end16, end, lanes] = [0, 1, 2, 3, 4, 5];
+  const vectorBody: number[] = [];
+  for (let k = 0; k < 4; k++) {
+    const unpacked =
+      width === 3
+        ? [...op.localGet(src), ...op.v128Load(12 * k), ...op.localGet(lanes), ...op.i8x16Swizzle()]
+        : [...op.localGet(src), ...op.v128Load16x4U(8 * k)];
+    vectorBody.push(
+      ...op.localGet(dst),
+      ...op.localGet(dst),
+      ...op.v128Load(16 * k),
+      ...unpacked,
+      ...op.i32x4Add(),
+      ...op.v128Store(16 * k),
+    );
+  }
+  vectorBody.push(...addTo(dst, 64), ...addTo(src, 16 * width));
+  const element =
+    width === 3
+      ? [...op.localGet(src), ...op.i32Load(), ...op.i32Const(0xffffff), ...op.i32And()]
+      : [...op.localGet(src), ...op.i32Load16U()];
+  const scalarBody = [
+    ...op.localGet(dst),
+    ...op.localGet(dst),
+    ...op.i32Load(),
+    ...element,
+    ...op.i32Add(),
+    ...op.i32Store(),
+    ...addTo(dst, 4),
+    ...addTo(src, width),
+  ];
+  return {
+    type: 0,
+    locals: width === 3 ? [I32, I32, V128] : [I32, I32],
+    body: [
+      ...(width === 3 ? [...op.v128Const(UNPACK24_LANES), ...op.localSet(lanes)] : []),
+      ...endPointer(dst, n, ~15, end16),
+      ...endPointer(dst, n, -1, end),
+      ...whileBelow(dst, end16, vectorBody),
+      ...whileBelow(dst, end, scalarBody),
+    ],
+  };
+}
+
+/** Swizzle lanes taking the low 3 bytes of four u32 lanes into 12 packed bytes (then zeros). */
+const PACK24_LANES = [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 0x80, 0x80, 0x80, 0x80];
+
+/** Shuffle lanes taking the low 2 bytes of the eight u32 lanes of two vectors, in order. */
+const PACK16_LANES = [0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29];
+
+/**
+ * pack24 / pack16: (dst, src, n), the low 3 or 2 bytes of each u32 src[i] for i < n written
+ * little-endian at dst, packed; 16 elements per vector iteration, then element by element.
+ * 24 bits: four lanes swizzled into 12 bytes, stored as 16 at a 12-byte stride, each store's
+ * last 4 (zero) bytes overwritten by the next; the scalar tail stores whole i32s at a 3-byte
+ * stride the same way. So up to 4 bytes past the last packed byte are written: callers keep
+ * that slack after `dst` (the scratch region, see simdPackLowBits). 16 bits: two vectors
+ * shuffled into one, and i32.store16 in the tail, writing exactly the packed bytes.
+ */
+function packKernel(width: 2 | 3): FuncDef {
+  const [dst, src, n, end16, end, lanes] = [0, 1, 2, 3, 4, 5];
+  const vectorBody: number[] = [];
+  if (width === 3) {
+    for (let k = 0; k < 4; k++) {
+      vectorBody.push(
+        ...op.localGet(dst),
+        ...op.localGet(src),
+        ...op.v128Load(16 * k),
+        ...op.localGet(lanes),
+        ...op.i8x16Swizzle(),
+        ...op.v128Store(12 * k),
+      );
+    }
+  } else {
+    for (let k = 0; k < 2; k++) {
+      vectorBody.push(
+        ...op.localGet(dst),
+        ...op.localGet(src),
+        ...op.v128Load(32 * k),
+        ...op.localGet(src),
+        ...op.v128Load(32 * k + 16),
+        ...op.i8x16Shuffle(PACK16_LANES),
+        ...op.v128Store(16 * k),
+      );
+    }
+  }
+  vectorBody.push(...addTo(src, 64), ...addTo(dst, 16 * width));
+  const scalarBody = [
+    ...op.localGet(dst),
+    ...op.localGet(src),
+    ...op.i32Load(),
+    ...(width === 3 ? op.i32Store() : op.i32Store16()),
+    ...addTo(src, 4),
+    ...addTo(dst, width),
+  ];
+  return {
+    type: 0,
+    locals: width === 3 ? [I32, I32, V128] : [I32, I32],
+    body: [
+      ...(width === 3 ? [...op.v128Const(PACK24_LANES), ...op.localSet(lanes)] : []),
+      ...endPointer(src, n, ~15, end16),
+      ...endPointer(src, n, -1, end),
+      ...whileBelow(src, end16, vectorBody),
+      ...whileBelow(src, end, scalarBody),
+    ],
+  };
+}
+
+/** The kernel module's bytes: memory imported as env.memory (any size), eight functions. */
 export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
   return encodeModule({
     types: [
@@ -261,12 +394,25 @@ export function kernelModuleBytes(): Uint8Array<ArrayBuffer> {
       { params: [I32, I32, I32, F64], results: [] },
     ],
     importMemory: { module: 'env', name: 'memory', limits: { min: 1 } },
-    functions: [wrapKernel(false), wrapKernel(true), firstNonFiniteKernel(), weightedFoldKernel()],
+    functions: [
+      wrapKernel(false),
+      wrapKernel(true),
+      firstNonFiniteKernel(),
+      weightedFoldKernel(),
+      unpackAddKernel(3),
+      unpackAddKernel(2),
+      packKernel(3),
+      packKernel(2),
+    ],
     exports: [
       { name: 'wrapAdd', kind: 'func', index: 0 },
       { name: 'wrapSub', kind: 'func', index: 1 },
       { name: 'firstNonFinite', kind: 'func', index: 2 },
       { name: 'weightedFold', kind: 'func', index: 3 },
+      { name: 'unpackAdd24', kind: 'func', index: 4 },
+      { name: 'unpackAdd16', kind: 'func', index: 5 },
+      { name: 'pack24', kind: 'func', index: 6 },
+      { name: 'pack16', kind: 'func', index: 7 },
     ],
   });
 }
@@ -342,6 +488,7 @@ function allocate<T>(
     exports: instance.exports as unknown as KernelExports,
     scratchU32: new Uint32Array(buffer, 0, scratchElements),
     scratchF32: new Float32Array(buffer, 0, scratchElements),
+    scratchU8: new Uint8Array(buffer, 0, scratchElements * 4),
   });
   return view(buffer, scratchBytes, length);
 }
@@ -465,6 +612,77 @@ export function simdWrapAdd(
     const take = Math.min(SCRATCH_ELEMENTS, n - i);
     scratch.set(take === n ? source : source.subarray(i, i + take));
     run(base + i * 4, 0, take);
+  }
+  return true;
+}
+
+/**
+ * Packed elements copied into (or packed in) the scratch region per kernel call, by width
+ * (2, 3, 4 bytes): as many as fill the 64 KiB scratch (fewer calls), less the 4 bytes the
+ * 24-bit kernels read or write past their last element, in whole 16-element vector steps: 32768, 21840 and 16384.
+ */
+export function packedChunkElements(width: 2 | 3 | 4): number {
+  return Math.floor((SCRATCH_ELEMENTS * 4 - (width === 3 ? 4 : 0)) / width / 16) * 16;
+}
+
+/**
+ * target[i] += the i-th little-endian `width`-byte element of `packed` (mod 2^32) for every i
+ * with the SIMD kernels (16, 24 or 32 bits: unpack-and-add, or the wrap-add), when `target`
+ * lives in a kernel instance's memory and `packed` holds exactly target.length elements;
+ * returns false, having done nothing, otherwise. The bytes may sit at any offset (a Node
+ * Buffer from a pool): they are copied into the scratch region in chunks either way.
+ */
+export function simdAddPacked(target: Uint32Array, packed: Uint8Array, width: 2 | 3 | 4): boolean {
+  const kernel = kernelFor(target);
+  const n = target.length;
+  if (
+    kernel === undefined ||
+    packed.buffer === target.buffer || // the bytes could overlap the scratch copy or the target
+    target.byteOffset < kernel.scratchU8.byteLength || // a view over the scratch region itself
+    packed.length !== n * width
+  ) {
+    return false;
+  }
+  const { exports } = kernel;
+  const run =
+    width === 3 ? exports.unpackAdd24 : width === 2 ? exports.unpackAdd16 : exports.wrapAdd;
+  const base = target.byteOffset;
+  const scratch = kernel.scratchU8;
+  const chunk = packedChunkElements(width);
+  for (let i = 0; i < n; i += chunk) {
+    const take = Math.min(chunk, n - i);
+    scratch.set(take === n ? packed : packed.subarray(i * width, (i + take) * width));
+    run(base + i * 4, 0, take);
+  }
+  return true;
+}
+
+/**
+ * out = the low `width` bytes (2 or 3) of each element of `values`, little-endian, packed (the
+ * client's 16- or 24-bit wire encoding) with the SIMD kernels, when `values` lives in a kernel
+ * instance's memory (from {@link allocateWrapVector}, as a client's masked vector does) and
+ * `out` holds exactly values.length elements; returns false, having done nothing, otherwise.
+ * Packed chunk by chunk into the scratch region, then copied out.
+ */
+export function simdPackLowBits(values: Uint32Array, out: Uint8Array, width: 2 | 3): boolean {
+  const kernel = kernelFor(values);
+  const n = values.length;
+  if (
+    kernel === undefined ||
+    out.buffer === values.buffer ||
+    values.byteOffset < kernel.scratchU8.byteLength || // a view over the scratch region itself
+    out.length !== n * width
+  ) {
+    return false;
+  }
+  const run = width === 3 ? kernel.exports.pack24 : kernel.exports.pack16;
+  const base = values.byteOffset;
+  const scratch = kernel.scratchU8;
+  const chunk = packedChunkElements(width);
+  for (let i = 0; i < n; i += chunk) {
+    const take = Math.min(chunk, n - i);
+    run(0, base + i * 4, take);
+    out.set(scratch.subarray(0, take * width), i * width);
   }
   return true;
 }

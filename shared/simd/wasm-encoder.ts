@@ -184,9 +184,11 @@ export const op = {
   localSet: (index: number): number[] => [0x21, ...uleb128(index)],
   localTee: (index: number): number[] => [0x22, ...uleb128(index)],
   i32Load: (offset = 0): number[] => [0x28, ...memarg(2, offset)],
+  i32Load16U: (offset = 0): number[] => [0x2f, ...memarg(1, offset)],
   f32Load: (offset = 0): number[] => [0x2a, ...memarg(2, offset)],
   f64Load: (offset = 0): number[] => [0x2b, ...memarg(3, offset)],
   i32Store: (offset = 0): number[] => [0x36, ...memarg(2, offset)],
+  i32Store16: (offset = 0): number[] => [0x3b, ...memarg(1, offset)],
   f64Store: (offset = 0): number[] => [0x39, ...memarg(3, offset)],
   i32Const: (value: number): number[] => [0x41, ...sleb128(value)],
   i32Eq: (): number[] => [0x46],
@@ -204,6 +206,8 @@ export const op = {
   f64PromoteF32: (): number[] => [0xbb],
   // SIMD (0xFD prefix, opcode as unsigned LEB128).
   v128Load: (offset = 0): number[] => simd(0x00, ...memarg(4, offset)),
+  /** Four little-endian u16 (8 bytes) zero-extended to four i32 lanes. */
+  v128Load16x4U: (offset = 0): number[] => simd(0x04, ...memarg(3, offset)),
   v128Load64Zero: (offset = 0): number[] => simd(0x5d, ...memarg(3, offset)),
   v128Store: (offset = 0): number[] => simd(0x0b, ...memarg(4, offset)),
   v128Const: (bytes: number[]): number[] => {
@@ -214,6 +218,8 @@ export const op = {
     if (lanes.length !== 16) throw new RangeError('i8x16.shuffle takes 16 lane indices');
     return simd(0x0d, ...lanes);
   },
+  /** Lane i = a[b[i]], 0 where b[i] >= 16. */
+  i8x16Swizzle: (): number[] => simd(0x0e),
   i32x4Splat: (): number[] => simd(0x11),
   f64x2Splat: (): number[] => simd(0x14),
   i32x4Eq: (): number[] => simd(0x37),

@@ -10,6 +10,7 @@ import {
   runInMemorySecAggRound,
   toSignedBits,
 } from '../../shared/secagg';
+import { allocateWrapVector, packedChunkElements, setSimdMode } from '../../shared/simd/kernels';
 import {
   MODEL_HASH,
   idOf,
@@ -78,6 +79,46 @@ describe('packLowBits and addPackedInto', () => {
         // 0xffffffff + 1 wraps to 0; 0xfffffffe + (2^b - 1) wraps to 2^b - 3 (2^32 - 3 at 32);
         // 1 + (2^b - 1) carries into bit b (wraps to 0 at 32).
         expect(Array.from(acc)).toEqual([0, (0xfffffffe + top) % 2 ** 32, (1 + top) % 2 ** 32, 7]);
+      }
+    }
+  });
+
+  it('folds into a SIMD accumulator (allocateWrapVector) exactly as into a plain one', () => {
+    // Lengths around the kernels' scratch chunks; bytes aligned and at an odd offset; the
+    // accumulator near 2^32 so sums wrap; and the forced JS fallback on kernel memory.
+    for (const bits of [16, 24, 32] as const) {
+      const chunk = packedChunkElements((bits / 8) as 2 | 3 | 4);
+      for (const length of [128, 1000, chunk - 1, chunk, chunk + 1, 2 * chunk + 5]) {
+        const initial = new Uint32Array(length);
+        seededFill(length + bits)(initial);
+        const simd = allocateWrapVector(length);
+        simd.set(initial);
+        const forced = allocateWrapVector(length);
+        forced.set(initial);
+        const plain = initial.slice();
+        for (let k = 0; k < 3; k++) {
+          const values = new Uint32Array(length);
+          seededFill(length * 10 + k)(values);
+          values.fill(0xffffffff, 0, 7);
+          const packed = packLowBits(values, bits);
+          const pool = Buffer.alloc(packed.length + 1);
+          pool.set(packed, 1);
+          addPackedInto(simd, k === 1 ? pool.subarray(1) : packed, bits);
+          addPackedInto(plain, packed, bits);
+          setSimdMode('js');
+          try {
+            addPackedInto(forced, k === 2 ? pool.subarray(1) : packed, bits);
+          } finally {
+            setSimdMode('auto');
+          }
+        }
+        const firstDifference = (a: Uint32Array): number => a.findIndex((v, i) => v !== plain[i]);
+        expect([bits, length, firstDifference(simd), firstDifference(forced)]).toEqual([
+          bits,
+          length,
+          -1,
+          -1,
+        ]);
       }
     }
   });

@@ -1,9 +1,13 @@
 import { StreamingWeightedMean } from '../../shared/aggregation/streaming-weighted-mean';
 import { createRng } from '../../shared/random';
 import type { Rng } from '../../shared/random';
+import { addPackedInto, packLowBits } from '../../shared/secagg/packing';
 import { wrapAddInto } from '../../shared/secagg/prg';
 import {
   SCRATCH_ELEMENTS,
+  packedChunkElements,
+  simdAddPacked,
+  simdPackLowBits,
   allocateFoldAccumulator,
   allocateWrapVector,
   releaseFoldAccumulator,
@@ -140,6 +144,205 @@ describe('SIMD kernels', () => {
     // What the loop does with those (writes past the end are no-ops) stays what it was.
     wrapAddInto(target, 6, source, 1);
     expect(Array.from(target)).toEqual([5, 5, 5, 5, 5, 5, 6, 7]);
+  });
+});
+
+/** target[i] + the i-th little-endian `width`-byte element of `packed`, mod 2^32, byte by byte. */
+function referenceUnpackAdd(target: Uint32Array, packed: Uint8Array, width: number): Uint32Array {
+  const out = target.slice();
+  for (let i = 0; i < out.length; i++) {
+    let element = 0;
+    for (let b = width - 1; b >= 0; b--) element = element * 256 + packed[i * width + b]!;
+    out[i] = (out[i]! + element) % 2 ** 32;
+  }
+  return out;
+}
+
+/** The same bytes at `offset` into a Node Buffer (a pool slice, as socket.io hands them over). */
+function atOffset(bytes: Uint8Array, offset: number): Uint8Array {
+  const pool = Buffer.alloc(bytes.length + offset + 3, 0xa5);
+  pool.set(bytes, offset);
+  return pool.subarray(offset, offset + bytes.length);
+}
+
+describe('SIMD unpack-and-add of packed elements', () => {
+  /** 0..17 around the vector steps, then each chunk boundary of this width +-1, two chunks + 5. */
+  const lengthsFor = (width: 2 | 3 | 4): number[] => {
+    const chunk = packedChunkElements(width);
+    return [
+      ...Array.from({ length: 18 }, (_, i) => i),
+      31,
+      32,
+      33,
+      127,
+      128,
+      129,
+      chunk - 1,
+      chunk,
+      chunk + 1,
+      2 * chunk - 1,
+      2 * chunk,
+      2 * chunk + 1,
+      2 * chunk + 5,
+    ];
+  };
+
+  it('chunks fill the 64 KiB scratch, leaving the 24-bit kernel its 4 bytes of over-read', () => {
+    expect([2, 3, 4].map((w) => packedChunkElements(w as 2 | 3 | 4))).toEqual([
+      32768, 21840, 16384,
+    ]);
+    expect(packedChunkElements(3) * 3 + 4).toBeLessThanOrEqual(SCRATCH_ELEMENTS * 4);
+  });
+
+  it.each([16, 24, 32] as const)(
+    'at %i bits is bit-identical to the byte-wise reference at every length, aligned or not',
+    (bits) => {
+      const width = (bits / 8) as 2 | 3 | 4;
+      const rng = createRng(20 + bits);
+      for (const length of lengthsFor(width)) {
+        // Masked values with their low bits all ones, zero or random: sums wrap at 2^32.
+        const packed = packLowBits(randomWords(rng, length), bits);
+        const initial = randomWords(rng, length);
+        const expected = referenceUnpackAdd(initial, packed, width);
+        for (const offset of [0, 1, 3]) {
+          const target = allocateWrapVector(length);
+          target.set(initial);
+          expect(simdAddPacked(target, atOffset(packed, offset), width)).toBe(true);
+          expect([length, offset, firstDifference(target, expected)]).toEqual([length, offset, -1]);
+        }
+        // addPackedInto: SIMD into kernel memory, the JS loop into a plain array and, forced,
+        // into kernel memory: the same bytes.
+        const simd = allocateWrapVector(length);
+        simd.set(initial);
+        const plain = initial.slice();
+        addPackedInto(simd, atOffset(packed, 1), bits);
+        addPackedInto(plain, packed, bits);
+        const forced = allocateWrapVector(length);
+        forced.set(initial);
+        setSimdMode('js');
+        expect(simdAddPacked(forced, packed, width)).toBe(false);
+        addPackedInto(forced, atOffset(packed, 1), bits);
+        setSimdMode('auto');
+        expect(firstDifference(simd, expected)).toBe(-1);
+        expect(firstDifference(plain, expected)).toBe(-1);
+        expect(firstDifference(forced, expected)).toBe(-1);
+      }
+    },
+  );
+
+  it('ignores what a shorter last chunk leaves in the scratch region past its bytes', () => {
+    // Every packed byte 0xff: a kernel that let one stale scratch byte into an element, or
+    // dropped one of its own, would be off by a multiple of 2^16 or 2^24.
+    for (const bits of [16, 24] as const) {
+      const width = (bits / 8) as 2 | 3;
+      const length = packedChunkElements(width) + 21; // a tail chunk of a vector step and five
+      const target = allocateWrapVector(length);
+      addPackedInto(target, new Uint8Array(length * width).fill(0xff), bits);
+      addPackedInto(target, new Uint8Array(length * width), bits);
+      expect(target.every((v) => v === 2 ** bits - 1)).toBe(true);
+      addPackedInto(target, new Uint8Array(length * width).fill(1), bits);
+      const one = bits === 16 ? 0x0101 : 0x010101;
+      expect(target.every((v) => v === 2 ** bits - 1 + one)).toBe(true);
+    }
+  });
+
+  it('folds ten inputs into one accumulator as the coordinator does, wrapping at 2^32', () => {
+    const rng = createRng(30);
+    const length = 2 * packedChunkElements(3) + 5;
+    for (const bits of [16, 24] as const) {
+      const simd = allocateWrapVector(length);
+      simd.fill(0xffffff00);
+      const plain = simd.slice();
+      for (let k = 0; k < 10; k++) {
+        const packed = packLowBits(randomWords(rng, length), bits);
+        addPackedInto(simd, atOffset(packed, k % 4), bits);
+        setSimdMode('js');
+        addPackedInto(plain, packed, bits);
+        setSimdMode('auto');
+      }
+      expect(firstDifference(simd, plain)).toBe(-1);
+      expect(simd.some((v) => v < 0xffffff00)).toBe(true); // some sums did wrap
+    }
+  });
+
+  it('leaves to the JS loop what the kernels cannot do exactly', () => {
+    const target = allocateWrapVector(200);
+    target.fill(5);
+    const packed = new Uint8Array(600).fill(1);
+    expect(simdAddPacked(new Uint32Array(200), packed, 3)).toBe(false); // not kernel memory
+    expect(simdAddPacked(target, packed.subarray(1), 3)).toBe(false); // one byte short
+    expect(simdAddPacked(target, packed, 2)).toBe(false); // 3 bytes an element, not 2
+    const ownMemory = new Uint8Array(target.buffer, 0, 600); // the scratch region itself
+    expect(simdAddPacked(target, ownMemory, 3)).toBe(false);
+    expect(target.every((v) => v === 5)).toBe(true);
+  });
+});
+
+describe('SIMD packing of low bits', () => {
+  /** The low `width` bytes of each value, little-endian, byte by byte. */
+  function referencePack(values: Uint32Array, width: number): Uint8Array {
+    const out = new Uint8Array(values.length * width);
+    values.forEach((v, i) => {
+      for (let b = 0; b < width; b++) out[i * width + b] = Math.floor(v / 256 ** b) % 256;
+    });
+    return out;
+  }
+
+  it.each([16, 24] as const)(
+    'at %i bits is byte-identical to the reference at every length, the values untouched',
+    (bits) => {
+      const width = (bits / 8) as 2 | 3;
+      const chunk = packedChunkElements(width);
+      const rng = createRng(40 + bits);
+      const lengths = [
+        ...Array.from({ length: 18 }, (_, i) => i),
+        33,
+        127,
+        128,
+        129,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        2 * chunk - 1,
+        2 * chunk,
+        2 * chunk + 1,
+        2 * chunk + 5,
+      ];
+      for (const length of lengths) {
+        const values = allocateWrapVector(length);
+        values.set(randomWords(rng, length));
+        const before = values.slice();
+        const expected = referencePack(values, width);
+        // Into a Node Buffer at an odd offset with guard bytes on both sides: exactly its bytes.
+        const pool = Buffer.alloc(length * width + 8, 0xa5);
+        const out = pool.subarray(3, 3 + length * width);
+        expect(simdPackLowBits(values, out, width)).toBe(true);
+        expect([length, firstDifference(out, expected)]).toEqual([length, -1]);
+        expect([pool[2], pool[3 + length * width]]).toEqual([0xa5, 0xa5]);
+        expect(firstDifference(values, before)).toBe(-1);
+        // packLowBits: SIMD from kernel memory, the JS loop from a plain copy and, forced, from
+        // kernel memory: the same bytes.
+        expect(firstDifference(packLowBits(values, bits), expected)).toBe(-1);
+        expect(firstDifference(packLowBits(values.slice(), bits), expected)).toBe(-1);
+        setSimdMode('js');
+        expect(simdPackLowBits(values, new Uint8Array(length * width), width)).toBe(false);
+        expect(firstDifference(packLowBits(values, bits), expected)).toBe(-1);
+        setSimdMode('auto');
+      }
+    },
+  );
+
+  it('leaves to the JS loop what the kernels cannot do exactly', () => {
+    const values = allocateWrapVector(200);
+    values.fill(0x01020304);
+    expect(simdPackLowBits(values.slice(), new Uint8Array(600), 3)).toBe(false); // plain
+    expect(simdPackLowBits(values, new Uint8Array(599), 3)).toBe(false); // one byte short
+    expect(simdPackLowBits(values, new Uint8Array(600), 2)).toBe(false); // 3 bytes, not 2
+    const scratchView = new Uint32Array(values.buffer, 0, 200); // the scratch region itself
+    expect(simdPackLowBits(scratchView, new Uint8Array(600), 3)).toBe(false);
+    expect(simdAddPacked(scratchView, new Uint8Array(600), 3)).toBe(false);
+    const inOwnMemory = new Uint8Array(values.buffer, values.byteOffset + 800, 600);
+    expect(simdPackLowBits(values.subarray(0, 200), inOwnMemory, 3)).toBe(false);
   });
 });
 
