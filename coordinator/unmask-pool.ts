@@ -43,20 +43,22 @@ class SliceWorker {
 
   constructor(script: string) {
     this.worker = new Worker(script);
-    this.worker.unref(); // never keeps a finished coordinator alive
     this.worker.on('message', (response: SliceResponse) => {
       const waiter = this.pending.get(response.id);
       this.pending.delete(response.id);
+      this.holdProcessWhileBusy();
       waiter?.resolve(response);
     });
     this.worker.on('error', (error) => this.fail(`unmask worker failed: ${error.message}`));
     this.worker.on('exit', (code) => this.fail(`unmask worker exited with code ${code}`));
+    this.holdProcessWhileBusy(); // after the listeners: adding one refs the worker again
   }
 
   run(request: Omit<SliceRequest, 'id'>): Promise<SliceResponse> {
     const id = this.nextId++;
     return new Promise<SliceResponse>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
+      this.holdProcessWhileBusy();
       this.worker.postMessage({ ...request, id }, [request.seeds.buffer, request.signs.buffer]);
     });
   }
@@ -71,6 +73,12 @@ class SliceWorker {
     const error = new CohortError('INTERNAL', message);
     for (const waiter of this.pending.values()) waiter.reject(error);
     this.pending.clear();
+  }
+
+  /** An idle worker never keeps a finished process alive; one with work to answer does. */
+  private holdProcessWhileBusy(): void {
+    if (this.pending.size > 0) this.worker.ref();
+    else this.worker.unref();
   }
 }
 

@@ -39,7 +39,6 @@ class GradientWorker {
 
   constructor(script: string, spec: ModelSpec, backend: 'wasm' | 'cpu') {
     this.worker = new Worker(script);
-    this.worker.unref();
     this.ready = new Promise<void>((resolve, reject) => {
       this.waiters.set(-1, {
         resolve: (r) => (r.type === 'ready' ? resolve() : reject(failure(r))),
@@ -50,10 +49,12 @@ class GradientWorker {
     this.worker.on('message', (response: GradientWorkerResponse) => {
       const waiter = this.waiters.get(response.id);
       this.waiters.delete(response.id);
+      this.holdProcessWhileBusy();
       waiter?.resolve(response);
     });
     this.worker.on('error', (error) => this.fail(`a training thread failed: ${error.message}`));
     this.worker.on('exit', (code) => this.fail(`a training thread exited with code ${code}`));
+    this.holdProcessWhileBusy(); // after the listeners: adding one refs the worker again
     this.send({ type: 'init', spec, backend });
   }
 
@@ -70,6 +71,7 @@ class GradientWorker {
     const answer = new Promise<GradientWorkerResponse>((resolve, reject) => {
       this.waiters.set(id, { resolve, reject });
     });
+    this.holdProcessWhileBusy();
     this.send({ type: 'compute', id, weights: copy, parts }, [copy.buffer]);
     const response = await answer;
     if (response.type !== 'result') throw failure(response);
@@ -85,6 +87,12 @@ class GradientWorker {
     const error = new CohortError('TRAINING_FAILED', message);
     for (const waiter of this.waiters.values()) waiter.reject(error);
     this.waiters.clear();
+  }
+
+  /** An idle worker never keeps a finished process alive; one with work to answer does. */
+  private holdProcessWhileBusy(): void {
+    if (this.waiters.size > 0) this.worker.ref();
+    else this.worker.unref();
   }
 }
 

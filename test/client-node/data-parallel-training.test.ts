@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,5 +123,24 @@ describe('trainLocally with worker-thread gradient helpers', () => {
       await broken.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('worker threads never keep a finished process alive', () => {
+  it('a process that started training helpers and an unmask pool and never closed them exits', () => {
+    const dist = join(__dirname, '..', '..', 'dist');
+    const script = `
+      const { WorkerGradientHelpers } = require(${JSON.stringify(join(dist, 'client-node', 'training', 'worker-gradient-helpers.js'))});
+      const { UnmaskWorkerPool } = require(${JSON.stringify(join(dist, 'coordinator', 'unmask-pool.js'))});
+      const { getModelSpec } = require(${JSON.stringify(join(dist, 'shared', 'model', 'registry.js'))});
+      new WorkerGradientHelpers({ count: 1, spec: getModelSpec('mnist'), backend: 'wasm' });
+      const pool = new UnmaskWorkerPool({ threads: 1 });
+      pool.removeMasks(new Uint32Array(1 << 17), [{ seed: new Uint8Array(32), sign: 1 }])
+        .then(() => console.log('unmasked'));
+    `;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(run.stdout).toContain('unmasked');
+    expect(run.signal).toBeNull(); // not killed by the timeout: it ended on its own
+    expect(run.status).toBe(0);
   });
 });
