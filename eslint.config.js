@@ -65,6 +65,25 @@ module.exports = tseslint.config(
     },
   },
   {
+    // One composition root: only the CLI wires a Node client into a coordinator (simulate,
+    // demo, cohort client); the coordinator itself talks to clients through the protocol.
+    files: ['coordinator/**/*.ts'],
+    ignores: ['coordinator/cli/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/client-node/**'],
+              message: 'Only coordinator/cli/ (the composition root) may import client-node/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['client-node/**/*.ts', 'client-browser/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -1,7 +1,7 @@
 /* eslint-disable no-console -- the CLI's job is to print */
 import { Command } from 'commander';
 import { loadOrCreateIdentity, publicKeyHex } from '../../client-node/identity-store';
-import { loadCoordinatorTestSet } from '../test-set';
+import { loadCoordinatorTestSet } from './test-set';
 import { loadSampleData } from './sample-data';
 import { loadTaskData } from '../../client-node/data/load-task-data';
 import { resolveCoordinatorConfig } from '../config';

@@ -6,7 +6,7 @@ import { CohortError } from '../../shared/errors';
 import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../../shared/secagg/params';
 import { resolveCoordinatorConfig } from '../config';
 import type { RunHistory } from '../history';
-import { simulate } from '../simulation';
+import { simulate } from './simulation';
 import type { OptionValues } from '../options';
 import { addTableOptions, configOf, tableValues } from './command-options';
 import { cliLogger } from './cli-logger';

@@ -1,6 +1,6 @@
 /**
  * One federated run for the round and accuracy benches: a coordinator and N Node clients in
- * this process over loopback socket.io, wired like coordinator/simulation.ts (same Coordinator,
+ * this process over loopback socket.io, wired like coordinator/cli/simulation.ts (same Coordinator,
  * connectNodeClient, partitioning and client options), plus what simulate() does not expose:
  * the coordinator's own phase events ('round-phase': training, each secure-aggregation phase,
  * evaluating; the same events cohort_phase_duration_seconds is fed from), each client's

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { NodeClient } from '../../client-node/node-client';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { RunHistory } from '../../coordinator/history';
-import { simulate } from '../../coordinator/simulation';
+import { simulate } from '../../coordinator/cli/simulation';
 import type { Dataset } from '../../shared/data/dataset';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';

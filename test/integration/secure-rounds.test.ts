@@ -5,7 +5,7 @@ import type { NodeClient } from '../../client-node/node-client';
 import type { CoordinatorConfigInput } from '../../coordinator/config';
 import { Coordinator } from '../../coordinator/coordinator';
 import type { Logger } from '../../coordinator/logger';
-import { simulate } from '../../coordinator/simulation';
+import { simulate } from '../../coordinator/cli/simulation';
 import type { Dataset } from '../../shared/data/dataset';
 import { useWasmBackend } from '../helpers/backend';
 import { closeAll, startClients } from '../helpers/federation';

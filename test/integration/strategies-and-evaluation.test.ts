@@ -1,4 +1,4 @@
-import { simulate } from '../../coordinator/simulation';
+import { simulate } from '../../coordinator/cli/simulation';
 import type { Dataset } from '../../shared/data/dataset';
 import { useWasmBackend } from '../helpers/backend';
 import { smallMnist } from '../helpers/mnist-fixture';

@@ -1,8 +1,8 @@
-import type { TaskName } from '../shared/model/registry';
-import { loadDataFolder } from '../client-node/data/load-data-folder';
-import { loadTaskData } from '../client-node/data/load-task-data';
-import type { Dataset, DatasetSplit } from '../shared/data/dataset';
-import { limitExamples } from '../shared/data/dataset';
+import type { TaskName } from '../../shared/model/registry';
+import { loadDataFolder } from '../../client-node/data/load-data-folder';
+import { loadTaskData } from '../../client-node/data/load-task-data';
+import type { Dataset, DatasetSplit } from '../../shared/data/dataset';
+import { limitExamples } from '../../shared/data/dataset';
 
 /**
  * The test set the coordinator itself holds for centralized evaluation: MNIST ships with

@@ -1,20 +1,20 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connectNodeClient } from '../client-node/node-client';
-import type { NodeClient } from '../client-node/node-client';
-import type { Dataset } from '../shared/data/dataset';
-import { limitExamples, selectExamples } from '../shared/data/dataset';
-import { parsePartitionSpec, partitionClients } from '../shared/data/partition';
-import type { TaskName } from '../shared/model/registry';
-import { CohortError } from '../shared/errors';
-import { generateIdentity } from '../shared/identity';
-import { createRng, mixSeeds } from '../shared/random';
-import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../shared/secagg/params';
-import type { CoordinatorConfigInput } from './config';
-import { Coordinator } from './coordinator';
-import type { RunHistory } from './history';
-import type { Logger } from './logger';
+import { connectNodeClient } from '../../client-node/node-client';
+import type { NodeClient } from '../../client-node/node-client';
+import type { Dataset } from '../../shared/data/dataset';
+import { limitExamples, selectExamples } from '../../shared/data/dataset';
+import { parsePartitionSpec, partitionClients } from '../../shared/data/partition';
+import type { TaskName } from '../../shared/model/registry';
+import { CohortError } from '../../shared/errors';
+import { generateIdentity } from '../../shared/identity';
+import { createRng, mixSeeds } from '../../shared/random';
+import { DEFAULT_MIN_PARTICIPANTS, MIN_THRESHOLD } from '../../shared/secagg/params';
+import type { CoordinatorConfigInput } from '../config';
+import { Coordinator } from '../coordinator';
+import type { RunHistory } from '../history';
+import type { Logger } from '../logger';
 
 /** A simulated federation: one coordinator and N clients in this process, on real sockets. */
 export interface SimulationOptions {
