@@ -1,3 +1,5 @@
+import type { ClientProxy } from './client-proxy';
+import { socketClientProxy } from './client-proxy';
 import { fromHex, toHex, utf8Bytes } from '../shared/bytes';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -25,7 +27,10 @@ export interface ConnectedClient {
   readonly id: string;
   readonly publicKey: Uint8Array;
   readonly info: RegisterIns;
+  /** The connection itself: only the registry and the connection guard touch it. */
   readonly socket: CoordinatorSocket;
+  /** How the round phases talk to this client (fit, evaluate, secure aggregation, cancel). */
+  readonly proxy: ClientProxy;
   readonly connectedAt: Date;
   /** Bytes received from this socket so far (engine.io packet payloads). */
   bytesReceived(): number;
@@ -208,6 +213,7 @@ export class ClientRegistry extends EventEmitter<{
         publicKey,
         info: ins,
         socket,
+        proxy: socketClientProxy(socket),
         connectedAt: new Date(),
         bytesReceived,
       };

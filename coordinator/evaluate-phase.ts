@@ -5,7 +5,6 @@ import { parseMessage } from '../shared/protocol/validate';
 import { evaluateAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
-import { requestFromClient } from './request';
 
 /** What federated evaluation needs. */
 export interface EvaluatePhaseInput {
@@ -35,9 +34,7 @@ export async function runEvaluatePhase(
   await Promise.all(
     input.clients.map(async (client) => {
       try {
-        const raw = await requestFromClient(
-          client.socket,
-          'evaluate',
+        const raw = await client.proxy.evaluate(
           {
             roundId: input.roundId,
             model: input.model,

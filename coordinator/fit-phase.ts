@@ -7,7 +7,6 @@ import { parseMessage } from '../shared/protocol/validate';
 import { fitAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
-import { requestFromClient } from './request';
 
 /** How one selected client's part in a round ended. */
 export interface Participation {
@@ -81,7 +80,6 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
     deadlineMs: input.deadlineMs,
     secure: input.secure,
   };
-  const progressListeners: Array<() => void> = [];
   // A plain answer carries one float32 per parameter; a secure one carries no update at all.
   const maxAnswerBytes = fitAnswerLimit(input.model.manifest.length, input.secure);
 
@@ -101,13 +99,12 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
       if (p.success && p.data.roundId === input.roundId)
         input.onProgress?.(client.id, p.data.fraction);
     };
-    client.socket.on('progress', onProgress);
-    progressListeners.push(() => client.socket.off('progress', onProgress));
     try {
-      const raw = await requestFromClient(client.socket, 'fit', ins, {
+      const raw = await client.proxy.fit(ins, {
         timeoutMs: input.deadlineMs,
         maxAnswerBytes,
         signal: controller.signal,
+        onProgress,
       });
       if (controller.signal.aborted)
         throw new CohortError('UPDATE_STALE', 'answer arrived after the round closed');
@@ -192,14 +189,10 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
   } finally {
     clearTimeout(deadline);
     input.signal?.removeEventListener('abort', abort);
-    for (const off of progressListeners) off();
   }
   for (const client of input.cohort) {
-    if (participations.get(client.id)?.status !== 'completed' && client.socket.connected) {
-      client.socket.emit('cancel', {
-        roundId: input.roundId,
-        reason: 'round closed without your update',
-      });
+    if (participations.get(client.id)?.status !== 'completed') {
+      client.proxy.cancel(input.roundId, 'round closed without your update');
     }
   }
   return { accepted, participations };

@@ -7,7 +7,6 @@ import { SecAggServerRound } from '../shared/secagg';
 import { secAggAnswerLimit } from './answer-limits';
 import type { ConnectedClient } from './client-registry';
 import type { Logger } from './logger';
-import { requestFromClient } from './request';
 
 /** What the secure phases need: the clients that finished training, and the round's config. */
 export interface SecureAggregationInput {
@@ -82,9 +81,7 @@ export async function runSecureAggregation(
         const client = byId.get(clientId);
         if (!client) return;
         try {
-          const raw = await requestFromClient(
-            client.socket,
-            'secagg',
+          const raw = await client.proxy.secagg(
             { phase, roundId: input.roundId, ...packBinary(body) },
             { timeoutMs: input.phaseTimeoutMs, maxAnswerBytes, signal: input.signal },
           );

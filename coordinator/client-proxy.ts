@@ -1,5 +1,13 @@
+/**
+ * The one seam between the round phases and a client, in the manner of Flower's ClientProxy:
+ * a phase asks a client to fit, evaluate or answer a secure-aggregation phase, with a deadline
+ * and an abort signal, and never touches a socket. Today every client is a socket.io
+ * connection of this process ({@link socketClientProxy}); a client held by another coordinator
+ * process, or a socket-free simulation, would implement the same interface.
+ */
 import { CohortError } from '../shared/errors';
-import type { ServerToClientEvents } from '../shared/protocol/events';
+import type { SecAggEnvelope, ServerToClientEvents } from '../shared/protocol/events';
+import type { EvaluateIns, FitIns } from '../shared/protocol/messages';
 import type { CoordinatorSocket } from './client-registry';
 import { boundedSize } from './connection-guard';
 
@@ -18,14 +26,14 @@ export interface RequestLimits {
 }
 
 /**
- * Sends one request to a client and waits for its acknowledgement, failing fast when the
+ * Sends one request over a socket and waits for its acknowledgement, failing fast when the
  * client disconnects (socket.io alone would wait for the whole timeout) and when the round
  * is aborted. An answer above `maxAnswerBytes` rejects with MESSAGE_INVALID and closes the
  * connection, as an oversized client event does: a client that pads answers is not honest,
  * and socket.io's maxHttpBufferSize alone would let every answer weigh a whole plain update.
  * The answer is returned as `unknown`: the caller validates it.
  */
-export function requestFromClient<E extends RequestEvent>(
+function requestFromClient<E extends RequestEvent>(
   socket: CoordinatorSocket,
   event: E,
   payload: Parameters<ServerToClientEvents[E]>[0],
@@ -80,4 +88,48 @@ export function requestFromClient<E extends RequestEvent>(
       resolve(res);
     });
   });
+}
+
+/** A fit request's options: the limits, and where the client's progress reports go. */
+export interface FitRequestOptions extends RequestLimits {
+  /** Each progress report the client sends while it trains (unvalidated). */
+  onProgress?: (progress: unknown) => void;
+}
+
+/**
+ * How the round phases reach one client. Every answer comes back as `unknown` for the phase
+ * to validate; failures reject with a CohortError (CLIENT_DROPPED, ROUND_DEADLINE,
+ * MESSAGE_INVALID for an oversized answer).
+ */
+export interface ClientProxy {
+  /** Still reachable (a request to an unreachable client fails at once). */
+  readonly connected: boolean;
+  fit(ins: FitIns, options: FitRequestOptions): Promise<unknown>;
+  evaluate(ins: EvaluateIns, limits: RequestLimits): Promise<unknown>;
+  secagg(envelope: SecAggEnvelope, limits: RequestLimits): Promise<unknown>;
+  /** Tells the client the round closed without its update, so it stops training. */
+  cancel(roundId: string, reason: string): void;
+}
+
+/** The {@link ClientProxy} of a client connected to this process over socket.io. */
+export function socketClientProxy(socket: CoordinatorSocket): ClientProxy {
+  return {
+    get connected() {
+      return socket.connected;
+    },
+    async fit(ins, options) {
+      const onProgress = options.onProgress;
+      if (onProgress) socket.on('progress', onProgress);
+      try {
+        return await requestFromClient(socket, 'fit', ins, options);
+      } finally {
+        if (onProgress) socket.off('progress', onProgress);
+      }
+    },
+    evaluate: (ins, limits) => requestFromClient(socket, 'evaluate', ins, limits),
+    secagg: (envelope, limits) => requestFromClient(socket, 'secagg', envelope, limits),
+    cancel(roundId, reason) {
+      if (socket.connected) socket.emit('cancel', { roundId, reason });
+    },
+  };
 }
