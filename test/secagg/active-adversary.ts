@@ -20,12 +20,14 @@ import {
   SecAggClientSession,
   addMask,
   buildRoundView,
+  toSignedBits,
   combineShares,
   configHash,
   splitSecret,
 } from '../../shared/secagg';
 import { x25519PublicKey } from '../../shared/secagg/crypto-primitives';
-import { bytesEqual, bytesToUint32LE } from '../../shared/secagg/encoding';
+import { bytesEqual } from '../../shared/secagg/encoding';
+import { addPackedInto, packedElementBytes } from '../../shared/secagg/packing';
 import type { RoundContext } from '../../shared/secagg/signed-payloads';
 import {
   advertisementBytes,
@@ -157,6 +159,8 @@ export interface ArenaOptions {
   registrarKey?: Uint8Array;
   /** The certificate the coordinator relays with each client's advertisement, by client id. */
   certificates?: ReadonlyMap<string, Uint8Array>;
+  /** A coordinator lying about the round's config: what it sends this honest client instead. */
+  configFor?: (clientId: string) => SecAggConfig | undefined;
 }
 
 /** The malicious coordinator's playground; see the module comment. */
@@ -226,7 +230,7 @@ export class Arena {
           experiment: this.ctx.experiment,
           roundId: this.ctx.roundId,
           modelHash: this.ctx.modelHash,
-          config: this.options.config,
+          config: this.configOf(id),
         }),
       );
       if (!res) continue;
@@ -370,6 +374,11 @@ export class Arena {
     return res;
   }
 
+  /** The config the coordinator sent this honest client. */
+  configOf(id: string): SecAggConfig {
+    return this.options.configFor?.(id) ?? this.options.config;
+  }
+
   /** The code an honest client refused with, if it did. */
   errorOf(id: string): unknown {
     return this.honest.get(id)!.error;
@@ -388,7 +397,11 @@ export class Arena {
     const selfMask = await this.knowledge.combine('b', victim, t);
     if (!selfMask) return null;
     const ownKey = await this.secretKeyOf(victim);
-    const x = new Uint32Array(bytesToUint32LE(h.maskedInput));
+    const config = this.configOf(victim);
+    // The wire carries the low modulusBits of each element; masks still come off mod 2^32.
+    const x = new Uint32Array(config.vectorLength + MASKED_EXTRA_ELEMENTS);
+    if (h.maskedInput.length !== x.length * packedElementBytes(config.modulusBits)) return null;
+    addPackedInto(x, h.maskedInput, config.modulusBits);
     await addMask(x, selfMask, -1);
     for (const partner of view.graph.neighboursOf(victim)) {
       if (!h.sharers.includes(partner)) continue;
@@ -407,11 +420,12 @@ export class Arena {
       }
       await addMask(x, seed, pairwiseSign(victim, partner) === 1 ? -1 : 1);
     }
-    const config = this.options.config;
-    const weight = x[config.vectorLength]!;
-    if (x.length !== config.vectorLength + MASKED_EXTRA_ELEMENTS || weight < 1) return null;
+    const bits = config.modulusBits;
+    const weight = toSignedBits(x[config.vectorLength]!, bits);
+    if (weight < 1) return null;
     const out = new Float32Array(config.vectorLength);
-    for (let i = 0; i < out.length; i++) out[i] = (x[i]! | 0) / (weight * config.scale);
+    for (let i = 0; i < out.length; i++)
+      out[i] = toSignedBits(x[i]!, bits) / (weight * config.scale);
     return out;
   }
 
@@ -419,7 +433,7 @@ export class Arena {
   matches(victim: string, recovered: Float32Array | null): boolean {
     if (!recovered) return false;
     const { input } = this.honest.get(victim)!;
-    const config = this.options.config;
+    const config = this.configOf(victim);
     const w = Math.min(input.exampleCount, config.weightCap);
     const clip = config.clipRange;
     return recovered.every((v, i) => {

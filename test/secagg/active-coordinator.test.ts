@@ -6,7 +6,7 @@ import {
   graphParams,
   runInMemorySecAggRound,
 } from '../../shared/secagg';
-import { VECTOR, arena, expectCode, honestRun } from './arena-setup';
+import { VECTOR, arena, arenaConfig, expectCode, honestRun } from './arena-setup';
 import {
   MODEL_HASH,
   identities,
@@ -56,6 +56,56 @@ describe('the reconstruction oracle', () => {
     expect(a.errorOf(victim)).toBeUndefined();
     expect(a.errorOf(other)).toBeUndefined();
     expect(a.matches(victim, await a.recover(victim))).toBe(true);
+  });
+});
+
+describe('attack: the packed wire (--secure-bits)', () => {
+  it('at the default 24-bit width the oracle still has teeth: nothing within the bound, the victim beyond it', async () => {
+    expect(arenaConfig(5, 'auto').modulusBits).toBe(24);
+    const honestOnly = arena({ honest: 5, modulusBits: 'auto' });
+    const ids = [...honestOnly.honest.keys()];
+    await honestRun(honestOnly, ids);
+    for (const id of ids) expect(honestOnly.errorOf(id)).toBeUndefined();
+    for (const id of ids) expect(honestOnly.matches(id, await honestOnly.recover(id))).toBe(false);
+
+    // The split-view control of the oracle suite, at 24 bits: three colluders of five.
+    const a = arena({ honest: 2, corrupt: corruptPool.slice(0, 3), modulusBits: 'auto' });
+    const [victim, other] = [...a.honest.keys()] as [string, string];
+    await a.advertiseAll();
+    const all = a.ids;
+    for (const id of [victim, other]) await a.shareKeys(id, all);
+    for (const id of [victim, other]) await a.maskedInput(id, all);
+    await a.consistencyCheck(victim, all);
+    await a.consistencyCheck(
+      other,
+      all.filter((id) => id !== victim),
+    );
+    await a.unmasking(victim);
+    await a.unmasking(other);
+    expect(a.matches(victim, await a.recover(victim))).toBe(true);
+  });
+
+  it('a coordinator sending one client another wire width than the rest gets nothing revealed', async () => {
+    // A valid 16-bit config (its own derived scale) for one client, 32 bits for the others:
+    // the config hash each client signs differs, so no advertisement list verifies for all.
+    let victim = '';
+    const narrow = chooseSecAggParams(5, {
+      vectorLength: VECTOR,
+      clipRange: 1,
+      weightCap: 10,
+      maxClients: 5,
+      modulusBits: 16,
+    });
+    const a = arena({
+      honest: 5,
+      configFor: (id) => (id === victim ? narrow : undefined),
+    });
+    const ids = [...a.honest.keys()];
+    victim = ids[0]!;
+    await honestRun(a, ids);
+    for (const id of ids) expectCode(a.errorOf(id), 'SECAGG_SIGNATURE');
+    for (const id of ids) expect(a.matches(id, await a.recover(id))).toBe(false);
+    expect(a.knowledge.selfMaskShares.size + a.knowledge.secretKeyShares.size).toBe(0);
   });
 });
 

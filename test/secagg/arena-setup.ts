@@ -4,7 +4,7 @@
 import { isCohortError } from '../../shared/errors';
 import type { ErrorCode } from '../../shared/errors';
 import type { IdentityKeyPair } from '../../shared/identity';
-import type { RoundLedger } from '../../shared/secagg';
+import type { RoundLedger, SecAggConfig } from '../../shared/secagg';
 import { chooseSecAggParams } from '../../shared/secagg';
 import { Arena } from './active-adversary';
 import { MODEL_HASH, makeClients } from './helpers';
@@ -34,6 +34,10 @@ export function arena(options: {
   experiment?: string;
   registrarKey?: Uint8Array;
   certificates?: ReadonlyMap<string, Uint8Array>;
+  /** The wire width (default 32); 'auto' is the coordinator's default. */
+  modulusBits?: 'auto' | 16 | 24 | 32;
+  /** What a lying coordinator sends one honest client instead of the round's config. */
+  configFor?: (clientId: string) => SecAggConfig | undefined;
 }): Arena {
   const n = options.honest + (options.corrupt?.length ?? 0);
   const honest = inputs(options.honest, options.seed ?? 1).map((h) => ({
@@ -43,13 +47,24 @@ export function arena(options: {
   return new Arena({
     roundId: options.roundId ?? 'r-active',
     modelHash: MODEL_HASH,
-    config: chooseSecAggParams(n, { vectorLength: VECTOR, clipRange: 1, weightCap: 1000 }),
+    config: arenaConfig(n, options.modulusBits),
     honest,
     ...(options.corrupt ? { corrupt: options.corrupt } : {}),
     ...(options.ledger ? { ledger: options.ledger } : {}),
     ...(options.experiment ? { experiment: options.experiment } : {}),
     ...(options.registrarKey ? { registrarKey: options.registrarKey } : {}),
     ...(options.certificates ? { certificates: options.certificates } : {}),
+    ...(options.configFor ? { configFor: options.configFor } : {}),
+  });
+}
+
+/** The arena's config for a cohort of n at a wire width (default 32 bits). */
+export function arenaConfig(n: number, modulusBits: 'auto' | 16 | 24 | 32 = 32): SecAggConfig {
+  return chooseSecAggParams(n, {
+    vectorLength: VECTOR,
+    clipRange: 1,
+    weightCap: 1000,
+    modulusBits,
   });
 }
 
