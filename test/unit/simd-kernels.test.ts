@@ -165,28 +165,28 @@ function atOffset(bytes: Uint8Array, offset: number): Uint8Array {
   return pool.subarray(offset, offset + bytes.length);
 }
 
-describe('SIMD unpack-and-add of packed elements', () => {
-  /** 0..17 around the vector steps, then each chunk boundary of this width +-1, two chunks + 5. */
-  const lengthsFor = (width: 2 | 3 | 4): number[] => {
-    const chunk = packedChunkElements(width);
-    return [
-      ...Array.from({ length: 18 }, (_, i) => i),
-      31,
-      32,
-      33,
-      127,
-      128,
-      129,
-      chunk - 1,
-      chunk,
-      chunk + 1,
-      2 * chunk - 1,
-      2 * chunk,
-      2 * chunk + 1,
-      2 * chunk + 5,
-    ];
-  };
+/** 0..17 around the vector steps, then each chunk boundary of this width +-1, two chunks + 5. */
+const lengthsFor = (width: 2 | 3 | 4): number[] => {
+  const chunk = packedChunkElements(width);
+  return [
+    ...Array.from({ length: 18 }, (_, i) => i),
+    31,
+    32,
+    33,
+    127,
+    128,
+    129,
+    chunk - 1,
+    chunk,
+    chunk + 1,
+    2 * chunk - 1,
+    2 * chunk,
+    2 * chunk + 1,
+    2 * chunk + 5,
+  ];
+};
 
+describe('SIMD unpack-and-add of packed elements', () => {
   it('chunks fill the 64 KiB scratch, leaving the 24-bit kernel its 4 bytes of over-read', () => {
     expect([2, 3, 4].map((w) => packedChunkElements(w as 2 | 3 | 4))).toEqual([
       32768, 21840, 16384,
@@ -292,22 +292,8 @@ describe('SIMD packing of low bits', () => {
     'at %i bits is byte-identical to the reference at every length, the values untouched',
     (bits) => {
       const width = (bits / 8) as 2 | 3;
-      const chunk = packedChunkElements(width);
       const rng = createRng(40 + bits);
-      const lengths = [
-        ...Array.from({ length: 18 }, (_, i) => i),
-        33,
-        127,
-        128,
-        129,
-        chunk - 1,
-        chunk,
-        chunk + 1,
-        2 * chunk - 1,
-        2 * chunk,
-        2 * chunk + 1,
-        2 * chunk + 5,
-      ];
+      const lengths = lengthsFor(width);
       for (const length of lengths) {
         const values = allocateWrapVector(length);
         values.set(randomWords(rng, length));
