@@ -158,8 +158,9 @@ export function decodeAggregate(
   if (sum.length !== config.vectorLength + MASKED_EXTRA_ELEMENTS) {
     throw new CohortError('UPDATE_SHAPE', `aggregate has ${sum.length} elements`);
   }
-  const shift = 32 - config.modulusBits;
-  const totalWeight = (sum[config.vectorLength]! << shift) >>> shift;
+  const bits = config.modulusBits;
+  // The weight is never negative: its low b bits read unsigned.
+  const totalWeight = (sum[config.vectorLength]! << (32 - bits)) >>> (32 - bits);
   if (totalWeight < 1 || totalWeight > maxTotalWeight) {
     throw new CohortError(
       'SECAGG_RECONSTRUCT',
@@ -172,11 +173,11 @@ export function decodeAggregate(
   const weightedMean = new Float32Array(config.vectorLength);
   // Stryker disable next-line EqualityOperator: one more step writes past a typed array's end, a no-op.
   for (let i = 0; i < weightedMean.length; i++) {
-    const v = (sum[i]! << shift) >> shift;
+    const v = toSignedBits(sum[i]!, bits);
     if (v > bound || v < -bound) throw beyondClipped(i, v, totalWeight);
     weightedMean[i] = v / divisor;
   }
-  const loss = (sum[config.vectorLength + 1]! << shift) >> shift;
+  const loss = toSignedBits(sum[config.vectorLength + 1]!, bits);
   if (loss > bound || loss < 0) throw beyondClipped(config.vectorLength + 1, loss, totalWeight);
   const meanTrainLoss = (loss / divisor) * (MAX_MASKED_LOSS / config.clipRange);
   return { weightedMean, totalWeight, meanTrainLoss };
