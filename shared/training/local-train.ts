@@ -47,11 +47,6 @@ export interface LocalTrainResult {
   numExamples: number;
   /** Optimizer steps taken. */
   steps: number;
-  /**
-   * Threads the steps ran on after the race between the parallel and the single-thread step
-   * (1 without helpers, or when one thread was faster).
-   */
-  threads: number;
 }
 
 /** Outcome of an evaluation. */
@@ -131,12 +126,7 @@ export async function trainLocally(
     optimizer.dispose();
     tf.dispose(anchors);
   }
-  return {
-    loss: epochLoss / data.count,
-    numExamples: data.count,
-    steps,
-    threads: helpers !== null && race.winner !== 'single' ? helpers.count + 1 : 1,
-  };
+  return { loss: epochLoss / data.count, numExamples: data.count, steps };
 }
 
 /** Steps of each kind timed before the faster is kept for the rest of the run. */
@@ -151,7 +141,7 @@ const RACE_STEPS = 3;
  */
 class StepRace {
   private readonly times = { parallel: [] as number[], single: [] as number[] };
-  winner: 'parallel' | 'single' | null = null;
+  private winner: 'parallel' | 'single' | null = null;
 
   next(): 'parallel' | 'single' {
     if (this.winner !== null) return this.winner;
