@@ -1,6 +1,7 @@
 import type { TaskName } from '../shared/model/registry';
 import { untrustedCertificate } from './tls-failure';
 import { io } from 'socket.io-client';
+import { coordinatorUrls, rotateOnReconnect } from './coordinator-urls';
 import type {
   ClientSessionEvents,
   ClientSessionOptions,
@@ -22,6 +23,7 @@ import { WorkerGradientHelpers } from './training/worker-gradient-helpers';
 
 /** Everything a Node client needs once its data and backend are ready. */
 export interface NodeClientOptions {
+  /** The coordinator's URL, or several separated by commas (a cluster: fails over in turn). */
   server: string;
   task: TaskName;
   train: Dataset;
@@ -95,7 +97,8 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     ...(helpers ? { helpers } : {}),
   });
   // Connected only once the session listens, so no challenge can arrive before it does.
-  const socket: ClientSocket = io(options.server, {
+  const urls = coordinatorUrls(options.server);
+  const socket: ClientSocket = io(urls[0], {
     autoConnect: false,
     transports: ['websocket'],
     reconnection: true,
@@ -104,8 +107,11 @@ export async function connectNodeClient(options: NodeClientOptions): Promise<Nod
     reconnectionDelayMax: options.reconnectDelayMaxMs ?? 30_000,
     randomizationFactor: 0.5,
     timeout: 20_000,
+    // Its own manager: failover turns that manager's URL (see rotateOnReconnect).
+    forceNew: true,
     ...(options.ca !== undefined ? { ca: options.ca } : {}),
   });
+  rotateOnReconnect(socket, urls);
   // When the run is over the socket is closed so the process can exit on its own.
   const session = openClientSession(socket, trainer, {
     identity: options.identity,

@@ -9,6 +9,7 @@ import { CohortError } from '../shared/errors';
 import type { SecAggEnvelope, ServerToClientEvents } from '../shared/protocol/events';
 import type { EvaluateIns, FitIns } from '../shared/protocol/messages';
 import type { CoordinatorSocket } from './client-registry';
+import type { FoldTarget } from './cluster/partial-sums';
 import { boundedSize } from './connection-guard';
 
 type RequestEvent = 'fit' | 'evaluate' | 'secagg';
@@ -23,6 +24,12 @@ export interface RequestLimits {
   maxAnswerBytes: number;
   /** Abandons the request (the round closed). */
   signal?: AbortSignal;
+  /**
+   * MaskedInput requests only: the round's masked-input shape. A client held by another
+   * process of a cluster has its answer folded there into a partial sum, and only the
+   * signature comes back; a local client ignores it.
+   */
+  fold?: FoldTarget;
 }
 
 /**

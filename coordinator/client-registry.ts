@@ -22,18 +22,25 @@ import type { Logger } from './logger';
 /** The socket type the coordinator drives. */
 export type CoordinatorSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
-/** A registered, currently connected client. */
-export interface ConnectedClient {
+/**
+ * A registered client as the round phases see it: connected to this process or, in cluster
+ * mode, to another one; either way reached through its proxy.
+ */
+export interface RoundClient {
   readonly id: string;
   readonly publicKey: Uint8Array;
   readonly info: RegisterIns;
-  /** The connection itself: only the registry and the connection guard touch it. */
-  readonly socket: CoordinatorSocket;
   /** How the round phases talk to this client (fit, evaluate, secure aggregation, cancel). */
   readonly proxy: ClientProxy;
   readonly connectedAt: Date;
-  /** Bytes received from this socket so far (engine.io packet payloads). */
+  /** Bytes received from this client so far (engine.io packet payloads; 0 when remote). */
   bytesReceived(): number;
+}
+
+/** A registered client connected to this process. */
+export interface ConnectedClient extends RoundClient {
+  /** The connection itself: only the registry and the connection guard touch it. */
+  readonly socket: CoordinatorSocket;
 }
 
 /** What the registry needs to know to accept a client. */

@@ -88,6 +88,8 @@ const coordinatorConfigObject = z
     database: textOf(O.database).default(O.database.default),
     /** SQLite: how long a write waits for another process's lock before the round fails. */
     databaseBusyTimeoutMs: milliseconds.default(O.databaseBusyTimeoutMs.default),
+    /** Cluster mode: the Redis URL the coordinator processes of one federation share. */
+    cluster: textOf(O.cluster).optional(),
     exportDir: textOf(O.exportDir).optional(),
     jsonPath: textOf(O.jsonPath).optional(),
     keepAlive: z.boolean().default(O.keepAlive.default),
@@ -169,6 +171,13 @@ export const coordinatorConfigSchema = coordinatorConfigObject.superRefine((c, c
         message: `${O[token].flag} and ${O[file].flag} conflict: give one`,
       });
     }
+  }
+  if (c.cluster !== undefined && !/^postgres(ql)?:\/\//.test(c.database)) {
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        "--cluster needs a postgresql:// --database shared by every process (SQLite is one machine's file, and leadership comes from PostgreSQL)",
+    });
   }
   if (c.proximalMu !== undefined && c.strategy !== 'fedprox') {
     ctx.addIssue({ code: 'custom', message: '--mu only applies to --strategy fedprox' });

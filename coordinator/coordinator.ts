@@ -61,6 +61,8 @@ import {
 } from './web/dashboard-snapshot';
 import { NO_SAMPLE, SampleShards } from './web/sample-shards';
 import { UnmaskWorkerPool } from './unmask-pool';
+import { ClusterNode } from './cluster/cluster-node';
+import type { RoundClient } from './client-registry';
 import { createWebRoutes } from './web/web-routes';
 
 /** How long the coordinator waits for clients to acknowledge the end of the run. */
@@ -140,6 +142,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private current: CurrentRound | null = null;
   /** Worker threads for unmasking; each starts when a secure round first needs it. */
   private readonly unmaskPool: UnmaskWorkerPool;
+  /** Cluster mode: this process's membership (bus, gateway, leader lock); null alone. */
+  private cluster: ClusterNode | null = null;
+  /** Cluster mode: the leader said the run is over (followers then finish too). */
+  private readonly runFinishedElsewhere = new AbortController();
   /** When each connected client was last heard from, for the dashboard. */
   private readonly lastSeen = new Map<string, Date>();
   port = 0;
@@ -254,34 +260,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         log: (l) => this.log.info(l),
         busyTimeoutMs: config.databaseBusyTimeoutMs,
       });
-    const opened = await this.store.openExperiment({
-      name: config.experiment!,
-      task: config.task,
-      modelSpecHash,
-      config: {
-        ...config,
-        database: undefined,
-        jsonPath: undefined,
-        exportDir: undefined,
-        port: undefined,
-        host: undefined,
-        // Secrets: never in the database (nor in a log line).
-        joinToken: undefined,
-        adminToken: undefined,
-        dashboardToken: undefined,
-      },
-    });
+    const opened = await this.store.openExperiment(this.experimentInput(modelSpecHash));
     this.experimentId = opened.experimentId;
-    const interrupted = await this.store.abortInterruptedRounds(
-      this.experimentId,
-      'the coordinator ended during this round (killed or crashed) before recording it',
-    );
-    for (const round of interrupted) {
-      this.log.warn(
-        `round ${round} was interrupted when the last coordinator ended: recorded as aborted`,
-      );
-    }
-    const global = await this.initialModel(opened.lastCompletedRound);
+    // In a cluster only the leader may call a round interrupted: it runs them.
+    if (!config.cluster) await this.recordInterruptedRounds();
+    const global = config.cluster ? null : await this.initialModel(opened.lastCompletedRound);
     this.history = {
       experiment: config.experiment!,
       task: config.task,
@@ -335,6 +318,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.registry.on('left', (clientId, reason) =>
       this.emit('client-left', { clientId, reason, connected: this.registry.size }),
     );
+    if (config.cluster) await this.joinCluster(config.cluster);
     await this.startWeb();
     await new Promise<void>((resolve, reject) => {
       this.httpServer.once('error', (error) =>
@@ -349,10 +333,132 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     });
     this.port = (this.httpServer.address() as AddressInfo).port;
     this.emit('listening', { url: this.url, port: this.port });
-    if (opened.lastCompletedRound > 0) this.emit('resumed', { round: opened.lastCompletedRound });
-    this.running = this.run(global, opened.lastCompletedRound);
+    if (global === null) {
+      this.running = this.lead(modelSpecHash);
+    } else {
+      if (opened.lastCompletedRound > 0) this.emit('resumed', { round: opened.lastCompletedRound });
+      this.running = this.run(global, opened.lastCompletedRound);
+    }
     // The caller observes `done`; this guard keeps an early stop from surfacing as unhandled.
     this.running.catch(() => undefined);
+  }
+
+  /** The experiment as the database keeps it: the config without secrets or local paths. */
+  private experimentInput(modelSpecHash: string) {
+    const config = this.config;
+    return {
+      name: config.experiment!,
+      task: config.task,
+      modelSpecHash,
+      config: {
+        ...config,
+        database: undefined,
+        jsonPath: undefined,
+        exportDir: undefined,
+        port: undefined,
+        host: undefined,
+        // Secrets: never in the database (nor in a log line).
+        joinToken: undefined,
+        adminToken: undefined,
+        dashboardToken: undefined,
+      },
+    };
+  }
+
+  /** Records the rounds a previous leader left running as aborted (they cannot be finished). */
+  private async recordInterruptedRounds(): Promise<void> {
+    const interrupted = await this.store.abortInterruptedRounds(
+      this.experimentId,
+      'the coordinator ended during this round (killed or crashed) before recording it',
+    );
+    for (const round of interrupted) {
+      this.log.warn(
+        `round ${round} was interrupted when the last coordinator ended: recorded as aborted`,
+      );
+    }
+  }
+
+  /**
+   * Cluster mode: installs socket.io's Redis adapter, serves as a gateway for this process's
+   * clients, and opens the leader-lock connection (leadership itself is taken in lead()).
+   */
+  private async joinCluster(redisUrl: string): Promise<void> {
+    this.cluster = await ClusterNode.start({
+      redisUrl,
+      databaseUrl: this.config.database,
+      experiment: this.config.experiment!,
+      coordinatorId: this.coordinatorId,
+      io: this.io,
+      registry: this.registry,
+      log: this.log,
+      url: () => this.url,
+      announceDone: (message) => this.announceDoneLocally(message),
+    });
+    this.cluster.bus.listen('run-finished', () => this.runFinishedElsewhere.abort());
+    this.cluster.bus.listen('round-state', (body) => {
+      if (this.cluster?.role === 'leader') return;
+      const state = body as { current?: CurrentRound | null; status?: RunStatus } | null;
+      this.current = state?.current ?? null;
+      if (state?.status) this.setStatus(state.status, 'told by the leader');
+      this.feed?.changed();
+    });
+    this.cluster.lock.on('lost', (error) => {
+      this.log.warn(`cluster: leadership lost (${error.message}): the round in flight stops`);
+      this.interruptReason = 'the leader lost its PostgreSQL lock during this round';
+      this.shutdown.abort();
+    });
+  }
+
+  /**
+   * Cluster mode: waits for the leader lock (or for the leader to finish the run), then
+   * takes over where the database says: rounds left running by the last leader are recorded
+   * as aborted, and training resumes after the last completed round.
+   */
+  private async lead(modelSpecHash: string): Promise<RunHistory> {
+    const cluster = this.cluster!;
+    const waiting = AbortSignal.any([this.shutdown.signal, this.runFinishedElsewhere.signal]);
+    this.setStatus('waiting', 'following the cluster leader');
+    const leads = await cluster.lock.acquire(waiting);
+    if (!leads) {
+      if (this.stopped)
+        throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
+      this.history.finishedAt = new Date().toISOString();
+      this.setStatus('finished', 'the leader finished the run');
+      this.emit('finished', this.history);
+      return this.history;
+    }
+    cluster.role = 'leader';
+    await this.recordInterruptedRounds();
+    const opened = await this.store.openExperiment(this.experimentInput(modelSpecHash));
+    this.history.resumedFromRound = opened.lastCompletedRound;
+    this.log.info(
+      `cluster: this process leads now (${cluster.bus.nodeId.slice(0, 8)}); resuming after round ${opened.lastCompletedRound}`,
+    );
+    this.emit('leading', {
+      nodeId: cluster.bus.nodeId,
+      resumeAfterRound: opened.lastCompletedRound,
+    });
+    if (opened.lastCompletedRound > 0) this.emit('resumed', { round: opened.lastCompletedRound });
+    const tell = () =>
+      cluster.bus.send('*', 'round-state', { current: this.current, status: this.runStatus });
+    for (const event of ['round-start', 'round-phase', 'round-end', 'status'] as const) {
+      this.on(event, tell);
+    }
+    return this.run(await this.initialModel(opened.lastCompletedRound), opened.lastCompletedRound);
+  }
+
+  /** Every client a round may select: this process's, and in a cluster every gateway's. */
+  private async selectableClients(): Promise<RoundClient[]> {
+    const local: RoundClient[] = this.registry.list();
+    if (!this.cluster) return local;
+    const seen = new Set(local.map((c) => c.id));
+    const remote = (await this.cluster.remote.list()).filter((c) => !seen.has(c.id));
+    return [...local, ...remote];
+  }
+
+  /** Registered clients in the whole federation, as last reported (cheap). */
+  private federationSize(): number {
+    return this.registry.size + (this.cluster?.remote.reportedCount() ?? 0);
   }
 
   private async initialModel(lastCompletedRound: number): Promise<GlobalModel> {
@@ -493,6 +599,24 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
    * otherwise discard the message still in flight, and its clients would wait forever.
    */
   private async announceDone(message: DoneMessage): Promise<void> {
+    const cluster = this.cluster;
+    if (cluster) {
+      cluster.bus.send('*', 'run-finished', {});
+      await Promise.all(
+        cluster.bus
+          .peers()
+          .map((peer) =>
+            cluster.bus
+              .request(peer.nodeId, 'done', message, { timeoutMs: DONE_ACK_TIMEOUT_MS * 2 })
+              .catch(() => undefined),
+          ),
+      );
+    }
+    await this.announceDoneLocally(message);
+  }
+
+  /** Tells this process's own clients the run is over, waiting (bounded) for their acks. */
+  private async announceDoneLocally(message: DoneMessage): Promise<void> {
     await Promise.all(
       [...this.io.sockets.sockets.values()].map(
         (socket) =>
@@ -507,23 +631,27 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** Resolves true once minClients are registered; false if stopped or the wait timed out. */
   private async waitForClients(round: number): Promise<boolean> {
     const needed = this.config.minClients;
-    if (this.registry.size >= needed) return true;
+    if (this.federationSize() >= needed) return true;
     this.setStatus('waiting', `waiting for ${needed} clients`);
-    this.emit('waiting', { round, connected: this.registry.size, needed });
+    this.emit('waiting', { round, connected: this.federationSize(), needed });
     return new Promise<boolean>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
+      let poll: NodeJS.Timeout | undefined;
       const finish = (value: boolean) => {
         this.registry.off('registered', check);
         if (timer) clearTimeout(timer);
+        if (poll) clearInterval(poll);
         this.stopWaiters = this.stopWaiters.filter((w) => w !== onStop);
         resolve(value);
       };
       const check = () => {
-        if (this.registry.size >= needed) finish(true);
+        if (this.federationSize() >= needed) finish(true);
       };
       const onStop = () => finish(false);
       this.stopWaiters.push(onStop);
       this.registry.on('registered', check);
+      // Other processes' clients are known from their heartbeats.
+      if (this.cluster) poll = setInterval(check, 250);
       if (this.config.waitForClientsMs !== undefined) {
         timer = setTimeout(() => {
           this.log.warn(`gave up waiting for ${needed} clients`);
@@ -537,7 +665,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private roundContext(): RoundContext {
     return {
       config: this.config,
-      registry: this.registry,
+      clients: () => this.selectableClients(),
       store: this.store,
       strategy: this.strategy,
       evaluator: this.evaluator,
@@ -558,6 +686,20 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       onProgress: (round, clientId, fraction) =>
         this.emit('client-progress', { round, clientId, fraction }),
       removeMasks: this.unmaskPool.removeMasks,
+      ...(this.cluster ? this.clusterRoundContext(this.cluster) : {}),
+    };
+  }
+
+  /** What a round needs from the cluster: partial sums, and the fencing check. */
+  private clusterRoundContext(
+    cluster: ClusterNode,
+  ): Pick<RoundContext, 'partials' | 'assertLeader'> {
+    return {
+      partials: {
+        collect: (gateway, roundId) => cluster.remote.partialSum(gateway, roundId),
+        discard: (roundId) => cluster.remote.discard(roundId),
+      },
+      assertLeader: () => cluster.lock.assertHeld(),
     };
   }
 
@@ -761,7 +903,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.feed?.close();
     this.shutdown.abort();
     for (const waiter of [...this.stopWaiters]) waiter();
-    this.io.disconnectSockets(true);
+    // This process's own sockets only (in a cluster the others keep theirs).
+    this.io.local.disconnectSockets(true);
     await new Promise<void>((resolve) => {
       void this.io.close(() => resolve());
     });
@@ -780,6 +923,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
           ),
       );
     }
+    await this.cluster?.close();
     if (this.ownsStore && this.store) await bounded(this.store.close());
     await this.unmaskPool.close();
     this.evalModel.dispose();

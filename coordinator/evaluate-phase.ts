@@ -3,14 +3,14 @@ import type { ModelPayload } from '../shared/protocol/messages';
 import { evaluateResSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
 import { evaluateAnswerLimit } from './answer-limits';
-import type { ConnectedClient } from './client-registry';
+import type { RoundClient } from './client-registry';
 import type { Logger } from './logger';
 
 /** What federated evaluation needs. */
 export interface EvaluatePhaseInput {
   round: number;
   roundId: string;
-  clients: ConnectedClient[];
+  clients: RoundClient[];
   model: ModelPayload;
   batchSize: number;
   deadlineMs: number;

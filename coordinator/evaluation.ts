@@ -2,7 +2,7 @@ import type * as tf from '@tensorflow/tfjs';
 import type { Dataset } from '../shared/data/dataset';
 import { evaluateModel } from '../shared/training/local-train';
 import { applyWeights, floatsToBytes } from '../shared/weights/codec';
-import type { ConnectedClient } from './client-registry';
+import type { RoundClient } from './client-registry';
 import type { CoordinatorConfig } from './config';
 import { runEvaluatePhase } from './evaluate-phase';
 import type { Logger } from './logger';
@@ -55,7 +55,7 @@ export class GlobalModelEvaluator {
     round: number,
     roundId: string,
     model: GlobalModel,
-    clients: ConnectedClient[],
+    clients: RoundClient[],
   ): Promise<{
     loss: number | null;
     accuracy: number | null;

@@ -5,7 +5,7 @@ import type { FitConfigMessage, FitIns, ModelPayload } from '../shared/protocol/
 import { fitResSchema, progressSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
 import { fitAnswerLimit } from './answer-limits';
-import type { ConnectedClient } from './client-registry';
+import type { RoundClient } from './client-registry';
 import type { Logger } from './logger';
 
 /** How one selected client's part in a round ended. */
@@ -21,7 +21,7 @@ export interface Participation {
  * loss and the update; secure answers carry none of them (they travel masked).
  */
 export interface AcceptedFit {
-  client: ConnectedClient;
+  client: RoundClient;
   /** Plain mode only. */
   numExamples?: number;
   /** Plain mode only. */
@@ -34,7 +34,7 @@ export interface AcceptedFit {
 export interface FitPhaseInput {
   round: number;
   roundId: string;
-  cohort: ConnectedClient[];
+  cohort: RoundClient[];
   target: number;
   model: ModelPayload;
   config: FitConfigMessage;
@@ -93,7 +93,7 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
       participations.set(clientId, { clientId, status, numExamples, errorCode: code });
   };
 
-  const one = async (client: ConnectedClient): Promise<void> => {
+  const one = async (client: RoundClient): Promise<void> => {
     const onProgress = (raw: unknown) => {
       const p = progressSchema.safeParse(raw);
       if (p.success && p.data.roundId === input.roundId)

@@ -354,6 +354,22 @@ export const OPTIONS = {
     help: 'file:./path.db (embedded SQLite) or postgresql://...',
     default: 'file:./cohort.db',
   },
+  cluster: {
+    flag: '--cluster',
+    placeholder: '<redis-url>',
+    type: {
+      kind: 'text',
+      pattern: /^rediss?:\/\/\S+$/,
+      patternHelp: 'must be a redis:// or rediss:// URL',
+    } as const,
+    help: 'serve one federation with other coordinator processes over this Redis (needs a postgresql:// --database)',
+    doc:
+      'serve one experiment together with every other coordinator process given the same Redis and ' +
+      "PostgreSQL: socket.io's Redis adapter carries their messages, a PostgreSQL advisory lock " +
+      'picks the one that runs the rounds, and every process holds its own clients and folds their ' +
+      'masked updates into one partial sum per round (see "Cluster mode"). All processes need the ' +
+      'same `--coordinator-identity` and `--experiment`',
+  },
   databaseBusyTimeoutMs: {
     flag: '--database-busy-timeout',
     placeholder: '<seconds>',
@@ -659,7 +675,8 @@ export const OPTIONS = {
     flag: '--server',
     placeholder: '<url>',
     type: text,
-    help: 'coordinator URL, e.g. http://HOST:8080',
+    help: 'coordinator URL, e.g. http://HOST:8080; several, comma-separated, for a cluster',
+    doc: 'coordinator URL, e.g. `http://HOST:8080`. For a cluster, give several separated by commas: the client connects to the first and, whenever its connection is lost, reconnects to the next in turn',
     required: true,
   },
   clientTask: {
@@ -858,6 +875,7 @@ export const COORDINATOR_ONLY: readonly OptionName[] = [
   'waitForClientsMs',
   'database',
   'databaseBusyTimeoutMs',
+  'cluster',
   'keepAlive',
   'dataDir',
   'testLimit',

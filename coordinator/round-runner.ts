@@ -8,7 +8,7 @@ import { MIN_THRESHOLD, chooseSecAggParams } from '../shared/secagg';
 import type { Strategy } from '../shared/strategies/strategy';
 import type { WeightManifest } from '../shared/weights/codec';
 import { bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
-import type { ClientRegistry } from './client-registry';
+import type { RoundClient } from './client-registry';
 import type { CoordinatorConfig } from './config';
 import { secureModulusBits } from './config';
 import type { GlobalModelEvaluator } from './evaluation';
@@ -17,7 +17,7 @@ import { runFitPhase } from './fit-phase';
 import type { RoundHistoryEntry } from './history';
 import type { Logger } from './logger';
 import type { CohortStore } from './persistence/store';
-import type { SecureAggregationOutcome } from './secure-aggregation-phase';
+import type { PartialSumSource, SecureAggregationOutcome } from './secure-aggregation-phase';
 import { runSecureAggregation } from './secure-aggregation-phase';
 import { cohortTarget, selectCohort } from './selection';
 
@@ -32,7 +32,8 @@ export interface GlobalModel {
 /** Everything one round needs from the coordinator that runs it. */
 export interface RoundContext {
   config: CoordinatorConfig;
-  registry: ClientRegistry;
+  /** Every registered client that may be selected: this process's and, in a cluster, the others'. */
+  clients(): Promise<RoundClient[]>;
   store: CohortStore;
   strategy: Strategy;
   evaluator: GlobalModelEvaluator;
@@ -51,6 +52,10 @@ export interface RoundContext {
   onPhase(round: number, phase: string): void;
   /** Where secure rounds remove their masks (the coordinator's worker pool). */
   removeMasks?: MaskRemover;
+  /** Cluster mode: the other processes' partial sums of their clients' masked inputs. */
+  partials?: PartialSumSource;
+  /** Cluster mode: the fencing check before a round is recorded (throws LEADERSHIP_LOST). */
+  assertLeader?(): Promise<void>;
 }
 
 /** The local fit config of a round: the base options, adjusted by the strategy (FedProx's mu). */
@@ -79,7 +84,7 @@ export async function runRound(
 ): Promise<{ entry: RoundHistoryEntry; next: GlobalModel }> {
   const started = Date.now();
   const roundId = `${ctx.experimentId.slice(0, 12)}-r${round}-${randomBytes(4).toString('hex')}`;
-  const clients = new Map(ctx.registry.list().map((c) => [c.id, c]));
+  const clients = new Map((await ctx.clients()).map((c) => [c.id, c]));
   const target = cohortTarget(clients.size, ctx.config);
   const cohort = selectCohort(
     [...clients.keys()],
@@ -224,6 +229,7 @@ export async function runRound(
   };
   if (ctx.isStopped())
     throw new CohortError('INTERNAL', `coordinator stopped during round ${round}`);
+  await ctx.assertLeader?.();
   await ctx.store.recordRound({
     experimentId: ctx.experimentId,
     number: round,
@@ -291,6 +297,7 @@ async function secureAggregate(
     signal: ctx.signal,
     onPhase: (phase) => ctx.onPhase(round, phase),
     ...(ctx.removeMasks ? { removeMasks: ctx.removeMasks } : {}),
+    ...(ctx.partials ? { partials: ctx.partials } : {}),
   });
 }
 

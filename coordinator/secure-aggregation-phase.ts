@@ -3,9 +3,10 @@ import { CohortError, errorMessage, isCohortError, parseErrorCode } from '../sha
 import type { ErrorCode } from '../shared/errors';
 import { packBinary, unpackBinary } from '../shared/protocol/binary-envelope';
 import type { MaskRemover, SecAggConfig, SecAggPhase, SecAggResult } from '../shared/secagg';
-import { SecAggServerRound } from '../shared/secagg';
+import { MASKED_EXTRA_ELEMENTS, SecAggServerRound } from '../shared/secagg';
 import { secAggAnswerLimit } from './answer-limits';
-import type { ConnectedClient } from './client-registry';
+import type { RoundClient } from './client-registry';
+import { isRemoteClient } from './cluster/remote-clients';
 import type { Logger } from './logger';
 
 /** What the secure phases need: the clients that finished training, and the round's config. */
@@ -17,7 +18,7 @@ export interface SecureAggregationInput {
   round: number;
   roundId: string;
   modelHash: string;
-  clients: ConnectedClient[];
+  clients: RoundClient[];
   config: SecAggConfig;
   /** Deadline of each phase, in ms. */
   phaseTimeoutMs: number;
@@ -27,6 +28,19 @@ export interface SecureAggregationInput {
   onPhase?(phase: SecAggPhase): void;
   /** Where Unmasking removes the masks; default: on this thread. */
   removeMasks?: MaskRemover;
+  /**
+   * Cluster mode: where the partial sums of the masked inputs folded by other processes come
+   * from. Absent: every client is local.
+   */
+  partials?: PartialSumSource;
+}
+
+/** The gateways' partial sums of one round (cluster mode). */
+export interface PartialSumSource {
+  /** The partial sum `gateway` folded for the round (validated by the caller). */
+  collect(gateway: string, roundId: string): Promise<unknown>;
+  /** Tells every gateway to forget the round's partial sums. */
+  discard(roundId: string): void;
 }
 
 /** The outcome: the survivors' weighted mean, or why the round aborted; and who fell out where. */
@@ -76,6 +90,14 @@ export async function runSecureAggregation(
     input.onPhase?.(phase);
     // What an honest answer of this phase can weigh, from the round's config.
     const maxAnswerBytes = secAggAnswerLimit(phase, input.config);
+    const fold =
+      phase === 'maskedInput'
+        ? {
+            roundId: input.roundId,
+            elements: input.config.vectorLength + MASKED_EXTRA_ELEMENTS,
+            modulusBits: input.config.modulusBits,
+          }
+        : undefined;
     await Promise.all(
       [...requests].map(async ([clientId, body]) => {
         const client = byId.get(clientId);
@@ -83,11 +105,21 @@ export async function runSecureAggregation(
         try {
           const raw = await client.proxy.secagg(
             { phase, roundId: input.roundId, ...packBinary(body) },
-            { timeoutMs: input.phaseTimeoutMs, maxAnswerBytes, signal: input.signal },
+            {
+              timeoutMs: input.phaseTimeoutMs,
+              maxAnswerBytes,
+              signal: input.signal,
+              ...(fold ? { fold } : {}),
+            },
           );
           if (isErrorAck(raw)) {
             const code = parseErrorCode(raw.code) ?? 'INTERNAL';
             throw new CohortError(code, `client refused ${phase}: ${raw.message}`);
+          }
+          if (fold && isRemoteClient(client)) {
+            // Its gateway kept the masked input in its partial sum; the signature came on.
+            await server.receiveFoldedMaskedInput(clientId, client.gateway, unpackBinary(raw));
+            return;
           }
           await server.receive(phase, clientId, unpackBinary(raw));
         } catch (error) {
@@ -106,6 +138,7 @@ export async function runSecureAggregation(
     await exchange('advertiseKeys', all);
     await exchange('shareKeys', server.closeAdvertiseKeys());
     await exchange('maskedInput', server.closeShareKeys());
+    await foldPartialSums(server, input, lost);
     await exchange('consistencyCheck', server.closeMaskedInput());
     await exchange('unmasking', server.closeConsistencyCheck());
     const result = await server.finish();
@@ -113,7 +146,42 @@ export async function runSecureAggregation(
   } catch (error) {
     server.abort();
     return { result: null, failure: failureOf(error), lost };
+  } finally {
+    input.partials?.discard(input.roundId);
   }
+}
+
+/**
+ * Cluster mode: brings in each gateway's partial sum of the masked inputs it folded. A
+ * gateway whose sum does not come, or does not hold exactly the inputs it reported, costs
+ * those clients their place among the survivors (they are then treated as dropped).
+ */
+async function foldPartialSums(
+  server: SecAggServerRound,
+  input: SecureAggregationInput,
+  lost: Map<string, ErrorCode>,
+): Promise<void> {
+  const partials = input.partials;
+  if (!partials) return;
+  const byGateway = new Map<string, string[]>();
+  for (const client of input.clients) {
+    if (!isRemoteClient(client) || lost.has(client.id)) continue;
+    byGateway.set(client.gateway, [...(byGateway.get(client.gateway) ?? []), client.id]);
+  }
+  await Promise.all(
+    [...byGateway].map(async ([gateway, clientIds]) => {
+      try {
+        server.foldPartialSum(gateway, await partials.collect(gateway, input.roundId));
+      } catch (error) {
+        const code: ErrorCode = isCohortError(error) ? error.code : 'INTERNAL';
+        for (const id of clientIds)
+          if (!lost.has(id)) lost.set(id, code === 'CLUSTER_UNAVAILABLE' ? 'CLIENT_DROPPED' : code);
+        input.log.warn(
+          `round ${input.round}: no partial sum from gateway ${gateway.slice(0, 8)}: ${errorMessage(error)}`,
+        );
+      }
+    }),
+  );
 }
 
 function isErrorAck(raw: unknown): raw is { status: 'error'; code: string; message: string } {

@@ -53,6 +53,10 @@ export const ERROR_CODES = {
   SECAGG_REQUIRED:
     'Secure aggregation is required by this client; the coordinator offered a plain round.',
   METRICS_PRIVATE: 'The client does not share evaluation metrics in secure rounds.',
+  // Cluster mode.
+  CLUSTER_UNAVAILABLE:
+    'Cluster mode: Redis, or the coordinator process holding a client, could not be reached.',
+  LEADERSHIP_LOST: 'Cluster mode: this process lost the PostgreSQL leader lock and stopped leading.',
   INTERNAL: 'Unexpected internal error.',
 } as const;
 

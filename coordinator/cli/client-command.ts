@@ -1,4 +1,5 @@
 /* eslint-disable no-console -- the CLI's job is to print */
+import { coordinatorUrls } from '../../client-node/coordinator-urls';
 import { fromHex } from '../../shared/bytes';
 import { bytesEqual } from '../../shared/secagg/encoding';
 import { parseCertificateFile } from '../../shared/registrar';
@@ -93,7 +94,9 @@ export function clientCommand(): Command {
       let task = flags.clientTask;
       if (task === undefined) {
         console.log(`asking ${flags.server!} which task it runs...`);
-        task = (await discoverTask(flags.server!, ca !== undefined ? { ca } : {})).task;
+        task = (
+          await discoverTask(coordinatorUrls(flags.server!)[0]!, ca !== undefined ? { ca } : {})
+        ).task;
         console.log(`task: ${task} (announced by the coordinator)`);
       }
       console.log('loading data...');

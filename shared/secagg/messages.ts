@@ -117,6 +117,20 @@ export interface MaskedInputResponse {
   maskedInput: Uint8Array;
   signature: Uint8Array;
 }
+/**
+ * Cluster mode: a masked input a gateway process folded into its partial sum, as it tells the
+ * leader: the client's signature over the sharer list, without the input itself.
+ */
+export interface FoldedMaskedInput {
+  roundId: string;
+  signature: Uint8Array;
+}
+/** Cluster mode: a gateway's sum of the masked inputs it folded, packed as one masked input. */
+export interface PartialMaskedSum {
+  roundId: string;
+  contributors: string[];
+  sum: Uint8Array;
+}
 /** Phase 3 request: the survivors (sorted) whose masked input the coordinator accepted. */
 export interface ConsistencyCheckRequest {
   roundId: string;
@@ -238,6 +252,13 @@ export const secAggSchemas = {
     maskedInput: binary(6, 4 * (MAX_VECTOR_LENGTH + 2)),
     signature,
   }),
+  foldedMaskedInput: z.strictObject({ roundId, signature }),
+  partialMaskedSum: z.strictObject({
+    roundId,
+    contributors: idList,
+    // Empty when the gateway folded nothing; else the length is checked against the config.
+    sum: binary(0, 4 * (MAX_VECTOR_LENGTH + 2)),
+  }),
   consistencyCheckRequest: z.strictObject({ roundId, survivors: idList }),
   consistencyCheckResponse: z.strictObject({ roundId, signature }),
   unmaskingRequest: z.strictObject({
@@ -265,6 +286,8 @@ export interface SecAggMessages {
   shareKeysResponse: ShareKeysResponse;
   maskedInputRequest: MaskedInputRequest;
   maskedInputResponse: MaskedInputResponse;
+  foldedMaskedInput: FoldedMaskedInput;
+  partialMaskedSum: PartialMaskedSum;
   consistencyCheckRequest: ConsistencyCheckRequest;
   consistencyCheckResponse: ConsistencyCheckResponse;
   unmaskingRequest: UnmaskingRequest;
@@ -283,6 +306,8 @@ const schemasMatch: SchemaMatches = {
   shareKeysResponse: true,
   maskedInputRequest: true,
   maskedInputResponse: true,
+  foldedMaskedInput: true,
+  partialMaskedSum: true,
   consistencyCheckRequest: true,
   consistencyCheckResponse: true,
   unmaskingRequest: true,

@@ -95,6 +95,16 @@ export class PhaseGate {
     return responders;
   }
 
+  /**
+   * Takes back answers of the open `phase` that turned out not to count (cluster mode: masked
+   * inputs whose gateway never delivered the partial sum holding them): those clients close
+   * the phase as dropped.
+   */
+  retract(phase: SecAggServerPhase, ids: Iterable<string>): void {
+    this.assertAt(phase);
+    for (const id of ids) this.responded.delete(id);
+  }
+
   /** Opens `phase` for exactly `ids`. */
   open(phase: SecAggServerPhase, ids: readonly string[]): void {
     this.state = phase;

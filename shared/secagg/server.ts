@@ -85,6 +85,8 @@ export class SecAggServerRound {
   private sharers: string[] = [];
   private survivors: string[] = [];
   private readonly inputSignatures = new Map<string, Uint8Array>();
+  /** Cluster mode: masked inputs a gateway folded and reported, until its partial sum comes. */
+  private readonly awaitingPartial = new Map<string, Set<string>>();
   private readonly signatures = new Map<string, Uint8Array>();
   private signers: string[] = [];
   private readonly selfMaskShares = new Map<string, Uint8Array[]>();
@@ -263,13 +265,7 @@ export class SecAggServerRound {
           `masked input of ${clientId} has ${res.maskedInput.length} bytes, not ${acc.length} elements of ${bits} bits`,
         );
       }
-      const message = maskedInputBytes(this.view!.hash, this.sharers);
-      if (!(await verifySignature(message, res.signature, this.cohort.get(clientId)!))) {
-        throw new CohortError(
-          'SECAGG_SIGNATURE',
-          `masked input of ${clientId} is not signed over the sharer list`,
-        );
-      }
+      await this.verifyInputSignature(clientId, res.signature);
       return () => {
         addPackedInto(acc, res.maskedInput, bits);
         this.inputSignatures.set(clientId, res.signature);
@@ -277,8 +273,70 @@ export class SecAggServerRound {
     });
   }
 
+  /**
+   * Cluster mode: a masked input that the gateway process holding `clientId`'s socket checked
+   * and folded into its own partial sum. Only the signature comes here (verified as in
+   * {@link receiveMaskedInput}); the client counts as a survivor only once `gateway`'s
+   * partial sum has been folded by {@link foldPartialSum}.
+   */
+  receiveFoldedMaskedInput(clientId: string, gateway: string, payload: unknown): Promise<void> {
+    return this.gate.accept('maskedInput', clientId, async () => {
+      const res = parseSecAggMessage('foldedMaskedInput', payload);
+      this.checkRound(res.roundId);
+      await this.verifyInputSignature(clientId, res.signature);
+      return () => {
+        const held = this.awaitingPartial.get(gateway) ?? new Set<string>();
+        held.add(clientId);
+        this.awaitingPartial.set(gateway, held);
+        this.inputSignatures.set(clientId, res.signature);
+      };
+    });
+  }
+
+  /**
+   * Cluster mode: adds a gateway's partial sum, which must hold exactly the masked inputs it
+   * reported (any other set, and the sum would not match the survivor list the clients sign:
+   * refused with MESSAGE_INVALID, and those clients end the phase as dropped).
+   */
+  foldPartialSum(gateway: string, payload: unknown): void {
+    if (this.gate.phase !== 'maskedInput') {
+      throw new CohortError('SECAGG_LATE', `partial sum of ${gateway} after MaskedInput closed`);
+    }
+    const res = parseSecAggMessage('partialMaskedSum', payload);
+    this.checkRound(res.roundId);
+    const expected = this.awaitingPartial.get(gateway) ?? new Set<string>();
+    const covered = new Set(res.contributors);
+    if (
+      covered.size !== res.contributors.length ||
+      covered.size !== expected.size ||
+      res.contributors.some((id) => !expected.has(id))
+    ) {
+      throw new CohortError(
+        'MESSAGE_INVALID',
+        `partial sum of ${gateway} covers ${covered.size} clients, not the ${expected.size} it reported`,
+      );
+    }
+    if (expected.size === 0) return;
+    const acc = this.accumulator!;
+    const bits = this.options.config.modulusBits;
+    if (res.sum.length !== acc.length * packedElementBytes(bits)) {
+      throw new CohortError(
+        'UPDATE_SHAPE',
+        `partial sum of ${gateway} has ${res.sum.length} bytes, not ${acc.length} elements of ${bits} bits`,
+      );
+    }
+    addPackedInto(acc, res.sum, bits);
+    this.awaitingPartial.delete(gateway);
+  }
+
   /** Ends phase 2: the survivors are those whose input was summed; each is asked to sign them. */
   closeMaskedInput(): Map<string, ConsistencyCheckRequest> {
+    // Reported but never delivered in a partial sum: not in the accumulator, so not survivors.
+    for (const held of this.awaitingPartial.values()) {
+      if (this.gate.phase === 'maskedInput') this.gate.retract('maskedInput', held);
+      for (const id of held) this.inputSignatures.delete(id);
+    }
+    this.awaitingPartial.clear();
     const survivors = this.closeGate('maskedInput');
     this.survivors = survivors;
     const request: ConsistencyCheckRequest = { roundId: this.ctx.roundId, survivors };
@@ -444,6 +502,16 @@ export class SecAggServerRound {
     this.bundles = new Map();
     this.selfMaskShares.clear();
     this.secretKeyShares.clear();
+  }
+
+  private async verifyInputSignature(clientId: string, signature: Uint8Array): Promise<void> {
+    const message = maskedInputBytes(this.view!.hash, this.sharers);
+    if (!(await verifySignature(message, signature, this.cohort.get(clientId)!))) {
+      throw new CohortError(
+        'SECAGG_SIGNATURE',
+        `masked input of ${clientId} is not signed over the sharer list`,
+      );
+    }
   }
 
   private checkRound(roundId: string): void {
