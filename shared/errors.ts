@@ -56,7 +56,8 @@ export const ERROR_CODES = {
   // Cluster mode.
   CLUSTER_UNAVAILABLE:
     'Cluster mode: Redis, or the coordinator process holding a client, could not be reached.',
-  LEADERSHIP_LOST: 'Cluster mode: this process lost the PostgreSQL leader lock and stopped leading.',
+  LEADERSHIP_LOST:
+    'Cluster mode: this process lost the PostgreSQL leader lock and stopped leading.',
   INTERNAL: 'Unexpected internal error.',
 } as const;
 

@@ -59,6 +59,11 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
       out(`run ${status} (${reason})`);
     }
   });
+  coordinator.on('leading', ({ nodeId, resumeAfterRound }) =>
+    out(
+      `cluster: process ${nodeId.slice(0, 8)} leads the rounds from here (after round ${resumeAfterRound})`,
+    ),
+  );
   coordinator.on('resumed', ({ round }) =>
     out(`resuming: rounds 1..${round} are already completed in the database`),
   );

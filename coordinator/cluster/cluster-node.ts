@@ -78,6 +78,7 @@ export class ClusterNode {
         `cannot reach Redis at ${options.redisUrl.replace(/\/\/[^@/]*@/, '//***@')}: ${errorMessage(error)}`,
       );
     }
+    swallowPublishFailures(pub);
     options.io.adapter(createAdapter(pub, sub, { key: `cohort:${options.experiment}` }));
     const holder: { node?: ClusterNode } = {};
     const bus = new ClusterBus(options.io, {
@@ -119,6 +120,19 @@ export class ClusterNode {
     await this.lock.close();
     await Promise.all(this.redis.map((c) => c.disconnect().catch(() => undefined)));
   }
+}
+
+/**
+ * The adapter publishes without awaiting, so a publish that fails while Redis is away (EPIPE,
+ * a closed connection) would be an unhandled rejection and crash the process. A lost publish
+ * is what an outage means anyway: the requests it carried time out, the heartbeats it
+ * carried stop, and the rounds in flight end; so failures are dropped here (the client's
+ * 'error' listener has already said Redis is away).
+ */
+function swallowPublishFailures(client: RedisClient): void {
+  const publish = client.publish.bind(client);
+  (client as { publish: typeof publish }).publish = ((...args: Parameters<typeof publish>) =>
+    publish(...args).catch(() => 0));
 }
 
 async function withTimeout<T>(work: Promise<T>, ms: number, reason: string): Promise<T> {

@@ -146,28 +146,26 @@ export class RemoteClients {
 
   private proxyOf(gateway: string, clientId: string): ClientProxy & { gateway: string } {
     const bus = this.bus;
-    const ask = async (
-      kind: string,
-      body: Record<string, unknown>,
-      limits: RequestLimits,
-    ): Promise<unknown> => {
+    /** Its process gone: to the round, the client dropped out (as a closed socket does). */
+    const asDropout = async <T>(work: () => Promise<T>): Promise<T> => {
       try {
-        return await bus.request(
-          gateway,
-          kind,
-          { clientId, timeoutMs: limits.timeoutMs, maxAnswerBytes: limits.maxAnswerBytes, ...body },
-          {
-            timeoutMs: limits.timeoutMs + BUS_SLACK_MS,
-            ...(limits.signal ? { signal: limits.signal } : {}),
-          },
-        );
+        return await work();
       } catch (error) {
-        // Its process is gone: to the round, the client dropped out (as a closed socket does).
         if (isCohortError(error, 'CLUSTER_UNAVAILABLE'))
           throw new CohortError('CLIENT_DROPPED', error.reason);
         throw error;
       }
     };
+    const ask = (kind: string, body: Record<string, unknown>, limits: RequestLimits) =>
+      bus.request(
+        gateway,
+        kind,
+        { clientId, timeoutMs: limits.timeoutMs, maxAnswerBytes: limits.maxAnswerBytes, ...body },
+        {
+          timeoutMs: limits.timeoutMs + BUS_SLACK_MS,
+          ...(limits.signal ? { signal: limits.signal } : {}),
+        },
+      );
     const byHash = (model: ModelPayload): ModelPayload => ({
       ...model,
       weights: new Uint8Array(0),
@@ -177,23 +175,26 @@ export class RemoteClients {
       get connected() {
         return bus.isAlive(gateway);
       },
-      fit: async (ins, options) => {
-        await this.ensureModel(gateway, ins.model);
-        if (options.onProgress) this.progress.set(clientId, options.onProgress);
-        try {
-          return await ask('fit', { ins: { ...ins, model: byHash(ins.model) } }, options);
-        } finally {
-          this.progress.delete(clientId);
-        }
-      },
-      evaluate: async (ins, limits) => {
-        await this.ensureModel(gateway, ins.model);
-        return ask('evaluate', { ins: { ...ins, model: byHash(ins.model) } }, limits);
-      },
-      secagg: (envelope, limits) => {
-        const fold = limits.fold;
-        return ask('secagg', { envelope, ...(fold ? { fold } : {}) }, limits);
-      },
+      fit: (ins, options) =>
+        asDropout(async () => {
+          await this.ensureModel(gateway, ins.model);
+          if (options.onProgress) this.progress.set(clientId, options.onProgress);
+          try {
+            return await ask('fit', { ins: { ...ins, model: byHash(ins.model) } }, options);
+          } finally {
+            this.progress.delete(clientId);
+          }
+        }),
+      evaluate: (ins, limits) =>
+        asDropout(async () => {
+          await this.ensureModel(gateway, ins.model);
+          return ask('evaluate', { ins: { ...ins, model: byHash(ins.model) } }, limits);
+        }),
+      secagg: (envelope, limits) =>
+        asDropout(() => {
+          const fold = limits.fold;
+          return ask('secagg', { envelope, ...(fold ? { fold } : {}) }, limits);
+        }),
       cancel: (roundId, reason) => bus.send(gateway, 'cancel', { clientId, roundId, reason }),
     };
   }

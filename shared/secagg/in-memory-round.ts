@@ -42,11 +42,15 @@ export interface SimulatedSecAggClient {
 export interface InMemoryRoundHooks {
   /** Rewrites the request `clientId` receives in `phase` (a malicious coordinator). */
   tamperRequest?(phase: SecAggPhase, clientId: string, request: unknown): unknown;
-  /** Sees each client response; return false to lose it in the network (client then drops). */
+  /**
+   * Sees each client response; return false to lose it in the network (client then drops),
+   * or to deliver it yourself through `server` (a gateway that folds masked inputs).
+   */
   deliverResponse?(
     phase: SecAggPhase,
     clientId: string,
     response: unknown,
+    server: SecAggServerRound,
   ): boolean | Promise<boolean>;
   /** Called after the coordinator closes `phase` (e.g. to deliver a late message). */
   afterClose?(phase: SecAggPhase, server: SecAggServerRound): void | Promise<void>;
@@ -158,7 +162,8 @@ export async function runInMemorySecAggRound(
         continue;
       }
       report.responses.get(phase)!.set(id, response);
-      if (hooks.deliverResponse && !(await hooks.deliverResponse(phase, id, response))) continue;
+      if (hooks.deliverResponse && !(await hooks.deliverResponse(phase, id, response, server)))
+        continue;
       try {
         await server.receive(phase, id, response);
       } catch (err) {
