@@ -741,6 +741,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
         return counts;
       },
       unregisteredConnections: () => this.guard.unregistered,
+      federationClients: () => this.federationSize(),
+      clusterBytesReceived: () => this.cluster?.bus.bytesReceived ?? null,
     });
     this.io.engine.on('connection', (conn: NodeJS.EventEmitter) => {
       conn.on('packet', (packet: { data?: unknown }) =>
@@ -818,7 +820,11 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   /** The dashboard's view, rebuilt from the database (history) and the registry (clients). */
   async snapshot(controls: boolean): Promise<DashboardSnapshot> {
     const rounds = await this.store.listRounds(this.experimentId);
-    const live = this.registry.list().map((c) => ({
+    // In a cluster, every process's clients (rosters asked of the others): the whole federation.
+    const listed: RoundClient[] = this.cluster
+      ? await this.selectableClients()
+      : this.registry.list();
+    const live = listed.map((c) => ({
       id: c.id,
       displayName: c.info.displayName ?? null,
       platform: c.info.platform,

@@ -97,6 +97,11 @@ export interface ClusterBusOptions {
  */
 export class ClusterBus extends EventEmitter<ClusterBusEvents> {
   readonly nodeId = randomUUID();
+  /**
+   * Bytes of the cluster messages this process received (their JSON, as Redis carried it):
+   * what a leader's inbound traffic per round is measured by.
+   */
+  bytesReceived = 0;
   private readonly handlers = new Map<string, RequestHandler>();
   private readonly oneWay = new Map<string, (body: unknown, from: string) => void>();
   private readonly pending = new Map<string, PendingRequest>();
@@ -239,6 +244,7 @@ export class ClusterBus extends EventEmitter<ClusterBusEvents> {
     }
     const envelope = parsed.data;
     if (envelope.to !== this.nodeId && envelope.to !== '*') return;
+    this.bytesReceived += JSON.stringify(envelope.body)?.length ?? 0;
     let body: unknown;
     try {
       body = decode(envelope.body);

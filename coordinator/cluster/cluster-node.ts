@@ -131,8 +131,8 @@ export class ClusterNode {
  */
 function swallowPublishFailures(client: RedisClient): void {
   const publish = client.publish.bind(client);
-  (client as { publish: typeof publish }).publish = ((...args: Parameters<typeof publish>) =>
-    publish(...args).catch(() => 0));
+  (client as { publish: typeof publish }).publish = (...args: Parameters<typeof publish>) =>
+    publish(...args).catch(() => 0);
 }
 
 async function withTimeout<T>(work: Promise<T>, ms: number, reason: string): Promise<T> {

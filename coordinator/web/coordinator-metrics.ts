@@ -30,6 +30,10 @@ export class CoordinatorMetrics {
       clientsByPlatform(): Record<string, number>;
       /** Connections open and not registered yet (bounded by --max-unregistered). */
       unregisteredConnections(): number;
+      /** Registered clients of the whole federation (cluster mode: every process's). */
+      federationClients(): number;
+      /** Cluster mode: bytes of the messages other processes sent this one (null alone). */
+      clusterBytesReceived(): number | null;
     },
   ) {
     const registers = [this.registry];
@@ -62,6 +66,22 @@ export class CoordinatorMetrics {
       labelNames: ['phase'],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300],
       registers,
+    });
+    new Gauge({
+      name: 'cohort_federation_clients',
+      help: 'Registered clients of the whole federation (in a cluster: every process, from their heartbeats)',
+      registers,
+      collect() {
+        this.set(live.federationClients());
+      },
+    });
+    new Gauge({
+      name: 'cohort_cluster_bytes_received',
+      help: 'Cluster mode: bytes of the messages this process received from the others so far',
+      registers,
+      collect() {
+        this.set(live.clusterBytesReceived() ?? 0);
+      },
     });
     new Gauge({
       name: 'cohort_connected_clients',

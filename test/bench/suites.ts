@@ -5,6 +5,7 @@
 import { accuracySuite } from './accuracy-suite';
 import { aggregationSuite } from './aggregation-suite';
 import { browserSuite } from './browser-suite';
+import { clusterSuite } from './cluster-suite';
 import type { BenchSuite } from './bench-types';
 import { loadSuite } from './load-suite';
 import { roundSuite } from './round-suite';
@@ -20,4 +21,5 @@ export const SUITES: Readonly<Record<string, BenchSuite>> = {
   load: loadSuite,
   round: roundSuite,
   accuracy: accuracySuite,
+  cluster: clusterSuite,
 };
