@@ -697,6 +697,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     return {
       partials: {
         collect: (gateway, roundId) => cluster.remote.partialSum(gateway, roundId),
+        heldMean: (gateway, roundId, weights) => cluster.remote.heldMean(gateway, roundId, weights),
         discard: (roundId) => cluster.remote.discard(roundId),
       },
       assertLeader: () => cluster.lock.assertHeld(),

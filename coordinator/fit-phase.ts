@@ -6,6 +6,7 @@ import { fitResSchema, progressSchema } from '../shared/protocol/messages';
 import { parseMessage } from '../shared/protocol/validate';
 import { fitAnswerLimit } from './answer-limits';
 import type { RoundClient } from './client-registry';
+import { isRemoteClient } from './cluster/remote-clients';
 import type { Logger } from './logger';
 
 /** How one selected client's part in a round ended. */
@@ -26,7 +27,7 @@ export interface AcceptedFit {
   numExamples?: number;
   /** Plain mode only. */
   trainLoss?: number;
-  /** Plain mode only. */
+  /** Plain mode only; absent for a client of another process, whose gateway holds it. */
   update?: Uint8Array;
 }
 
@@ -155,14 +156,15 @@ export async function runFitPhase(input: FitPhaseInput): Promise<FitPhaseResult>
             `claims ${res.numExamples} examples but registered ${client.info.trainExamples} (cap ${limit})`,
           );
         }
-        if (res.update === undefined) {
+        // A client of another process: its gateway checked and holds the update (cluster mode).
+        if (res.update === undefined && !isRemoteClient(client)) {
           throw new CohortError('UPDATE_SHAPE', 'plain mode: fit result carries no update');
         }
         fit = {
           client,
           numExamples: res.numExamples,
           trainLoss: res.trainLoss,
-          update: res.update,
+          ...(res.update !== undefined ? { update: res.update } : {}),
         };
       }
       if (accepted.length >= input.target)

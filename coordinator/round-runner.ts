@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { StreamingWeightedMean } from '../shared/aggregation/streaming-weighted-mean';
-import { CohortError } from '../shared/errors';
+import { z } from 'zod';
+import { CohortError, isCohortError } from '../shared/errors';
 import type { ErrorCode } from '../shared/errors';
 import type { FitConfigMessage, ModelPayload } from '../shared/protocol/messages';
 import type { MaskRemover } from '../shared/secagg';
@@ -9,6 +10,7 @@ import type { Strategy } from '../shared/strategies/strategy';
 import type { WeightManifest } from '../shared/weights/codec';
 import { bytesToFloats, floatsToBytes, hashWeights } from '../shared/weights/codec';
 import type { RoundClient } from './client-registry';
+import { isRemoteClient } from './cluster/remote-clients';
 import type { CoordinatorConfig } from './config';
 import { secureModulusBits } from './config';
 import type { GlobalModelEvaluator } from './evaluation';
@@ -109,6 +111,8 @@ export async function runRound(
     weights: floatsToBytes(global.weights),
   };
   const mean = new StreamingWeightedMean(global.manifest.length);
+  /** Cluster mode, plain rounds: the accepted clients of each gateway, with their weights. */
+  const held = new Map<string, Array<{ clientId: string; weight: number }>>();
 
   const fit = await runFitPhase({
     round,
@@ -123,26 +127,38 @@ export async function runRound(
     signal: ctx.signal,
     accept: (res: AcceptedFit) => {
       if (secure) return;
-      // add() refuses a wrong length or a non-finite value (UPDATE_SHAPE, UPDATE_NON_FINITE).
       // The same weight cap as secure mode, so one client's claimed size cannot dominate.
-      mean.add(bytesToFloats(res.update!), Math.min(res.numExamples!, ctx.config.weightCap));
+      const weight = Math.min(res.numExamples!, ctx.config.weightCap);
+      if (isRemoteClient(res.client)) {
+        // Its gateway holds the (checked) update; it sends their weighted mean once fit ends.
+        const list = held.get(res.client.gateway) ?? [];
+        list.push({ clientId: res.client.id, weight });
+        held.set(res.client.gateway, list);
+        return;
+      }
+      // add() refuses a wrong length or a non-finite value (UPDATE_SHAPE, UPDATE_NON_FINITE).
+      mean.add(bytesToFloats(res.update!), weight);
     },
     onProgress: (clientId, fraction) => ctx.onProgress(round, clientId, fraction),
   });
 
   const participations = fit.participations;
-  let contributors = fit.accepted;
+  const lostGateways = await foldHeldUpdates(ctx, roundId, held, mean);
+  for (const [clientId, code] of lostGateways) {
+    participations.set(clientId, { clientId, status: 'dropped', numExamples: 0, errorCode: code });
+  }
+  let contributors = fit.accepted.filter((f) => !lostGateways.has(f.client.id));
   let meanDelta: Float32Array | null = null;
   /** Secure mode: the example-weighted mean train loss, decoded from the masked sum. */
   let secureTrainLoss: number | null = null;
   let failure: { code: ErrorCode; reason: string } | null = null;
-  if (fit.accepted.length === 0) {
+  if (contributors.length === 0) {
     failure = { code: 'ROUND_ABORTED', reason: 'no client completed training' };
   } else if (!secure) {
     meanDelta = mean.mean();
     mean.release(); // its wasm memory goes to the next round's mean (no first-touch faults)
   } else {
-    const outcome = await secureAggregate(ctx, round, roundId, global, fit.accepted);
+    const outcome = await secureAggregate(ctx, round, roundId, global, contributors);
     const survivors = new Set(outcome.result?.survivors);
     // Every client the secure phases did not sum is in `lost`, with the reason.
     for (const [clientId, code] of outcome.lost) {
@@ -157,7 +173,7 @@ export async function runRound(
       });
     }
     if (outcome.result) {
-      contributors = fit.accepted.filter((f) => survivors.has(f.client.id));
+      contributors = contributors.filter((f) => survivors.has(f.client.id));
       meanDelta = outcome.result.weightedMean;
       secureTrainLoss = outcome.result.meanTrainLoss;
     } else {
@@ -258,6 +274,60 @@ export async function runRound(
         : null,
   });
   return { entry, next };
+}
+
+const heldMeanSchema = z.strictObject({
+  roundId: z.string(),
+  mean: z.instanceof(Uint8Array),
+  weight: z.number().positive(),
+});
+
+/**
+ * Cluster mode, plain rounds: folds each gateway's weighted mean of the updates it holds for
+ * the accepted clients. A gateway that does not answer, or answers for another total weight,
+ * costs only its own clients (returned, with the reason, as dropouts).
+ */
+async function foldHeldUpdates(
+  ctx: RoundContext,
+  roundId: string,
+  held: ReadonlyMap<string, ReadonlyArray<{ clientId: string; weight: number }>>,
+  mean: StreamingWeightedMean,
+): Promise<Map<string, ErrorCode>> {
+  const lost = new Map<string, ErrorCode>();
+  if (held.size === 0 || !ctx.partials) return lost;
+  const partials = ctx.partials;
+  const answers = await Promise.all(
+    [...held].map(async ([gateway, weights]) => {
+      try {
+        const res = heldMeanSchema.parse(await partials.heldMean(gateway, roundId, weights));
+        const expected = weights.reduce((sum, w) => sum + w.weight, 0);
+        if (res.roundId !== roundId || Math.abs(res.weight - expected) > 1e-9 * expected) {
+          throw new CohortError('MESSAGE_INVALID', `gateway answered for weight ${res.weight}`);
+        }
+        return { gateway, weights, res };
+      } catch (error) {
+        ctx.log.warn(
+          `${roundId}: no held updates from gateway ${gateway.slice(0, 8)}: ${String(error)}`,
+        );
+        for (const w of weights) lost.set(w.clientId, 'CLIENT_DROPPED');
+        return null;
+      }
+    }),
+  );
+  // Folded in a fixed order (not arrival order), so a rerun gives the same float sum.
+  for (const answer of answers
+    .filter((a) => a !== null)
+    .sort((a, b) => (a.gateway < b.gateway ? -1 : 1))) {
+    try {
+      mean.add(bytesToFloats(answer.res.mean), answer.res.weight);
+    } catch (error) {
+      ctx.log.warn(`${roundId}: gateway ${answer.gateway.slice(0, 8)}: ${String(error)}`);
+      for (const w of answer.weights)
+        lost.set(w.clientId, isCohortError(error) ? error.code : 'INTERNAL');
+    }
+  }
+  partials.discard(roundId);
+  return lost;
 }
 
 /** Runs the secure phases among the clients that trained; the coordinator sees only the mean. */

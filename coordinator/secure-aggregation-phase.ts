@@ -39,6 +39,15 @@ export interface SecureAggregationInput {
 export interface PartialSumSource {
   /** The partial sum `gateway` folded for the round (validated by the caller). */
   collect(gateway: string, roundId: string): Promise<unknown>;
+  /**
+   * Plain rounds: the weighted mean and total weight of the updates `gateway` holds for the
+   * listed clients, with the given weights (validated by the caller).
+   */
+  heldMean(
+    gateway: string,
+    roundId: string,
+    weights: ReadonlyArray<{ clientId: string; weight: number }>,
+  ): Promise<unknown>;
   /** Tells every gateway to forget the round's partial sums. */
   discard(roundId: string): void;
 }

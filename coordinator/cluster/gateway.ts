@@ -11,14 +11,16 @@ import {
   doneSchema,
   evaluateInsSchema,
   fitInsSchema,
+  fitResSchema,
   modelPayloadSchema,
 } from '../../shared/protocol/messages';
 import { packBinary, unpackBinary } from '../../shared/protocol/binary-envelope';
 import { parseSecAggMessage } from '../../shared/secagg';
+import { bytesToFloats, floatsToBytes } from '../../shared/weights/codec';
 import type { ClientRegistry, ConnectedClient } from '../client-registry';
 import type { Logger } from '../logger';
 import type { ClusterBus } from './cluster-bus';
-import { PartialSums } from './partial-sums';
+import { HeldUpdates, PartialSums } from './partial-sums';
 
 /** How many global models a gateway keeps for the requests that name them by hash. */
 const KEPT_MODELS = 2;
@@ -48,6 +50,13 @@ const secAggRequestSchema = z.strictObject({
   fold: foldSchema.optional(),
 });
 const roundIdSchema = z.strictObject({ roundId: z.string().min(1).max(128) });
+const heldMeanSchema = z.strictObject({
+  roundId: z.string().min(1).max(128),
+  weights: z
+    .array(z.strictObject({ clientId: z.string().min(1).max(128), weight: z.number().positive() }))
+    .min(1)
+    .max(1_000_000),
+});
 const cancelSchema = z.strictObject({
   clientId: z.string().min(1).max(128),
   roundId: z.string().min(1).max(128),
@@ -76,6 +85,7 @@ export function serveAsGateway(options: GatewayOptions): void {
   const { bus, registry } = options;
   const models = new Map<string, ModelPayload>();
   const sums = new PartialSums();
+  const held = new HeldUpdates();
 
   const clientOf = (clientId: string): ConnectedClient => {
     const client = registry.get(clientId);
@@ -111,12 +121,27 @@ export function serveAsGateway(options: GatewayOptions): void {
   bus.handle('fit', async (body, from, signal) => {
     const req = parseOr(fitRequestSchema, body, 'fit request');
     const ins = fitInsSchema.parse(withWeights(req.ins));
-    return clientOf(req.clientId).proxy.fit(ins, {
+    const raw = await clientOf(req.clientId).proxy.fit(ins, {
       timeoutMs: localDeadline(req.timeoutMs),
       maxAnswerBytes: req.maxAnswerBytes,
       signal,
       onProgress: (progress) => bus.send(from, 'progress', { clientId: req.clientId, progress }),
     });
+    if (ins.secure || signal.aborted) return raw;
+    // Plain round: the update stays here until the leader says whether, and how much, it counts.
+    const res = fitResSchema.safeParse(raw);
+    if (!res.success || res.data.status !== 'ok' || res.data.roundId !== ins.roundId) return raw;
+    const { update, ...answer } = res.data;
+    if (update === undefined)
+      throw new CohortError('UPDATE_SHAPE', 'plain fit result carries no update');
+    held.hold(ins.roundId, req.clientId, bytesToFloats(update), ins.model.manifest.length);
+    return answer;
+  });
+
+  bus.handle('held-mean', (body) => {
+    const req = parseOr(heldMeanSchema, body, 'held-mean request');
+    const { mean, weight } = held.take(req.roundId, req.weights);
+    return Promise.resolve({ roundId: req.roundId, mean: floatsToBytes(mean), weight });
   });
 
   bus.handle('evaluate', async (body, _from, signal) => {
@@ -152,7 +177,9 @@ export function serveAsGateway(options: GatewayOptions): void {
 
   bus.listen('discard', (body) => {
     const parsed = roundIdSchema.safeParse(body);
-    if (parsed.success) sums.discard(parsed.data.roundId);
+    if (!parsed.success) return;
+    sums.discard(parsed.data.roundId);
+    held.discard(parsed.data.roundId);
   });
 
   bus.listen('cancel', (body) => {

@@ -204,6 +204,25 @@ export class RemoteClients {
     return this.bus.request(gateway, 'partial', { roundId }, { timeoutMs: CONTROL_TIMEOUT_MS * 4 });
   }
 
+  /**
+   * Plain rounds: asks `gateway` for the weighted mean of the updates it holds for the
+   * accepted clients, with the weights the leader gives them.
+   */
+  heldMean(
+    gateway: string,
+    roundId: string,
+    weights: ReadonlyArray<{ clientId: string; weight: number }>,
+  ): Promise<unknown> {
+    return this.bus.request(
+      gateway,
+      'held-mean',
+      { roundId, weights },
+      {
+        timeoutMs: CONTROL_TIMEOUT_MS * 4,
+      },
+    );
+  }
+
   /** Tells every gateway to forget a round's partial sum (the round ended). */
   discard(roundId: string): void {
     this.bus.send('*', 'discard', { roundId });

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NodeClient } from '../../client-node/node-client';
+import type { NodeClient, NodeClientOptions } from '../../client-node/node-client';
 import type { IdentityKeyPair } from '../../shared/identity';
 import { generateIdentity } from '../../shared/identity';
 import { resolveCoordinatorConfig, secureModulusBits } from '../../coordinator/config';
@@ -99,6 +99,7 @@ async function joinClients(
   urls: readonly string[],
   identities: IdentityKeyPair[],
   server?: string,
+  extra: Partial<NodeClientOptions> = {},
 ) {
   const [backend, data] = await Promise.all([
     useWasmBackend(),
@@ -107,6 +108,7 @@ async function joinClients(
   clients = await startClients(server ?? urls[0]!, CLIENTS, data, PER_CLIENT, backend, (i) => ({
     identity: identities[i]!,
     minParticipants: 3,
+    ...extra,
     ...(server === undefined
       ? { server: urls.map((_, k) => urls[(i + k) % urls.length]!).join(',') }
       : {}),
@@ -184,6 +186,48 @@ describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterService
     const later = bytesToFloats(await schema!.checkpointWeights(cluster.experiment, 2));
     const moved = later.reduce((m, v, i) => Math.max(m, Math.abs(v - expected[i]!)), 0);
     expect(moved).toBeGreaterThan(5 * 2 * CLIENTS * step);
+  });
+
+  test('a plain round through three processes: each gateway sends one mean, the model is the one-process model', async () => {
+    const identities = Array.from({ length: CLIENTS }, () => generateIdentity());
+    const plain = { '--rounds': 1, '--secure-aggregation': 'off' };
+    const cluster = await startCluster(3, plain, schema!.url);
+    await joinClients(cluster.urls, identities, undefined, { allowPlain: true });
+    const results = await Promise.all(cluster.processes.map((p) => p.exited));
+    results.forEach((r, i) => expectExit(r, 0, `cluster process ${i}`));
+    const run = await readPersistedRun(cluster.database, cluster.experiment);
+    expect(run.rounds.map((r) => [r.status, r.participants, r.secureAggregation])).toEqual([
+      ['completed', CLIENTS, false],
+    ]);
+    // The leader received its own three clients' updates and one mean from each gateway.
+    const leaderIn = run.rounds[0]!.bytesReceived;
+    closeAll(clients);
+
+    const single = coordinatorArgs(dir, {
+      ...plain,
+      '--min-clients': CLIENTS,
+      '--batch-size': 32,
+      '--test-limit': 200,
+      '--experiment': cluster.experiment,
+    });
+    const alone = new CliProcess(single.args);
+    const [, port] = await alone.waitForOutput(
+      /listening on http:\/\/127\.0\.0\.1:(\d+)/,
+      STARTUP_TIMEOUT_MS,
+    );
+    await joinClients([], identities, `http://127.0.0.1:${port}`, { allowPlain: true });
+    expectExit(await alone.exited, 0, 'single process');
+    const reference = await readPersistedRun(single.database, cluster.experiment);
+    const clustered = bytesToFloats(run.checkpoint!.weights);
+    const expected = bytesToFloats(reference.checkpoint!.weights);
+    let maxDiff = 0;
+    for (let i = 0; i < expected.length; i++)
+      maxDiff = Math.max(maxDiff, Math.abs(clustered[i]! - expected[i]!));
+    // No quantization in plain rounds: only float32 rounding of the gateways' means differs.
+    expect(maxDiff).toBeLessThan(1e-6);
+    expect(reference.rounds[0]!.trainLoss).toBeCloseTo(run.rounds[0]!.trainLoss!, 6);
+    // One process received all nine updates over its sockets; the leader only its own three.
+    expect(leaderIn).toBeLessThan(reference.rounds[0]!.bytesReceived / 2);
   });
 
   test('SIGKILL the leader mid-round: another process leads, the round is recorded aborted, the run completes', async () => {

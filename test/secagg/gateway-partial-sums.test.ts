@@ -1,4 +1,4 @@
-import { PartialSums } from '../../coordinator/cluster/partial-sums';
+import { HeldUpdates, PartialSums } from '../../coordinator/cluster/partial-sums';
 import { isCohortError } from '../../shared/errors';
 import type { MaskedInputResponse, SimulatedSecAggClient } from '../../shared/secagg';
 import { MASKED_EXTRA_ELEMENTS, runInMemorySecAggRound } from '../../shared/secagg';
@@ -167,5 +167,24 @@ describe('gateway partial sums', () => {
     expect([...taken.sum]).toEqual(new Array(16).fill(3));
     // Taken once: a second request finds nothing.
     expect(sums.take(ROUND).contributors).toEqual([]);
+  });
+
+  test('plain rounds: a gateway hands over the weighted mean of exactly the updates the leader accepted', () => {
+    const held = new HeldUpdates();
+    held.hold('r', 'a', new Float32Array([1, 2]), 2);
+    held.hold('r', 'b', new Float32Array([3, -2]), 2);
+    held.hold('r', 'late', new Float32Array([100, 100]), 2);
+    expect(() => held.hold('r', 'a', new Float32Array([0, 0]), 2)).toThrow(/second update/);
+    expect(() => held.hold('r', 'c', new Float32Array([0, Number.NaN]), 2)).toThrow(/NaN/);
+    expect(() => held.hold('r', 'd', new Float32Array([0]), 2)).toThrow(/1 values/);
+    // 'late' was not accepted by the leader (the round had enough): it is left out.
+    const { mean, weight } = held.take('r', [
+      { clientId: 'a', weight: 1 },
+      { clientId: 'b', weight: 3 },
+    ]);
+    expect(weight).toBe(4);
+    expect([...mean]).toEqual([(1 + 9) / 4, (2 - 6) / 4]);
+    held.hold('s', 'a', new Float32Array([1, 1]), 2);
+    expect(() => held.take('s', [{ clientId: 'ghost', weight: 1 }])).toThrow(/no held update/);
   });
 });
