@@ -1,6 +1,7 @@
 import { io } from 'socket.io-client';
 import { CohortError } from '../shared/errors';
 import { untrustedCertificate } from './tls-failure';
+import { coordinatorUrls, rotateOnReconnect } from './coordinator-urls';
 import { TASK_NAMES, getModelSpec } from '../shared/model/registry';
 import type { TaskName } from '../shared/model/registry';
 import { specHash } from '../shared/model/spec-hash';
@@ -21,10 +22,13 @@ export interface AnnouncedTask {
  *   not know, or another model under a known name (a different Cohort version).
  */
 export async function discoverTask(
+  /** A coordinator URL, or several separated by commas (a cluster). */
   server: string,
   options: { reconnectDelayMs?: number; ca?: string } = {},
 ): Promise<AnnouncedTask> {
-  const socket = io(server, {
+  const urls = coordinatorUrls(server);
+  const socket = io(urls[0], {
+    forceNew: true,
     transports: ['websocket'],
     reconnection: true,
     reconnectionAttempts: Infinity,
@@ -32,6 +36,8 @@ export async function discoverTask(
     reconnectionDelayMax: 10_000,
     ...(options.ca !== undefined ? { ca: options.ca } : {}),
   });
+  // A cluster's first URL may be the process that is down: ask the next ones in turn.
+  rotateOnReconnect(socket, urls);
   try {
     const raw = await new Promise<unknown>((resolve, reject) => {
       socket.once('challenge', resolve);

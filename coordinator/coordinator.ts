@@ -29,6 +29,7 @@ import { resolveCoordinatorConfig } from './config';
 import { GlobalModelEvaluator } from './evaluation';
 import { exportModel } from './export-model';
 import type { RunHistory } from './history';
+import { historyEntryOf } from './history';
 import type { CoordinatorEvents } from './coordinator-events';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
@@ -422,6 +423,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     if (!leads) {
       if (this.stopped)
         throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
+      // This process only followed: its summary is the leader's rounds, as the database has them.
+      const recorded = await this.store.listRounds(this.experimentId).catch(() => []);
+      this.history.rounds = recorded.filter((r) => r.status !== 'running').map(historyEntryOf);
       this.history.finishedAt = new Date().toISOString();
       this.setStatus('finished', 'the leader finished the run');
       this.emit('finished', this.history);

@@ -1,3 +1,5 @@
+import type { ParticipationSummary, RoundSummary } from './persistence/store-types';
+
 /**
  * One line of the round history written by `--json` and returned by `simulate()`: the
  * numbers a person or a test needs to judge a run, nothing that reveals one client's update.
@@ -36,4 +38,35 @@ export interface RunHistory {
   /** Where `--json` writes this history (absolute), or null. */
   historyFile: string | null;
   database: string;
+}
+
+/**
+ * A round as the database records it, as a history line: what a cluster process that only
+ * followed reports at the end (the leader's rounds, read back from the shared database).
+ */
+export function historyEntryOf(summary: RoundSummary): RoundHistoryEntry {
+  const count = (status: ParticipationSummary['status']) =>
+    summary.participations.filter((p) => p.status === status).length;
+  const federated = summary.metrics.federated_accuracy;
+  return {
+    round: summary.number,
+    status: summary.status === 'completed' ? 'completed' : 'failed',
+    participants: summary.participants,
+    dropped: summary.dropped,
+    rejected: count('rejected'),
+    selected: summary.participations.length,
+    trainLoss: summary.trainLoss,
+    testLoss: summary.testLoss,
+    testAccuracy: summary.testAccuracy,
+    evaluation:
+      summary.testAccuracy === null ? 'none' : federated != null ? 'federated' : 'centralized',
+    federatedAccuracy: federated ?? null,
+    durationMs: summary.durationMs,
+    bytesReceived: summary.bytesReceived,
+    secureAggregation: summary.secureAggregation ? 'on' : 'off',
+    failureReason:
+      summary.failureCode !== null
+        ? `${summary.failureCode}: ${summary.failureReason ?? ''}`
+        : null,
+  };
 }

@@ -1,5 +1,4 @@
 /* eslint-disable no-console -- the CLI's job is to print */
-import { coordinatorUrls } from '../../client-node/coordinator-urls';
 import { fromHex } from '../../shared/bytes';
 import { bytesEqual } from '../../shared/secagg/encoding';
 import { parseCertificateFile } from '../../shared/registrar';
@@ -94,9 +93,7 @@ export function clientCommand(): Command {
       let task = flags.clientTask;
       if (task === undefined) {
         console.log(`asking ${flags.server!} which task it runs...`);
-        task = (
-          await discoverTask(coordinatorUrls(flags.server!)[0]!, ca !== undefined ? { ca } : {})
-        ).task;
+        task = (await discoverTask(flags.server!, ca !== undefined ? { ca } : {})).task;
         console.log(`task: ${task} (announced by the coordinator)`);
       }
       console.log('loading data...');
