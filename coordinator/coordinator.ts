@@ -145,6 +145,8 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
   private readonly unmaskPool: UnmaskWorkerPool;
   /** Cluster mode: this process's membership (bus, gateway, leader lock); null alone. */
   private cluster: ClusterNode | null = null;
+  /** Why the run stopped when that was not asked for (cluster mode: leadership lost). */
+  private stopReason: CohortError | null = null;
   /** Cluster mode: the leader said the run is over (followers then finish too). */
   private readonly runFinishedElsewhere = new AbortController();
   /** When each connected client was last heard from, for the dashboard. */
@@ -404,9 +406,14 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       this.feed?.changed();
     });
     this.cluster.lock.on('lost', (error) => {
-      this.log.warn(`cluster: leadership lost (${error.message}): the round in flight stops`);
-      this.interruptReason = 'the leader lost its PostgreSQL lock during this round';
-      this.shutdown.abort();
+      // Another process may lead already: this one records nothing more and leaves.
+      this.log.warn(`cluster: leadership lost (${error.message}): this process stops`);
+      this.stopReason = new CohortError(
+        'LEADERSHIP_LOST',
+        `the PostgreSQL leader lock was lost (${error.message}); another process takes over, and this one stops without recording the round in flight`,
+      );
+      this.setStatus('failed', this.stopReason.reason);
+      void this.stop();
     });
   }
 
@@ -422,7 +429,10 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const leads = await cluster.lock.acquire(waiting);
     if (!leads) {
       if (this.stopped)
-        throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
+        throw (
+          this.stopReason ??
+          new CohortError('INTERNAL', 'coordinator stopped before the last round')
+        );
       // This process only followed: its summary is the leader's rounds, as the database has them.
       const recorded = await this.store.listRounds(this.experimentId).catch(() => []);
       this.history.rounds = recorded.filter((r) => r.status !== 'running').map(historyEntryOf);
@@ -514,6 +524,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       try {
         outcome = await runRound(this.roundContext(), round, global);
       } catch (error) {
+        if (this.stopReason) throw this.stopReason;
         if (isCohortError(error) && error.code === 'DATABASE_ERROR')
           throw await this.persistenceFailed(round, lastSaved, error);
         throw error;
@@ -537,7 +548,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       });
     }
     if (this.stopped)
-      throw new CohortError('INTERNAL', 'coordinator stopped before the last round');
+      throw (
+        this.stopReason ?? new CohortError('INTERNAL', 'coordinator stopped before the last round')
+      );
     if (this.config.exportDir) {
       applyWeights(this.evalModel, global.manifest, global.weights);
       this.history.modelExportedTo = await exportModel(this.evalModel, this.config.exportDir);
@@ -914,8 +927,13 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     this.feed?.close();
     this.shutdown.abort();
     for (const waiter of [...this.stopWaiters]) waiter();
-    // This process's own sockets only (in a cluster the others keep theirs).
-    this.io.local.disconnectSockets(true);
+    if (this.cluster) {
+      // Closed under them, not sent away: a socket.io client told to disconnect does not
+      // reconnect, and in a cluster these clients must fail over to the other processes.
+      for (const socket of this.io.of('/').sockets.values()) socket.conn.close();
+    } else {
+      this.io.local.disconnectSockets(true);
+    }
     await new Promise<void>((resolve) => {
       void this.io.close(() => resolve());
     });
@@ -925,7 +943,9 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     // not waited on past the busy timeout (the next start recovers the file).
     const bounded = (work: Promise<unknown>) =>
       this.runStatus === 'failed' ? settleWithin(work, this.config.databaseBusyTimeoutMs) : work;
-    if (this.store && this.experimentId !== '') {
+    // In a cluster only the lock holder may touch the round records (the fencing rule).
+    const mayRecord = !this.cluster || this.cluster.lock.isLeader;
+    if (this.store && this.experimentId !== '' && mayRecord) {
       await bounded(
         this.store
           .abortInterruptedRounds(this.experimentId, this.interruptReason)

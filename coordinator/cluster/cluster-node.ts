@@ -118,7 +118,15 @@ export class ClusterNode {
   async close(): Promise<void> {
     this.bus.close();
     await this.lock.close();
-    await Promise.all(this.redis.map((c) => c.disconnect().catch(() => undefined)));
+    // quit, not disconnect: commands still queued (the adapter's unsubscribes, issued without
+    // awaiting) are sent first instead of being rejected into nobody's hands.
+    await Promise.all(
+      this.redis.map((c) =>
+        withTimeout(c.quit(), 2_000, 'Redis did not answer QUIT').catch(() =>
+          c.disconnect().catch(() => undefined),
+        ),
+      ),
+    );
   }
 }
 

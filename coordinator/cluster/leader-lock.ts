@@ -30,19 +30,24 @@ export function experimentLockKey(experiment: string, schema: string): number {
     .readInt32BE(0);
 }
 
-/** A process's claim on its experiment's leadership; emits 'lost' if its session ends. */
+/**
+ * A process's claim on its experiment's leadership; emits 'lost' if its session ends while it
+ * leads. While it only follows, a failed lock connection is opened again at the next try.
+ */
 export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
   private held = false;
   private closed = false;
+  private client: pg.Client | null;
 
   private constructor(
-    private readonly client: pg.Client,
+    client: pg.Client,
+    private readonly open: () => Promise<pg.Client>,
     private readonly key: number,
     private readonly log: Logger,
   ) {
     super();
-    client.on('error', (error) => this.fail(error));
-    client.on('end', () => this.fail(new Error('the lock connection ended')));
+    this.client = client;
+    this.watch(client);
   }
 
   /** Opens the lock's own connection (not one of the store's pooled ones). */
@@ -51,20 +56,24 @@ export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
     if (target.provider !== 'postgresql') {
       throw new CohortError('CONFIG_INVALID', 'cluster mode needs a postgresql:// --database');
     }
-    const client = new pg.Client({
-      connectionString: target.connectionString,
-      keepAlive: true,
-      application_name: 'cohort-leader-lock',
-    });
-    try {
-      await client.connect();
-    } catch (error) {
-      throw new CohortError(
-        'DATABASE_ERROR',
-        `cluster mode: cannot open the leader-lock connection: ${errorMessage(error)}`,
-      );
-    }
-    return new LeaderLock(client, experimentLockKey(experiment, target.schema), log);
+    const open = async () => {
+      const client = new pg.Client({
+        connectionString: target.connectionString,
+        keepAlive: true,
+        // Names the experiment and process, so an operator can find this session (and end it).
+        application_name: `cohort-leader-lock:${process.pid}:${experiment}`.slice(0, 63),
+      });
+      try {
+        await client.connect();
+      } catch (error) {
+        throw new CohortError(
+          'DATABASE_ERROR',
+          `cluster mode: cannot open the leader-lock connection: ${errorMessage(error)}`,
+        );
+      }
+      return client;
+    };
+    return new LeaderLock(await open(), open, experimentLockKey(experiment, target.schema), log);
   }
 
   /** Whether this process leads (as far as it knows; {@link assertHeld} asks the server). */
@@ -72,16 +81,25 @@ export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
     return this.held;
   }
 
-  /** Waits until this process holds the lock (true) or `signal` aborts (false). */
+  /**
+   * Waits until this process holds the lock (true) or `signal` aborts (false). A database
+   * that is away only delays it: the connection is opened again at each try.
+   */
   async acquire(signal: AbortSignal): Promise<boolean> {
     while (!signal.aborted && !this.closed) {
-      const { rows } = await this.client.query<{ locked: boolean }>(
-        'SELECT pg_try_advisory_lock($1::int4, $2::int4) AS locked',
-        [LOCK_NAMESPACE, this.key],
-      );
-      if (rows[0]?.locked) {
-        this.held = true;
-        return true;
+      try {
+        this.client ??= await this.reopen();
+        const { rows } = await this.client.query<{ locked: boolean }>(
+          'SELECT pg_try_advisory_lock($1::int4, $2::int4) AS locked',
+          [LOCK_NAMESPACE, this.key],
+        );
+        if (rows[0]?.locked) {
+          this.held = true;
+          return true;
+        }
+      } catch (error) {
+        this.log.warn(`cluster: cannot try the leader lock: ${errorMessage(error)}`);
+        this.drop();
       }
       await sleep(LEADER_POLL_MS, signal);
     }
@@ -90,9 +108,12 @@ export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
 
   /** The fencing check: throws LEADERSHIP_LOST unless this session still holds the lock. */
   async assertHeld(): Promise<void> {
-    if (!this.held) throw new CohortError('LEADERSHIP_LOST', 'this process does not lead');
+    const client = this.client;
+    if (!this.held || !client) {
+      throw new CohortError('LEADERSHIP_LOST', 'this process does not lead');
+    }
     try {
-      const { rows } = await this.client.query<{ held: boolean }>(
+      const { rows } = await client.query<{ held: boolean }>(
         `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
            AND pid = pg_backend_pid() AND classid = $1::int4::oid AND objid = $2::int4::oid
            AND objsubid = 2) AS held`,
@@ -100,7 +121,7 @@ export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
       );
       if (rows[0]?.held) return;
     } catch (error) {
-      this.fail(error instanceof Error ? error : new Error(String(error)));
+      this.fail(client, error instanceof Error ? error : new Error(String(error)));
     }
     this.held = false;
     throw new CohortError('LEADERSHIP_LOST', 'the leader lock is no longer held by this process');
@@ -111,14 +132,34 @@ export class LeaderLock extends EventEmitter<{ lost: [Error] }> {
     if (this.closed) return;
     this.closed = true;
     this.held = false;
-    await this.client.end().catch(() => undefined);
+    const client = this.client;
+    this.client = null;
+    await client?.end().catch(() => undefined);
   }
 
-  private fail(error: Error): void {
-    if (this.closed) return;
+  private async reopen(): Promise<pg.Client> {
+    const client = await this.open();
+    this.watch(client);
+    return client;
+  }
+
+  private watch(client: pg.Client): void {
+    client.on('error', (error) => this.fail(client, error));
+    client.on('end', () => this.fail(client, new Error('the lock connection ended')));
+  }
+
+  /** Forgets a broken connection (a follower opens another at its next try). */
+  private drop(): void {
+    const client = this.client;
+    this.client = null;
+    void client?.end().catch(() => undefined);
+  }
+
+  private fail(client: pg.Client, error: Error): void {
+    if (this.closed || client !== this.client) return;
     const wasLeader = this.held;
     this.held = false;
-    this.closed = true;
+    this.drop();
     this.log.warn(`cluster: leader-lock connection failed: ${error.message}`);
     if (wasLeader) this.emit('lost', error);
   }

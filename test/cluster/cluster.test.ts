@@ -262,6 +262,29 @@ describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterService
     expect(run.lastCompletedRound).toBe(3);
   });
 
+  test("the leader's PostgreSQL session is cut: it stops with LEADERSHIP_LOST and records nothing more; another process finishes", async () => {
+    const identities = Array.from({ length: CLIENTS }, () => generateIdentity());
+    const cluster = await startCluster(3, { '--rounds': 3, '--epochs': 2 }, schema!.url);
+    const [leader, ...followers] = cluster.processes as [CliProcess, ...CliProcess[]];
+    await joinClients(cluster.urls, identities);
+    await leader.waitForOutput(/round 2: training on/, STARTUP_TIMEOUT_MS);
+    // What a network partition from the database looks like to PostgreSQL: the session ends.
+    await schema!.terminateSessions(`cohort-leader-lock:${leader.child.pid}:${cluster.experiment}`);
+    const deposed = await leader.exited;
+    expect(deposed.code).not.toBe(0);
+    expect(deposed.stdout + deposed.stderr).toMatch(/LEADERSHIP_LOST/);
+    expect(deposed.stdout).not.toMatch(/round\s+2 \|/);
+    const results = await Promise.all(followers.map((p) => p.exited));
+    results.forEach((r, i) => expectExit(r, 0, `follower ${i}`));
+    const run = await readPersistedRun(cluster.database, cluster.experiment);
+    expect(run.rounds.map((r) => [r.number, r.attempt, r.status])).toEqual([
+      [1, 1, 'completed'],
+      [2, 1, 'aborted'],
+      [2, 2, 'completed'],
+      [3, 1, 'completed'],
+    ]);
+  });
+
   test('SIGKILL a gateway mid-round: the round completes without its clients, who rejoin elsewhere', async () => {
     const identities = Array.from({ length: CLIENTS }, () => generateIdentity());
     const cluster = await startCluster(3, { '--rounds': 3, '--epochs': 2 }, schema!.url);

@@ -48,6 +48,8 @@ export function probeClusterServices(): Requirement<null> {
 /** A fresh schema of the test database, dropped by `drop()`. */
 export interface TestSchema {
   url: string;
+  /** Ends every PostgreSQL session with this application name (as a lost connection would). */
+  terminateSessions(applicationName: string): Promise<void>;
   /** The weights checkpointed with one round (the store's API returns only the latest). */
   checkpointWeights(experiment: string, round: number): Promise<Uint8Array>;
   drop(): Promise<void>;
@@ -78,6 +80,12 @@ export function freshPostgresSchema(): TestSchema {
       );
       if (!rows[0]) throw new Error(`no checkpoint of round ${round}`);
       return new Uint8Array(rows[0].weights);
+    },
+    async terminateSessions(applicationName) {
+      await query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+        [applicationName],
+      );
     },
     async drop() {
       await query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
