@@ -29,7 +29,7 @@ import { resolveCoordinatorConfig } from './config';
 import { GlobalModelEvaluator } from './evaluation';
 import { exportModel } from './export-model';
 import type { RunHistory } from './history';
-import { historyEntryOf } from './history';
+import { historyEntryOf, roundHistoryEntrySchema } from './history';
 import type { CoordinatorEvents } from './coordinator-events';
 import type { Logger } from './logger';
 import { debugLogger } from './logger';
@@ -398,6 +398,12 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
       announceDone: (message) => this.announceDoneLocally(message),
     });
     this.cluster.bus.listen('run-finished', () => this.runFinishedElsewhere.abort());
+    // The leader's rounds, told to every process: their dashboards, /metrics and logs follow.
+    this.cluster.bus.listen('round-end', (body) => {
+      if (this.cluster?.role === 'leader') return;
+      const entry = roundHistoryEntrySchema.safeParse(body);
+      if (entry.success) this.emit('round-end', entry.data);
+    });
     this.cluster.bus.listen('round-state', (body) => {
       if (this.cluster?.role === 'leader') return;
       const state = body as { current?: CurrentRound | null; status?: RunStatus } | null;
@@ -458,6 +464,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     for (const event of ['round-start', 'round-phase', 'round-end', 'status'] as const) {
       this.on(event, tell);
     }
+    this.on('round-end', (entry) => cluster.bus.send('*', 'round-end', entry));
     return this.run(await this.initialModel(opened.lastCompletedRound), opened.lastCompletedRound);
   }
 

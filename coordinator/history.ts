@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { ParticipationSummary, RoundSummary } from './persistence/store-types';
 
 /**
@@ -70,3 +71,28 @@ export function historyEntryOf(summary: RoundSummary): RoundHistoryEntry {
         : null,
   };
 }
+
+const count = z.number().int().min(0);
+const metric = z.number().nullable();
+
+/**
+ * A history line as another process of a cluster relays it (the leader tells every process
+ * each round it ends, for their dashboards, /metrics and logs): checked field by field.
+ */
+export const roundHistoryEntrySchema: z.ZodType<RoundHistoryEntry> = z.strictObject({
+  round: z.number().int().positive(),
+  status: z.enum(['completed', 'failed']),
+  participants: count,
+  dropped: count,
+  rejected: count,
+  selected: count,
+  trainLoss: metric,
+  testLoss: metric,
+  testAccuracy: metric,
+  evaluation: z.enum(['centralized', 'federated', 'none']),
+  federatedAccuracy: metric,
+  durationMs: z.number().min(0),
+  bytesReceived: z.number().min(0),
+  secureAggregation: z.enum(['on', 'off']),
+  failureReason: z.string().max(4000).nullable(),
+});

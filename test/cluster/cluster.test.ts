@@ -135,6 +135,11 @@ describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterService
     results.forEach((r, i) => expectExit(r, 0, `cluster process ${i}`));
     // Every process held clients of its own: the leader really aggregated across gateways.
     for (const p of cluster.processes) expect(joinedAt(p)).toBeGreaterThanOrEqual(3);
+    // And every process followed the federation's rounds (its log, dashboard and /metrics).
+    for (const p of cluster.processes.slice(1)) {
+      expect(p.stdout).toMatch(/round\s+3 \| clients\s+9\/9/);
+      expect(p.stdout).toMatch(/3\/3 rounds completed/);
+    }
 
     const run = await readPersistedRun(cluster.database, cluster.experiment);
     expect(
