@@ -120,6 +120,39 @@ function joinedAt(process: CliProcess): number {
   return (process.stdout.match(/client \w+ joined/g) ?? []).length;
 }
 
+/**
+ * The reference run: the same nine clients (keys, shards, seeds) on one process with SQLite,
+ * with the cluster's round flags; returns what its database holds.
+ */
+async function runAlone(
+  experiment: string,
+  identities: IdentityKeyPair[],
+  flags: Record<string, string | number>,
+  extra: Partial<NodeClientOptions> = {},
+) {
+  const single = coordinatorArgs(dir, {
+    ...flags,
+    '--min-clients': CLIENTS,
+    '--batch-size': 32,
+    '--test-limit': 200,
+    '--experiment': experiment,
+  });
+  const alone = new CliProcess(single.args);
+  const [, port] = await alone.waitForOutput(
+    /listening on http:\/\/127\.0\.0\.1:(\d+)/,
+    STARTUP_TIMEOUT_MS,
+  );
+  await joinClients([], identities, `http://127.0.0.1:${port}`, extra);
+  expectExit(await alone.exited, 0, 'single process');
+  return readPersistedRun(single.database, experiment);
+}
+
+/** The largest elementwise difference of two models. */
+function maxDifference(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  return a.reduce((max, v, i) => Math.max(max, Math.abs(v - b[i]!)), 0);
+}
+
 describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterServices(), () => {
   beforeEach(async () => {
     dir = mkdtempSync(join(tmpdir(), 'cohort-cluster-'));
@@ -153,30 +186,12 @@ describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterService
     expect(accuracy[2]!).toBeGreaterThan(accuracy[0]!);
     closeAll(clients);
 
-    // The same nine clients (keys, shards, seeds) on one process with SQLite.
-    const single = coordinatorArgs(dir, {
-      '--rounds': 1,
-      '--min-clients': CLIENTS,
-      '--batch-size': 32,
-      '--test-limit': 200,
-      '--experiment': cluster.experiment,
-    });
-    const alone = new CliProcess(single.args);
-    const [, port] = await alone.waitForOutput(
-      /listening on http:\/\/127\.0\.0\.1:(\d+)/,
-      STARTUP_TIMEOUT_MS,
-    );
-    await joinClients([], identities, `http://127.0.0.1:${port}`);
-    expectExit(await alone.exited, 0, 'single process');
-    const reference = await readPersistedRun(single.database, cluster.experiment);
+    const reference = await runAlone(cluster.experiment, identities, { '--rounds': 1 });
     // Round 1 started from the same model and trained the same updates: the two aggregates
     // differ only by each run's own stochastic rounding, at most one step per client.
     const clustered = bytesToFloats(await schema!.checkpointWeights(cluster.experiment, 1));
     const expected = bytesToFloats(reference.checkpoint!.weights);
-    expect(clustered.length).toBe(expected.length);
-    let maxDiff = 0;
-    for (let i = 0; i < expected.length; i++)
-      maxDiff = Math.max(maxDiff, Math.abs(clustered[i]! - expected[i]!));
+    const maxDiff = maxDifference(clustered, expected);
     const config = resolveCoordinatorConfig({ task: 'mnist' });
     const { scale } = chooseSecAggParams(CLIENTS, {
       vectorLength: expected.length,
@@ -208,28 +223,11 @@ describeRequiring('cluster mode (PostgreSQL, redis-server)', probeClusterService
     const leaderIn = run.rounds[0]!.bytesReceived;
     closeAll(clients);
 
-    const single = coordinatorArgs(dir, {
-      ...plain,
-      '--min-clients': CLIENTS,
-      '--batch-size': 32,
-      '--test-limit': 200,
-      '--experiment': cluster.experiment,
-    });
-    const alone = new CliProcess(single.args);
-    const [, port] = await alone.waitForOutput(
-      /listening on http:\/\/127\.0\.0\.1:(\d+)/,
-      STARTUP_TIMEOUT_MS,
-    );
-    await joinClients([], identities, `http://127.0.0.1:${port}`, { allowPlain: true });
-    expectExit(await alone.exited, 0, 'single process');
-    const reference = await readPersistedRun(single.database, cluster.experiment);
+    const reference = await runAlone(cluster.experiment, identities, plain, { allowPlain: true });
     const clustered = bytesToFloats(run.checkpoint!.weights);
     const expected = bytesToFloats(reference.checkpoint!.weights);
-    let maxDiff = 0;
-    for (let i = 0; i < expected.length; i++)
-      maxDiff = Math.max(maxDiff, Math.abs(clustered[i]! - expected[i]!));
     // No quantization in plain rounds: only float32 rounding of the gateways' means differs.
-    expect(maxDiff).toBeLessThan(1e-6);
+    expect(maxDifference(clustered, expected)).toBeLessThan(1e-6);
     expect(reference.rounds[0]!.trainLoss).toBeCloseTo(run.rounds[0]!.trainLoss!, 6);
     // One process received all nine updates over its sockets; the leader only its own three.
     expect(leaderIn).toBeLessThan(reference.rounds[0]!.bytesReceived / 2);

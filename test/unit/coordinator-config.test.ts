@@ -48,6 +48,13 @@ describe('coordinator options', () => {
     [{ bogus: 1 } as never, 'CONFIG_INVALID', /bogus|Unrecognized/],
     [{ minClients: 2 }, 'CONFIG_UNSAFE', /at least 3 clients/],
     [{ secureBits: '20' as never }, 'CONFIG_INVALID', /secureBits/],
+    // Cluster mode: PostgreSQL only (leadership lives there), and a Redis URL.
+    [{ cluster: 'redis://127.0.0.1:6379' }, 'CONFIG_INVALID', /--cluster needs a postgresql/],
+    [
+      { cluster: 'http://127.0.0.1:6379', database: 'postgresql://h/db' },
+      'CONFIG_INVALID',
+      /redis:\/\/ or rediss:\/\//,
+    ],
     // 3 clients of 16384 examples already sum past 2^15 - 1.
     [{ secureBits: '16' as const }, 'CONFIG_UNSAFE', /for 3 clients: .*below 2\^15/],
     // A fixed width is not widened: 528 clients (480 plus 10% over-selection) of 16384
@@ -73,6 +80,15 @@ describe('coordinator options', () => {
     for (const clientsPerRound of [50, 70]) {
       expect(resolveCoordinatorConfig({ secureBits: '24', clientsPerRound }).secureBits).toBe('24');
     }
+  });
+
+  test('cluster mode takes a redis:// URL with a PostgreSQL database', () => {
+    const config = resolveCoordinatorConfig({
+      cluster: 'redis://10.0.0.5:6379',
+      database: 'postgresql://cohort@db:5432/cohort?schema=fl',
+    });
+    expect(config.cluster).toBe('redis://10.0.0.5:6379');
+    expect(resolveCoordinatorConfig({}).cluster).toBeUndefined();
   });
 
   test('plain FedAvg accepts two clients', () => {
