@@ -18,6 +18,8 @@ export interface CoordinatorEvents {
   /** The run's status changed (waiting, running, pausing, paused, finished, stopped). */
   status: [{ status: RunStatus; reason: string }];
   resumed: [{ round: number }];
+  /** Cluster mode: this process joined its cluster and waits for the leader lock. */
+  following: [{ nodeId: string; peers: number }];
   /** Cluster mode: this process took the leader lock and runs the rounds from now on. */
   leading: [{ nodeId: string; resumeAfterRound: number }];
   finished: [RunHistory];

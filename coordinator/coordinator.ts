@@ -432,6 +432,7 @@ export class Coordinator extends EventEmitter<CoordinatorEvents> {
     const cluster = this.cluster!;
     const waiting = AbortSignal.any([this.shutdown.signal, this.runFinishedElsewhere.signal]);
     this.setStatus('waiting', 'following the cluster leader');
+    this.emit('following', { nodeId: cluster.bus.nodeId, peers: cluster.bus.peers().length });
     const leads = await cluster.lock.acquire(waiting);
     if (!leads) {
       if (this.stopped)

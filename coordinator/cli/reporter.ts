@@ -59,6 +59,12 @@ export function attachReporter(coordinator: Coordinator, options: ReporterOption
       out(`run ${status} (${reason})`);
     }
   });
+  coordinator.on('following', ({ nodeId, peers }) =>
+    out(
+      `cluster: process ${nodeId.slice(0, 8)} joined (${peers} other process${peers === 1 ? '' : 'es'} heard so far); ` +
+        'it serves its own clients and leads if the leader goes',
+    ),
+  );
   coordinator.on('leading', ({ nodeId, resumeAfterRound }) =>
     out(
       `cluster: process ${nodeId.slice(0, 8)} leads the rounds from here (after round ${resumeAfterRound})`,
