@@ -4,6 +4,7 @@
  * here first), and folds their masked inputs into one partial sum per round, so a secure
  * update never leaves the process that received it.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CohortError } from '../../shared/errors';
 import type { DoneMessage, ModelPayload } from '../../shared/protocol/messages';
@@ -21,6 +22,7 @@ import type { ClientRegistry, ConnectedClient } from '../client-registry';
 import type { Logger } from '../logger';
 import type { ClusterBus } from './cluster-bus';
 import { HeldUpdates, PartialSums } from './partial-sums';
+import { KEPT_BLOBS } from './remote-clients';
 
 /** How many global models a gateway keeps for the requests that name them by hash. */
 const KEPT_MODELS = 2;
@@ -47,7 +49,16 @@ const foldSchema = z.strictObject({
 const secAggRequestSchema = z.strictObject({
   ...limitsSchema,
   envelope: z.record(z.string(), z.unknown()),
+  /** The hash of a shared blob sent before (see RemoteClients.ensureBlob), for `blob`. */
+  blobRef: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
   fold: foldSchema.optional(),
+});
+const blobSchema = z.strictObject({
+  hash: z.string().regex(/^[0-9a-f]{64}$/),
+  blob: z.instanceof(Uint8Array),
 });
 const roundIdSchema = z.strictObject({ roundId: z.string().min(1).max(128) });
 const heldMeanSchema = z.strictObject({
@@ -86,6 +97,7 @@ export function serveAsGateway(options: GatewayOptions): void {
   const models = new Map<string, ModelPayload>();
   const sums = new PartialSums();
   const held = new HeldUpdates();
+  const blobs = new Map<string, Uint8Array>();
 
   const clientOf = (clientId: string): ConnectedClient => {
     const client = registry.get(clientId);
@@ -154,10 +166,26 @@ export function serveAsGateway(options: GatewayOptions): void {
     });
   });
 
+  bus.handle('blob', (body) => {
+    const { hash, blob } = parseOr(blobSchema, body, 'shared blob');
+    if (createHash('sha256').update(blob).digest('hex') !== hash) {
+      throw new CohortError('MESSAGE_INVALID', 'shared blob does not match its hash');
+    }
+    blobs.set(hash, blob);
+    for (const old of [...blobs.keys()].slice(0, -KEPT_BLOBS)) blobs.delete(old);
+    return Promise.resolve(null);
+  });
+
   bus.handle('secagg', async (body, _from, signal) => {
     const req = parseOr(secAggRequestSchema, body, 'secure-aggregation request');
+    let envelope = req.envelope;
+    if (req.blobRef !== undefined) {
+      const blob = blobs.get(req.blobRef);
+      if (!blob) throw new CohortError('CLUSTER_UNAVAILABLE', 'request names a blob never sent');
+      envelope = { ...envelope, blob };
+    }
     const raw = await clientOf(req.clientId).proxy.secagg(
-      req.envelope as unknown as Parameters<ConnectedClient['proxy']['secagg']>[0],
+      envelope as unknown as Parameters<ConnectedClient['proxy']['secagg']>[0],
       { timeoutMs: localDeadline(req.timeoutMs), maxAnswerBytes: req.maxAnswerBytes, signal },
     );
     if (!req.fold || isErrorAnswer(raw) || signal.aborted) return raw;

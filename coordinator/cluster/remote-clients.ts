@@ -3,6 +3,7 @@
  * RoundClient whose proxy sends the request through the bus to the gateway holding the
  * socket, so the round phases drive it exactly like a local client.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CohortError, isCohortError } from '../../shared/errors';
 import type { ModelPayload } from '../../shared/protocol/messages';
@@ -12,6 +13,14 @@ import type { RoundClient } from '../client-registry';
 import type { Logger } from '../logger';
 import type { ClusterBus } from './cluster-bus';
 
+/**
+ * A relayed request's binary part at least this large is sent to each gateway once and then
+ * named by hash: ShareKeys gives every participant the same advertisement list (n entries),
+ * which would otherwise cross Redis n times per gateway.
+ */
+const SHARED_BLOB_BYTES = 1_024;
+/** Shared blobs remembered per leader (a gateway keeps as many); a round needs one. */
+export const KEPT_BLOBS = 8;
 /** How long the leader waits for a gateway's roster or model acknowledgement. */
 const CONTROL_TIMEOUT_MS = 5_000;
 /** The bus adds this to a client request's deadline: the gateway's answer has to travel. */
@@ -50,6 +59,8 @@ export class RemoteClients {
   private readonly progress = new Map<string, (progress: unknown) => void>();
   /** Which model each gateway holds (its latest acknowledgement). */
   private readonly modelSent = new Map<string, Promise<void>>();
+  /** Which shared request blobs each gateway holds, by `${gateway}/${hash}`. */
+  private readonly blobSent = new Map<string, Promise<void>>();
 
   /** Peers already reported for carrying another coordinator identity. */
   private readonly misconfigured = new Set<string>();
@@ -144,6 +155,24 @@ export class RemoteClients {
     return sent;
   }
 
+  /** Sends `blob` to `gateway` once per round's worth of requests; returns its hash. */
+  private async ensureBlob(gateway: string, blob: Uint8Array): Promise<string> {
+    const hash = createHash('sha256').update(blob).digest('hex');
+    const key = `${gateway}/${hash}`;
+    let sent = this.blobSent.get(key);
+    if (!sent) {
+      sent = this.bus
+        .request(gateway, 'blob', { hash, blob }, { timeoutMs: CONTROL_TIMEOUT_MS * 4 })
+        .then(() => undefined);
+      sent.catch(() => this.blobSent.delete(key));
+      this.blobSent.set(key, sent);
+      // The gateway keeps a few; so does this map (the oldest go first).
+      for (const old of [...this.blobSent.keys()].slice(0, -KEPT_BLOBS)) this.blobSent.delete(old);
+    }
+    await sent;
+    return hash;
+  }
+
   private proxyOf(gateway: string, clientId: string): ClientProxy & { gateway: string } {
     const bus = this.bus;
     /** Its process gone: to the round, the client dropped out (as a closed socket does). */
@@ -191,8 +220,14 @@ export class RemoteClients {
           return ask('evaluate', { ins: { ...ins, model: byHash(ins.model) } }, limits);
         }),
       secagg: (envelope, limits) =>
-        asDropout(() => {
+        asDropout(async () => {
           const fold = limits.fold;
+          const blob = envelope.blob;
+          if (blob instanceof Uint8Array && blob.byteLength >= SHARED_BLOB_BYTES) {
+            const blobRef = await this.ensureBlob(gateway, blob);
+            const byRef = { ...envelope, blob: new Uint8Array(0) };
+            return ask('secagg', { envelope: byRef, blobRef, ...(fold ? { fold } : {}) }, limits);
+          }
           return ask('secagg', { envelope, ...(fold ? { fold } : {}) }, limits);
         }),
       cancel: (roundId, reason) => bus.send(gateway, 'cancel', { clientId, roundId, reason }),
