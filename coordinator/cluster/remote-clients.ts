@@ -14,12 +14,11 @@ import type { Logger } from '../logger';
 import type { ClusterBus } from './cluster-bus';
 
 /**
- * A relayed request's binary part at least this large is sent to each gateway once and then
- * named by hash: ShareKeys gives every participant the same advertisement list (n entries),
- * which would otherwise cross Redis n times per gateway.
+ * ShareKeys gives every participant the same request, the whole advertisement list (n
+ * entries): its blob goes to each gateway once and is then named by hash, instead of
+ * crossing Redis n times per gateway. Every other phase's requests differ per client. A
+ * round needs one blob; leader and gateways remember this many.
  */
-const SHARED_BLOB_BYTES = 1_024;
-/** Shared blobs remembered per leader (a gateway keeps as many); a round needs one. */
 export const KEPT_BLOBS = 8;
 /** How long the leader waits for a gateway's roster or model acknowledgement. */
 const CONTROL_TIMEOUT_MS = 5_000;
@@ -223,7 +222,7 @@ export class RemoteClients {
         asDropout(async () => {
           const fold = limits.fold;
           const blob = envelope.blob;
-          if (blob instanceof Uint8Array && blob.byteLength >= SHARED_BLOB_BYTES) {
+          if (envelope.phase === 'shareKeys' && blob instanceof Uint8Array) {
             const blobRef = await this.ensureBlob(gateway, blob);
             const byRef = { ...envelope, blob: new Uint8Array(0) };
             return ask('secagg', { envelope: byRef, blobRef, ...(fold ? { fold } : {}) }, limits);
