@@ -52,6 +52,8 @@ const originalEmit = serverSocketPrototype.emit;
 const fitAnswers: CapturedFitAnswer[] = [];
 /** Called as each `secagg` acknowledgement reaches the coordinator's server. */
 const secAggAckWatchers: Array<(socketId: string, phase: unknown) => void> = [];
+/** Every `secagg` acknowledgement seen so far, as `${socketId}/${phase}`. */
+const secAggAcksSeen = new Set<string>();
 
 let backend: string;
 let data: { train: Dataset; test: Dataset };
@@ -78,6 +80,7 @@ beforeAll(async () => {
       const phase = (args[0] as { phase?: unknown } | undefined)?.phase;
       args[args.length - 1] = (answer: unknown) => {
         (ack as (answer: unknown) => void)(answer);
+        secAggAcksSeen.add(`${socketId}/${String(phase)}`);
         for (const watch of secAggAckWatchers) watch(socketId, phase);
       };
     }
@@ -91,6 +94,7 @@ beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'cohort-secagg-malicious-'));
   fitAnswers.length = 0;
   secAggAckWatchers.length = 0;
+  secAggAcksSeen.clear();
 });
 afterEach(async () => {
   closeProbedClients(clients);
@@ -164,6 +168,11 @@ function leakUpdateInFitAnswers(c: ProbedClient): void {
  */
 function coordinatorReceived(c: ProbedClient, phase: string): Promise<void> {
   return new Promise((resolve) => {
+    // It may have arrived before this client was even asked (a fast peer, a slow machine).
+    if (secAggAcksSeen.has(`${sessionSocket(c).id}/${phase}`)) {
+      setTimeout(resolve, 100);
+      return;
+    }
     secAggAckWatchers.push((socketId, acked) => {
       if (acked === phase && socketId === sessionSocket(c).id) setTimeout(resolve, 100);
     });
