@@ -7,7 +7,7 @@ import type { RoundHistoryEntry } from '../../coordinator/history';
 import {
   DEFAULT_WEIGHT_CAP,
   MAX_MASKED_LOSS,
-  derivedScale,
+  chooseSecAggParams,
   graphParams,
 } from '../../shared/secagg';
 import type { BenchColumn, BenchRow } from './bench-types';
@@ -193,7 +193,14 @@ export function lossCheck(
   }
   const weight = fits.reduce((sum, f) => sum + f.numExamples, 0);
   const expected = fits.reduce((sum, f) => sum + f.numExamples * f.trainLoss, 0) / weight;
-  const scale = derivedScale(fits.length, clipRange, DEFAULT_WEIGHT_CAP);
+  // The coordinator's own choice (default `--secure-bits auto`): a cohort of up to 63 travels
+  // at 24 bits, whose coarser scale the tolerance must use, not the 32-bit one.
+  const { scale } = chooseSecAggParams(fits.length, {
+    vectorLength: 1,
+    clipRange,
+    weightCap: DEFAULT_WEIGHT_CAP,
+    modulusBits: 'auto',
+  });
   const tolerance = (fits.length * MAX_MASKED_LOSS) / (clipRange * scale * weight) + 1e-6;
   const error = Math.abs(entry.trainLoss - expected);
   const ok = error <= tolerance;
