@@ -6,7 +6,7 @@ import {
   graphParams,
   runInMemorySecAggRound,
 } from '../../shared/secagg';
-import { VECTOR, arena, arenaConfig, expectCode, honestRun } from './arena-setup';
+import { VECTOR, arena, arenaConfig, expectCode, honestRun, splitViewAttack } from './arena-setup';
 import {
   MODEL_HASH,
   identities,
@@ -42,17 +42,7 @@ describe('the reconstruction oracle', () => {
     const a = arena({ honest: 2, corrupt: corruptPool.slice(0, 3) });
     const [victim, other] = [...a.honest.keys()] as [string, string];
     expect(graphParams(5)).toMatchObject({ threshold: 4, maxColluders: 2 });
-    await a.advertiseAll();
-    const all = a.ids;
-    for (const id of [victim, other]) await a.shareKeys(id, all);
-    for (const id of [victim, other]) await a.maskedInput(id, all);
-    await a.consistencyCheck(victim, all);
-    await a.consistencyCheck(
-      other,
-      all.filter((id) => id !== victim),
-    );
-    await a.unmasking(victim);
-    await a.unmasking(other);
+    expect(await splitViewAttack(a)).toBe(victim);
     expect(a.errorOf(victim)).toBeUndefined();
     expect(a.errorOf(other)).toBeUndefined();
     expect(a.matches(victim, await a.recover(victim))).toBe(true);
@@ -70,18 +60,7 @@ describe('attack: the packed wire (--secure-bits)', () => {
 
     // The split-view control of the oracle suite, at 24 bits: three colluders of five.
     const a = arena({ honest: 2, corrupt: corruptPool.slice(0, 3), modulusBits: 'auto' });
-    const [victim, other] = [...a.honest.keys()] as [string, string];
-    await a.advertiseAll();
-    const all = a.ids;
-    for (const id of [victim, other]) await a.shareKeys(id, all);
-    for (const id of [victim, other]) await a.maskedInput(id, all);
-    await a.consistencyCheck(victim, all);
-    await a.consistencyCheck(
-      other,
-      all.filter((id) => id !== victim),
-    );
-    await a.unmasking(victim);
-    await a.unmasking(other);
+    const victim = await splitViewAttack(a);
     expect(a.matches(victim, await a.recover(victim))).toBe(true);
   });
 

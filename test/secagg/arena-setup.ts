@@ -82,3 +82,25 @@ export async function honestRun(a: Arena, ids: string[]): Promise<void> {
   for (const id of ids) await a.consistencyCheck(id, all);
   for (const id of ids) await a.unmasking(id);
 }
+
+/**
+ * The split-view attack on an arena of two honest clients and the coordinator's colluders:
+ * everyone advertises, shares keys and sends a masked input, then the victim is shown alive
+ * to itself and dead to the other honest client, and both are asked to unmask. Returns the
+ * victim, whose update the oracle can rebuild only beyond the documented bound.
+ */
+export async function splitViewAttack(a: Arena): Promise<string> {
+  const [victim, other] = [...a.honest.keys()] as [string, string];
+  await a.advertiseAll();
+  const all = a.ids;
+  for (const id of [victim, other]) await a.shareKeys(id, all);
+  for (const id of [victim, other]) await a.maskedInput(id, all);
+  await a.consistencyCheck(victim, all);
+  await a.consistencyCheck(
+    other,
+    all.filter((id) => id !== victim),
+  );
+  await a.unmasking(victim);
+  await a.unmasking(other);
+  return victim;
+}
