@@ -86,16 +86,27 @@ function patchProduct(
           const inside = ih >= 0 && ih < inHeight;
           const rowBase = (n * inHeight + ih) * inWidth;
           for (let kw = 0; kw < filterWidth; kw++) {
+            // Output columns [lo, hi) read inside the row (iw = ow * stride + kw - pad in
+            // [0, inWidth)); the ones outside it are the zero padding.
+            const lo = Math.min(outWidth, Math.max(0, ceilDiv(padLeft - kw, strideWidth)));
+            const hi = Math.max(
+              lo,
+              Math.min(outWidth, ceilDiv(inWidth + padLeft - kw, strideWidth)),
+            );
+            const iw0 = lo * strideWidth + kw - padLeft;
             for (let ci = 0; ci < inChannels; ci++) {
               const at = ((kh * filterWidth + kw) * inChannels + ci) * columns + column0;
               if (!inside) {
                 p.fill(0, at, at + outWidth);
                 continue;
               }
-              for (let ow = 0; ow < outWidth; ow++) {
-                const iw = ow * strideWidth + kw - padLeft;
-                p[at + ow] = iw >= 0 && iw < inWidth ? src[(rowBase + iw) * inChannels + ci]! : 0;
-              }
+              // Element loops, not fill/subarray: these runs are a few dozen floats, shorter
+              // than a typed-array call's overhead pays for.
+              for (let ow = 0; ow < lo; ow++) p[at + ow] = 0;
+              let from = (rowBase + iw0) * inChannels + ci;
+              const step = strideWidth * inChannels;
+              for (let ow = lo; ow < hi; ow++, from += step) p[at + ow] = src[from]!;
+              for (let ow = hi; ow < outWidth; ow++) p[at + ow] = 0;
             }
           }
         }
@@ -115,4 +126,9 @@ function patchProduct(
   } finally {
     freeAll(backend, [patches, dyPart]);
   }
+}
+
+/** ceil(a / b) for a positive b and any integer a. */
+function ceilDiv(a: number, b: number): number {
+  return Math.ceil(a / b);
 }

@@ -17,6 +17,21 @@ const convCases: ConvCase[] = [
   { x: [1, 11, 12, 3], k: [2, 4], cout: 3, stride: 2, pad: 'valid' },
   { x: [4, 6, 6, 1], k: [3, 3], cout: 8, stride: 2, pad: 'same' },
   { x: [2, 5, 5, 5], k: [1, 1], cout: 2, stride: 1, pad: 'valid' },
+  // One channel at stride 1 (the mnist network's first layer): the im2col rows are copied.
+  { x: [2, 10, 9, 1], k: [5, 5], cout: 4, stride: 1, pad: 'valid' },
+  { x: [2, 9, 10, 1], k: [5, 3], cout: 3, stride: 1, pad: 'same' },
+  {
+    x: [1, 6, 5, 1],
+    k: [3, 3],
+    cout: 2,
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 1],
+      [3, 0],
+      [0, 0],
+    ],
+  },
   // Padding wider than the filter: the input gradient falls back to the original kernel.
   {
     x: [2, 6, 6, 2],
@@ -114,6 +129,8 @@ describe('maxPool gradient on wasm matches the cpu backend', () => {
     // Overlapping windows: the wasm 4.22 kernel drops some of these gradients.
     { shape: [2, 8, 8, 3], size: 3, stride: 2, pad: 'same' as const },
     { shape: [1, 6, 6, 2], size: 2, stride: 1, pad: 'valid' as const },
+    // 2x2/2 over odd sizes: the last row and column lie in no window.
+    { shape: [2, 7, 9, 3], size: 2, stride: 2, pad: 'valid' as const },
   ])('%j', async ({ shape, size, stride, pad }) => {
     const grad = (): Float32Array =>
       tf.tidy(() => {
@@ -121,6 +138,27 @@ describe('maxPool gradient on wasm matches the cpu backend', () => {
         const r = randomTensor(tf.maxPool(x, size, stride, pad).shape, 8);
         const g = tf.grad((a: tf.Tensor) =>
           tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, size, stride, pad), r)),
+        );
+        return g(x).dataSync() as Float32Array;
+      });
+    const cpu = await onBackend('cpu', grad);
+    const wasm = await onBackend('wasm', grad);
+    expect(maxRelativeDifference(wasm, cpu)).toBeLessThan(1e-6);
+  });
+});
+
+describe('maxPool gradient ties go where the cpu backend sends them', () => {
+  it.each([
+    { size: 2, stride: 2 },
+    { size: 3, stride: 2 },
+  ])('%j', async ({ size, stride }) => {
+    // Values on a coarse grid: most windows hold their maximum more than once.
+    const grad = (): Float32Array =>
+      tf.tidy(() => {
+        const x = tf.round(tf.mul(randomTensor([2, 8, 8, 3], 11), 2)) as tf.Tensor4D;
+        const r = randomTensor(tf.maxPool(x, size, stride, 'valid').shape, 12);
+        const g = tf.grad((a: tf.Tensor) =>
+          tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, size, stride, 'valid'), r)),
         );
         return g(x).dataSync() as Float32Array;
       });
