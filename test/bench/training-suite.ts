@@ -43,6 +43,8 @@ interface ModelPlan {
 }
 
 const BATCH = 64;
+/** Rounds of every measurement (one with --quick); each row reports its median. */
+const REPEATS = 3;
 
 function plans(quick: boolean, threads: number): ModelPlan[] {
   const wasm = (images: number, epochs: number): CohortRun => ({
@@ -98,9 +100,11 @@ function plans(quick: boolean, threads: number): ModelPlan[] {
       runs: [wasm(1024, 2), ...parallel(1024, 2), stock(512, 2), cpu(16, 32)],
     },
     {
+      // Four times cifar10's images: at ~10,000 img/s PyTorch's 2,048 took 0.2 s, and its
+      // figure moved by half between runs.
       task: 'mnist',
-      torch: { images: 1024, epochs: 2 },
-      runs: [wasm(1024, 2), ...parallel(1024, 2), stock(1024, 1), cpu(32, 128)],
+      torch: { images: 4096, epochs: 2 },
+      runs: [wasm(4096, 2), ...parallel(4096, 2), stock(1024, 1), cpu(32, 128)],
     },
   ];
 }
@@ -130,24 +134,45 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
     const largest = Math.max(plan.torch.images, ...plan.runs.map((r) => r.images));
     const data = loadData(plan.task, spec, largest, context.repoRoot);
 
-    // PyTorch at 1 thread and at --threads, so every Cohort row meets its own thread count.
+    // Rounds of every measurement in turn (PyTorch at 1 thread and at --threads, so every
+    // Cohort row meets its own thread count, then each Cohort run), each row reporting its
+    // median: whatever else loads the machine for a while weighs on both sides alike.
+    const repeats = context.quick ? 1 : REPEATS;
+    const torchThreads = [...new Set([1, context.threads])];
+    const torchSamples = new Map<number, TorchOutcome[]>(torchThreads.map((t) => [t, []]));
+    const cohortSamples = plan.runs.map((): number[] => []);
+    for (let repeat = 1; repeat <= repeats; repeat++) {
+      const of = repeats === 1 ? '' : `, round ${repeat} of ${repeats}`;
+      for (const threads of torchThreads) {
+        context.progress(
+          `training: ${plan.task} PyTorch reference, ${threads} thread(s) ` +
+            `(${plan.torch.images} images x ${plan.torch.epochs}${of})`,
+        );
+        const outcome = await runTorchReference(torchReference, spec, {
+          threads,
+          batch: BATCH,
+          ...plan.torch,
+        });
+        torchSamples.get(threads)!.push(outcome);
+      }
+      for (const [index, run] of plan.runs.entries()) {
+        if (run.kernels === 'stock' && run.backend === 'wasm' && stockProblem !== null) continue;
+        context.progress(
+          `training: ${plan.task} ${run.label} (batch ${run.batch}, ${run.images} images x ` +
+            `${run.epochs}${of})`,
+        );
+        cohortSamples[index]!.push(await measureRun(spec, data, run, modes));
+      }
+    }
+
     const torchByThreads = new Map<number, TorchOutcome>();
-    for (const threads of new Set([1, context.threads])) {
-      context.progress(
-        `training: ${plan.task} PyTorch reference, ${threads} thread(s) ` +
-          `(${plan.torch.images} images x ${plan.torch.epochs})`,
-      );
-      const outcome = await runTorchReference(torchReference, spec, {
-        threads,
-        batch: BATCH,
-        ...plan.torch,
-      });
+    for (const threads of torchThreads) {
+      const outcome = medianOutcome(torchSamples.get(threads)!);
       if (outcome.ok) torchVersion = outcome.torchVersion;
       torchByThreads.set(threads, outcome);
       rows.push(torchRow(plan, params, outcome, threads));
     }
-
-    for (const run of plan.runs) {
+    for (const [index, run] of plan.runs.entries()) {
       const torch = torchByThreads.get(run.threads)!;
       const base = {
         model: plan.task,
@@ -157,34 +182,18 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
         batch: run.batch,
         images: run.images * run.epochs,
       };
-      if (run.kernels === 'stock' && run.backend === 'wasm' && stockProblem !== null) {
+      const samples = cohortSamples[index]!;
+      if (samples.length === 0) {
         rows.push({ ...base, imgPerSec: null, vsTorch: null, note: `skipped: ${stockProblem}` });
         continue;
       }
-      context.progress(
-        `training: ${plan.task} ${run.label} (batch ${run.batch}, ${run.images} images x ${run.epochs})`,
-      );
-      await selectBackend({ preferred: run.backend });
-      if (run.backend === 'wasm') {
-        if (run.kernels === 'stock') modes.useStock();
-        else modes.useCohort();
-      }
-      const helpers =
-        run.threads > 1
-          ? new WorkerGradientHelpers({ count: run.threads - 1, spec, backend: 'wasm' })
-          : undefined;
-      try {
-        const imgPerSec = await trainingThroughput(spec, data, run, helpers);
-        rows.push({
-          ...base,
-          imgPerSec,
-          vsTorch: torch.ok ? imgPerSec / torch.imgPerSec : null,
-          note: rowNote(run, torch),
-        });
-      } finally {
-        modes.useCohort();
-        await helpers?.close();
-      }
+      const imgPerSec = median(samples);
+      rows.push({
+        ...base,
+        imgPerSec,
+        vsTorch: torch.ok ? imgPerSec / torch.imgPerSec : null,
+        note: rowNote(run, torch),
+      });
     }
   }
   await selectBackend({ preferred: 'wasm' });
@@ -204,6 +213,8 @@ async function runTrainingSuite(context: SuiteContext): Promise<SuiteResult> {
       "Cohort's Conv2DBackpropFilter stays registered since stock wasm has none and cannot train a CNN.",
     'vs torch = Cohort img/s / PyTorch img/s on the same model at the same thread count, ' +
       'measured in this run.',
+    `Each row is the median of ${context.quick ? 1 : REPEATS} rounds; a round measures every ` +
+      'row of its model in turn, PyTorch first, so a passing load weighs on both sides.',
   );
   return {
     columns: [
@@ -260,6 +271,45 @@ async function maskingAgainstEpoch(
     );
   }
   return { notes, details };
+}
+
+/** One timed measurement of a planned run on its backend, kernels and threads. */
+async function measureRun(
+  spec: ModelSpec,
+  data: BenchData,
+  run: CohortRun,
+  modes: WasmKernelModes,
+): Promise<number> {
+  await selectBackend({ preferred: run.backend });
+  if (run.backend === 'wasm') {
+    if (run.kernels === 'stock') modes.useStock();
+    else modes.useCohort();
+  }
+  const helpers =
+    run.threads > 1
+      ? new WorkerGradientHelpers({ count: run.threads - 1, spec, backend: 'wasm' })
+      : undefined;
+  try {
+    return await trainingThroughput(spec, data, run, helpers);
+  } finally {
+    modes.useCohort();
+    await helpers?.close();
+  }
+}
+
+/** The middle value (the mean of the middle two for an even count). */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The median measurement, or the first failure when any round failed. */
+function medianOutcome(outcomes: readonly TorchOutcome[]): TorchOutcome {
+  const failed = outcomes.find((o) => !o.ok);
+  if (failed) return failed;
+  const ok = outcomes.filter((o): o is Extract<TorchOutcome, { ok: true }> => o.ok);
+  return { ...ok[0]!, imgPerSec: median(ok.map((o) => o.imgPerSec)) };
 }
 
 /** Images per second of trainLocally for one planned run. */
