@@ -10,6 +10,7 @@ import {
   chooseSecAggParams,
   graphParams,
 } from '../../shared/secagg';
+import type { SecAggModulusBits } from '../../shared/secagg';
 import type { BenchColumn, BenchRow } from './bench-types';
 import type { GrowResult } from './load-clients';
 import type { CoordinatorStats, LoopDelay, RoundReport } from './load-ipc';
@@ -179,6 +180,7 @@ export function lossCheck(
   entry: RoundHistoryEntry,
   fits: readonly FitRecord[],
   clipRange: number,
+  modulusBits: 'auto' | SecAggModulusBits,
 ): LossCheck {
   const none = { expected: null, actual: entry.trainLoss, tolerance: null };
   if (entry.status !== 'completed' || entry.trainLoss === null) {
@@ -193,13 +195,13 @@ export function lossCheck(
   }
   const weight = fits.reduce((sum, f) => sum + f.numExamples, 0);
   const expected = fits.reduce((sum, f) => sum + f.numExamples * f.trainLoss, 0) / weight;
-  // The coordinator's own choice (default `--secure-bits auto`): a cohort of up to 63 travels
-  // at 24 bits, whose coarser scale the tolerance must use, not the 32-bit one.
+  // The scale the coordinator chose: under 'auto' a cohort of up to 63 travels at 24 bits,
+  // whose coarser scale the tolerance must use, not the 32-bit one.
   const { scale } = chooseSecAggParams(fits.length, {
     vectorLength: 1,
     clipRange,
     weightCap: DEFAULT_WEIGHT_CAP,
-    modulusBits: 'auto',
+    modulusBits,
   });
   const tolerance = (fits.length * MAX_MASKED_LOSS) / (clipRange * scale * weight) + 1e-6;
   const error = Math.abs(entry.trainLoss - expected);

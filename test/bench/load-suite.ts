@@ -24,6 +24,7 @@ import { LOAD_COLUMNS, loadNotes, loadRow, lossCheck, topsOut } from './load-rep
 const TASK = 'mnist';
 /** The coordinator's defaults, set explicitly because the loss check derives its tolerance. */
 const CLIP_RANGE = 4;
+const SECURE_BITS = 'auto';
 
 /** The load suite. */
 export const loadSuite: BenchSuite = {
@@ -80,6 +81,7 @@ export function loadConfig(plan: LoadPlan, dir: string): CoordinatorConfigInput 
     evaluation: 'none',
     secureAggregation: true,
     clipRange: CLIP_RANGE,
+    secureBits: SECURE_BITS,
     weightCap: DEFAULT_WEIGHT_CAP,
     seed: 0,
     roundTimeoutMs: plan.roundWaitMs,
@@ -210,7 +212,7 @@ async function runStep(m: StepMeasurement, rig: StepRig): Promise<void> {
     m.error = `no round ended within ${Math.round(plan.roundWaitMs / 1000)} s (stuck in ${stuck})`;
     return;
   }
-  m.check = lossCheck(entry, fleet.fitsOf(entry.round), CLIP_RANGE);
+  m.check = lossCheck(entry, fleet.fitsOf(entry.round), CLIP_RANGE, SECURE_BITS);
   context.progress(
     `load: ${m.target} clients: round ${entry.status} (${entry.participants}/${entry.selected}) ` +
       `in ${(entry.durationMs / 1000).toFixed(1)} s, loss check ${m.check.label}`,
