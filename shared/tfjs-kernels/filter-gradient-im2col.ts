@@ -78,6 +78,7 @@ function patchProduct(
     }
     // Loop order keeps one input row in cache while writing short runs to every patch row.
     const spatial = outHeight * outWidth;
+    const step = strideWidth * inChannels; // input elements between two output columns
     for (let n = start; n < end; n++) {
       for (let oh = 0; oh < outHeight; oh++) {
         const column0 = (n - start) * spatial + oh * outWidth;
@@ -104,7 +105,6 @@ function patchProduct(
               // than a typed-array call's overhead pays for.
               for (let ow = 0; ow < lo; ow++) p[at + ow] = 0;
               let from = (rowBase + iw0) * inChannels + ci;
-              const step = strideWidth * inChannels;
               for (let ow = lo; ow < hi; ow++, from += step) p[at + ow] = src[from]!;
               for (let ow = hi; ow < outWidth; ow++) p[at + ow] = 0;
             }

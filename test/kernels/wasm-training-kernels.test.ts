@@ -6,6 +6,11 @@ import { leadingAxesCount } from '../../shared/tfjs-kernels/sum-leading-axes';
 import type { ConvCase } from './helpers';
 import { convGradients, maxRelativeDifference, onBackend, randomTensor } from './helpers';
 
+/** NHWC explicit padding: [top, bottom] rows and [left, right] columns. */
+function explicitPad(rows: [number, number], columns: [number, number]): ConvCase['pad'] {
+  return [[0, 0], rows, columns, [0, 0]];
+}
+
 const convCases: ConvCase[] = [
   { x: [2, 8, 8, 3], k: [3, 3], cout: 4, stride: 1, pad: 'same' },
   { x: [2, 8, 8, 3], k: [3, 3], cout: 4, stride: 1, pad: 'valid' },
@@ -17,34 +22,12 @@ const convCases: ConvCase[] = [
   { x: [1, 11, 12, 3], k: [2, 4], cout: 3, stride: 2, pad: 'valid' },
   { x: [4, 6, 6, 1], k: [3, 3], cout: 8, stride: 2, pad: 'same' },
   { x: [2, 5, 5, 5], k: [1, 1], cout: 2, stride: 1, pad: 'valid' },
-  // One channel at stride 1 (the mnist network's first layer): the im2col rows are copied.
+  // One channel at stride 1, as in the mnist network's first layer.
   { x: [2, 10, 9, 1], k: [5, 5], cout: 4, stride: 1, pad: 'valid' },
   { x: [2, 9, 10, 1], k: [5, 3], cout: 3, stride: 1, pad: 'same' },
-  {
-    x: [1, 6, 5, 1],
-    k: [3, 3],
-    cout: 2,
-    stride: 1,
-    pad: [
-      [0, 0],
-      [2, 1],
-      [3, 0],
-      [0, 0],
-    ],
-  },
+  { x: [1, 6, 5, 1], k: [3, 3], cout: 2, stride: 1, pad: explicitPad([2, 1], [3, 0]) },
   // Padding wider than the filter: the input gradient falls back to the original kernel.
-  {
-    x: [2, 6, 6, 2],
-    k: [3, 3],
-    cout: 3,
-    stride: 1,
-    pad: [
-      [0, 0],
-      [3, 3],
-      [1, 3],
-      [0, 0],
-    ],
-  },
+  { x: [2, 6, 6, 2], k: [3, 3], cout: 3, stride: 1, pad: explicitPad([3, 3], [1, 3]) },
 ];
 
 beforeAll(async () => {
